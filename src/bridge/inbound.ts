@@ -1,0 +1,140 @@
+/**
+ * WeChat message → `custom:wechat:message` event bodies. Pure: values in, values out.
+ *
+ * A Vonage custom event body must serialise to at most 4096 bytes. WeChat text can be far longer
+ * (and a hostile Description can be too), so a body that does not fit is split into ordered parts
+ * (`part`, `parts`): nothing is dropped, nothing is rejected.
+ */
+import type { WeChatMessage } from '../wechat/message';
+import { weChatDedupKey } from '../wechat/message';
+
+export const WECHAT_MESSAGE_EVENT = 'custom:wechat:message';
+export const VONAGE_BODY_LIMIT_BYTES = 4096;
+
+/** Fields that identify the message: every part repeats them, and they are never moved into content. */
+const IDENTITY_FIELDS = new Set(['direction', 'from', 'to', 'content', 'msg_type', 'msg_id', 'create_time', 'event']);
+
+export type InboundEventBody = Record<string, string | number>;
+
+const words = (...parts: Array<string | undefined>): string => parts.filter((p) => p !== undefined && p !== '').join(' ');
+
+/** A short readable rendering for types that carry no text, so an agent UI can show something useful. */
+export function renderContent(m: WeChatMessage): string {
+  const f = m.fields;
+  switch (m.msgType) {
+    case 'text':
+      return f.content ?? '';
+    case 'image':
+      return '[image]';
+    case 'voice':
+      return f.recognition ? `[voice] ${f.recognition}` : '[voice]';
+    case 'video':
+      return '[video]';
+    case 'shortvideo':
+      return '[short video]';
+    case 'location':
+      return words('[location]', f.label, `(${f.location_x ?? '?'}, ${f.location_y ?? '?'})`);
+    case 'link':
+      return words('[link]', f.title, f.url);
+    case 'miniprogrampage':
+      return words('[mini program]', f.title);
+    case 'event':
+      return renderEvent(m);
+    default:
+      return `[${m.msgType}]`;
+  }
+}
+
+function renderEvent(m: WeChatMessage): string {
+  const f = m.fields;
+  switch (m.event) {
+    case 'subscribe':
+      return f.event_key ? `[followed the account via QR code ${f.event_key.replace(/^qrscene_/, '')}]` : '[followed the account]';
+    case 'unsubscribe':
+      return '[unfollowed the account]';
+    case 'SCAN':
+      return `[${words('scanned QR code', f.event_key)}]`;
+    case 'LOCATION':
+      return `[reported location ${f.latitude ?? '?'}, ${f.longitude ?? '?'}]`;
+    case 'CLICK':
+      return `[${words('menu click', f.event_key)}]`;
+    case 'VIEW':
+      return `[${words('menu link', f.event_key)}]`;
+    default:
+      return `[event ${m.event ?? 'unknown'}]`;
+  }
+}
+
+/** The whole event body, before any splitting. */
+export function toInboundEventBody(m: WeChatMessage): InboundEventBody {
+  const createTime = Number(m.createTime);
+  const body: InboundEventBody = {
+    direction: 'inbound',
+    from: m.fromUserName,
+    to: m.toUserName,
+    content: renderContent(m),
+    msg_type: m.msgType,
+    msg_id: m.msgId ?? weChatDedupKey(m),
+    create_time: Number.isSafeInteger(createTime) ? createTime : m.createTime,
+  };
+  if (m.event !== undefined) body.event = m.event;
+  for (const [key, value] of Object.entries(m.fields)) {
+    // The text's `content` is already the rendered content; every other field is kept as is.
+    if (!IDENTITY_FIELDS.has(key)) body[key] = value;
+  }
+  return body;
+}
+
+const utf8Bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
+
+/**
+ * Splits one body into bodies that each serialise to at most `limit` bytes.
+ *
+ * Long non-identity fields that do not fit beside the content are appended to the content
+ * stream as `name: value` lines, so they are split with it rather than lost.
+ */
+export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT_BYTES): InboundEventBody[] {
+  if (utf8Bytes(body) <= limit) return [body];
+
+  const base: InboundEventBody = {};
+  let content = String(body.content ?? '');
+  // Room for the part counters and some content in every part.
+  const reserve = utf8Bytes({ part: 99999, parts: 99999 }) + 256;
+  const extras = Object.entries(body)
+    .filter(([key]) => !IDENTITY_FIELDS.has(key))
+    .sort(([, a], [, b]) => utf8Bytes(a) - utf8Bytes(b));
+  for (const [key, value] of Object.entries(body)) if (IDENTITY_FIELDS.has(key) && key !== 'content') base[key] = value;
+  for (const [key, value] of extras) {
+    if (utf8Bytes({ ...base, [key]: value, content: '' }) + reserve <= limit) base[key] = value;
+    else content += `\n${key}: ${String(value)}`;
+  }
+
+  const budget = limit - utf8Bytes({ ...base, content: '', part: 99999, parts: 99999 });
+  const chunks = chunkBySerialisedSize(content, budget);
+  return chunks.map((chunk, index) => ({ ...base, content: chunk, part: index + 1, parts: chunks.length }));
+}
+
+/** Cuts text on code-point boundaries so that each piece's JSON string form fits in `budget` bytes. */
+function chunkBySerialisedSize(text: string, budget: number): string[] {
+  const chunks: string[] = [];
+  let current = '';
+  let size = 0;
+  for (const char of text) {
+    // The cost of a character inside a JSON string: escapes (\n, \u0002, \") count in full.
+    const cost = Buffer.byteLength(JSON.stringify(char), 'utf8') - 2;
+    if (size + cost > budget && current !== '') {
+      chunks.push(current);
+      current = '';
+      size = 0;
+    }
+    current += char;
+    size += cost;
+  }
+  chunks.push(current);
+  return chunks;
+}
+
+/** Every event body (one, or its ordered parts) for a WeChat message. */
+export function toInboundEventBodies(m: WeChatMessage, limit = VONAGE_BODY_LIMIT_BYTES): InboundEventBody[] {
+  return splitEventBody(toInboundEventBody(m), limit);
+}

@@ -1,0 +1,156 @@
+/**
+ * Reads and validates the environment once, at start-up. Every bad variable is reported
+ * together, with the reason, so a user fixes their `.env` in one go instead of one crash at a time.
+ *
+ * Secrets are validated here but never echoed back in an error message.
+ */
+import { z } from 'zod';
+import { loadVonagePrivateKey } from './vonage/private-key';
+import { decodeEncodingAesKey } from './wechat/crypto';
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string | undefined;
+  weChat: {
+    token: string;
+    appId: string;
+    appSecret: string;
+    /** Current EncodingAESKey first, then the previous one: decryption tries them in this order. */
+    aesKeys: Buffer[];
+    apiBaseUrl: string;
+  };
+  vonage: {
+    applicationId: string;
+    privateKeyPem: string;
+    apiBaseUrl: string;
+    conversationId: string;
+    signatureSecret: string | undefined;
+  };
+  databaseUrl: string;
+  logLevel: LogLevel;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
+
+/** An empty value (`FOO=` in a .env file) means "not set", as users expect from example files. */
+const optional = (schema: z.ZodTypeAny) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
+const required = (schema: z.ZodString) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+
+const httpUrl = z
+  .string()
+  .url('must be an absolute URL such as https://example.com')
+  .refine((v) => /^https?:\/\//i.test(v), 'must start with http:// or https://')
+  .transform((v) => v.replace(/\/+$/, ''));
+
+const aesKey = z
+  .string()
+  .refine((v) => /^[A-Za-z0-9]{43}$/.test(v), 'must be exactly 43 letters and digits (the EncodingAESKey from the WeChat admin page)');
+
+const schema = z.object({
+  PORT: optional(z.coerce.number().int().min(0).max(65535)).default(3000),
+  HOST: optional(z.string()).default('0.0.0.0'),
+  PUBLIC_URL: optional(httpUrl),
+  WECHAT_TOKEN: required(
+    z
+      .string({ required_error: 'is required (the Token you entered on the WeChat admin or sandbox page)' })
+      .regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters and digits, as WeChat requires'),
+  ),
+  WECHAT_APP_ID: required(
+    z
+      .string({ required_error: 'is required (appID from the WeChat admin or sandbox page)' })
+      .regex(/^\S+$/, 'must not contain spaces'),
+  ),
+  WECHAT_APP_SECRET: required(
+    z
+      .string({ required_error: 'is required (appsecret from the WeChat admin or sandbox page)' })
+      .regex(/^\S+$/, 'must not contain spaces'),
+  ),
+  WECHAT_ENCODING_AES_KEY: optional(aesKey),
+  WECHAT_PREVIOUS_ENCODING_AES_KEY: optional(aesKey),
+  WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
+  VONAGE_APPLICATION_ID: required(
+    z
+      .string({ required_error: 'is required (the id of your Vonage application)' })
+      .regex(/^[0-9a-fA-F-]{8,64}$/, 'must be a Vonage application id (a UUID)'),
+  ),
+  VONAGE_PRIVATE_KEY: required(
+    z.string({ required_error: "is required (PEM text or a path to the application's private.key)" }),
+  ),
+  VONAGE_API_BASE_URL: optional(httpUrl).default('https://api.nexmo.com/v1'),
+  VONAGE_CONVERSATION_ID: required(
+    z.string({
+      required_error:
+        'is required for now: set the id (CON-…) of the conversation WeChat messages go to (per-user conversations are not available yet)',
+    }),
+  ),
+  VONAGE_SIGNATURE_SECRET: optional(z.string()),
+  DATABASE_URL: optional(
+    z
+      .string()
+      .refine(
+        (v) => v.startsWith('sqlite:') || /^postgres(ql)?:\/\//.test(v),
+        'must be sqlite:<path> or postgres://user@host/db',
+      ),
+  ).default('sqlite:./data/bridge.db'),
+  LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
+});
+
+export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => string): ConfigResult {
+  const parsed = schema.safeParse(env);
+  const errors: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      errors.push(`${issue.path.join('.')} ${issue.message === 'Required' ? 'is required' : issue.message}`);
+    }
+  }
+
+  // Checks that need more than a pattern. The private key is parsed for real so that a bad key
+  // fails at start, not at the first message hours later.
+  let privateKeyPem = '';
+  const rawKey = typeof env.VONAGE_PRIVATE_KEY === 'string' ? env.VONAGE_PRIVATE_KEY.trim() : '';
+  if (rawKey !== '') {
+    try {
+      privateKeyPem = (readFile ? loadVonagePrivateKey(rawKey, readFile) : loadVonagePrivateKey(rawKey)).pem;
+    } catch (error) {
+      errors.push(`VONAGE_PRIVATE_KEY ${(error as Error).message}`);
+    }
+  }
+  if (parsed.success && parsed.data.WECHAT_PREVIOUS_ENCODING_AES_KEY && !parsed.data.WECHAT_ENCODING_AES_KEY) {
+    errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
+  }
+
+  if (!parsed.success || errors.length > 0) return { ok: false, errors };
+  const d = parsed.data;
+  return {
+    ok: true,
+    config: {
+      port: d.PORT,
+      host: d.HOST,
+      publicUrl: d.PUBLIC_URL,
+      weChat: {
+        token: d.WECHAT_TOKEN,
+        appId: d.WECHAT_APP_ID,
+        appSecret: d.WECHAT_APP_SECRET,
+        aesKeys: [d.WECHAT_ENCODING_AES_KEY, d.WECHAT_PREVIOUS_ENCODING_AES_KEY]
+          .filter((k): k is string => typeof k === 'string')
+          .map(decodeEncodingAesKey),
+        apiBaseUrl: d.WECHAT_API_BASE_URL,
+      },
+      vonage: {
+        applicationId: d.VONAGE_APPLICATION_ID,
+        privateKeyPem,
+        apiBaseUrl: d.VONAGE_API_BASE_URL,
+        conversationId: d.VONAGE_CONVERSATION_ID,
+        signatureSecret: d.VONAGE_SIGNATURE_SECRET,
+      },
+      databaseUrl: d.DATABASE_URL,
+      logLevel: d.LOG_LEVEL,
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * `createApp(deps)`: the HTTP surface, built from explicit dependencies so that tests and the
+ * sandbox assemble it exactly as production does, with their own store, clock and backends.
+ */
+import express, { type Express } from 'express';
+import type { Logger } from '../logger';
+import type { NewJob, Store } from '../store/store';
+import type { WeChatMessage } from '../wechat/message';
+import { errorHandler } from './errors';
+import { weChatWebhookRouter } from './wechat-webhook';
+
+export interface AppDeps {
+  logger: Logger;
+  store: Store;
+  weChat: { token: string; appId: string; aesKeys: Buffer[] };
+  jobsFor: (message: WeChatMessage) => NewJob[];
+  onJobsStored: () => void;
+  /** Resolves when the bridge can do its work (store reachable, workers running); rejects with the reason. */
+  checkReady: () => Promise<void>;
+  now?: () => number;
+  ackTimeoutMs?: number;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+
+  app.get('/healthz', (_req, res) => {
+    res.status(200).type('text/plain').send('ok');
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.checkReady();
+      res.status(200).type('text/plain').send('ready');
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'not ready');
+      res.status(503).type('text/plain').send('not ready');
+    }
+  });
+
+  app.use(
+    weChatWebhookRouter({
+      logger: deps.logger,
+      store: deps.store,
+      weChat: deps.weChat,
+      jobsFor: deps.jobsFor,
+      onJobsStored: deps.onJobsStored,
+      now: deps.now ?? Date.now,
+      ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+    }),
+  );
+
+  app.use((_req, res) => {
+    res.status(404).type('text/plain').send('not found');
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}

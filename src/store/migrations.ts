@@ -1,0 +1,118 @@
+/**
+ * The SQLite schema, as an ordered list of versioned migrations.
+ *
+ * A migration is never edited once released: a schema change is a new entry at the end.
+ * `schema_migrations` records which versions a database has; `applyMigrations` brings it up to
+ * date in one transaction at open, so a crash mid-upgrade leaves the previous schema intact.
+ * A PostgreSQL store mirrors these versions one for one (same tables, same meaning).
+ */
+import type { DatabaseSync } from 'node:sqlite';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const sqliteMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, dead letters, dedup keys, seen keys, tokens, locks',
+    sql: `
+      -- Live jobs only (pending or leased). AUTOINCREMENT so that an id is never reused: a slow
+      -- worker completing a job id after its lease expired must never touch a different job.
+      CREATE TABLE jobs (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT    NOT NULL,
+        order_key    TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        created_at   INTEGER NOT NULL,
+        run_at       INTEGER NOT NULL,
+        lease_until  INTEGER,
+        last_error   TEXT,
+        -- 1 for the oldest live job of its order key: only heads may be claimed.
+        is_head      INTEGER NOT NULL,
+        -- When the job can next be claimed: run_at while pending, lease_until while leased.
+        available_at INTEGER NOT NULL
+      );
+      -- Claim reads the heads in availability order: O(log n + limit), however deep the queue.
+      CREATE INDEX jobs_claimable ON jobs (available_at) WHERE is_head = 1;
+      -- Finding the next head of a key when its head leaves.
+      CREATE INDEX jobs_order_key ON jobs (order_key, seq);
+
+      CREATE TABLE dead_letters (
+        id         INTEGER PRIMARY KEY,  -- the job's seq
+        kind       TEXT    NOT NULL,
+        order_key  TEXT    NOT NULL,
+        payload    TEXT    NOT NULL,
+        attempts   INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        dead_at    INTEGER NOT NULL,
+        reason     TEXT    NOT NULL,
+        last_error TEXT
+      );
+      CREATE INDEX dead_letters_dead_at ON dead_letters (dead_at);
+
+      CREATE TABLE dedup_keys (
+        key        TEXT    PRIMARY KEY,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX dedup_keys_created_at ON dedup_keys (created_at);
+
+      CREATE TABLE seen_keys (
+        key        TEXT    PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX seen_keys_expires_at ON seen_keys (expires_at);
+
+      CREATE TABLE tokens (
+        name       TEXT    PRIMARY KEY,
+        value      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE locks (
+        name       TEXT    PRIMARY KEY,
+        owner      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+/**
+ * Applies the migrations `db` does not have yet, all in one IMMEDIATE transaction (so two
+ * processes opening the same new file cannot both migrate). Returns the versions applied.
+ */
+export function applyMigrations(db: DatabaseSync, migrations: readonly Migration[], now: number): number[] {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`);
+  const latestKnown = migrations.reduce((max, migration) => Math.max(max, migration.version), 0);
+  const applied: number[] = [];
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const row = db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get();
+    const current = Number(row?.version ?? 0);
+    if (current > latestKnown) {
+      throw new Error(
+        `database schema version ${current} is newer than this build supports (${latestKnown}); upgrade the bridge`,
+      );
+    }
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (migration.version <= current) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, now);
+      applied.push(migration.version);
+    }
+    db.exec('COMMIT');
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+  return applied;
+}

@@ -1,0 +1,516 @@
+/**
+ * The durable store on SQLite (node:sqlite, no native build): one file, one process.
+ *
+ * Durability: WAL journal with `synchronous=FULL`, so a committed transaction survives a crash or
+ * power loss; `enqueue` resolves only after its transaction has committed.
+ *
+ * Group commit: `enqueue` calls made in the same event-loop turn are written in one transaction
+ * (flushed on `setImmediate`), so a burst of webhook requests costs one fsync. Each call still gets
+ * exactly its own results, and its jobs are all-or-nothing (a savepoint per call): a call that
+ * fails is rejected on its own; a failed commit rejects every call of the batch.
+ *
+ * Ordering: the jobs table holds live jobs only, and `is_head` marks the oldest live job of each
+ * order key. Only heads are claimable, so a job waiting for its retry blocks the later jobs of its
+ * key, and a completed or dead-lettered head hands over to the next job of the key.
+ * `available_at` (run_at while pending, lease_until while leased) lets claim read the runnable heads
+ * from one partial index instead of scanning the queue.
+ *
+ * Everything runs synchronously on the one connection, so no two operations of this process ever
+ * interleave inside a transaction; other processes on the same file are kept out by SQLite's write
+ * lock (`BEGIN IMMEDIATE`, with a busy timeout).
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { applyMigrations, sqliteMigrations } from './migrations';
+import type {
+  DeadLetter,
+  EnqueueResult,
+  Job,
+  JobKind,
+  NewJob,
+  QueueStats,
+  Store,
+  StoredToken,
+} from './store';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface SqliteStoreOptions {
+  /** Clock (epoch ms); tests move time with it. Default `Date.now`. */
+  now?: () => number;
+  /** How long a dedup key is remembered. Default 7 days. */
+  dedupRetentionMs?: number;
+  /** Expired dedup and seen keys are pruned after an enqueue at most this often. Default 10 minutes. */
+  pruneIntervalMs?: number;
+  /** How long to wait for another process's write lock before failing. Default 5 s. */
+  busyTimeoutMs?: number;
+  /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
+  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
+  /** Where background failures (pruning) are reported; they never fail a caller. */
+  logger?: { warn(details: object, message: string): void };
+}
+
+/** A NewJob checked and serialised at call time, so a bad job rejects only its own call. */
+interface PreparedJob {
+  kind: string;
+  orderKey: string;
+  payloadJson: string;
+  dedupKey: string | undefined;
+  runAt: number | undefined;
+}
+
+interface PendingEnqueue {
+  jobs: PreparedJob[];
+  resolve: (results: EnqueueResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Upper bound of rows deleted by one prune pass, so pruning never stalls the loop for long. */
+const PRUNE_BATCH = 5000;
+
+const SQL = {
+  claimDedupKey: `
+    INSERT INTO dedup_keys (key, created_at) VALUES (:key, :now)
+    ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at
+    WHERE dedup_keys.created_at <= :expired_before`,
+  insertJob: `
+    INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, available_at, is_head)
+    VALUES (:kind, :order_key, :payload, 0, :created_at, :run_at, :run_at,
+            NOT EXISTS (SELECT 1 FROM jobs WHERE order_key = :order_key))`,
+  claim: `
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until
+    WHERE seq IN (
+      SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
+      ORDER BY available_at, seq LIMIT :limit)
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error`,
+  claimKinds: `
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until
+    WHERE seq IN (
+      SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
+        AND kind IN (SELECT value FROM json_each(:kinds))
+      ORDER BY available_at, seq LIMIT :limit)
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error`,
+  deleteJob: `
+    DELETE FROM jobs WHERE seq = ?
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, is_head`,
+  promoteHead: `
+    UPDATE jobs SET is_head = 1
+    WHERE seq = (SELECT seq FROM jobs WHERE order_key = ? ORDER BY seq LIMIT 1)`,
+  retry: `
+    UPDATE jobs SET run_at = :run_at, available_at = :run_at, lease_until = NULL, last_error = :error
+    WHERE seq = :seq`,
+  insertDeadLetter: `
+    INSERT INTO dead_letters (id, kind, order_key, payload, attempts, created_at, dead_at, reason, last_error)
+    VALUES (:id, :kind, :order_key, :payload, :attempts, :created_at, :dead_at, :reason, :last_error)`,
+  listDeadLetters: `
+    SELECT id, kind, order_key, payload, attempts, created_at, dead_at, reason
+    FROM dead_letters ORDER BY dead_at DESC, id DESC LIMIT ?`,
+  deleteDeadLetter: `
+    DELETE FROM dead_letters WHERE id = ? RETURNING kind, order_key, payload`,
+  depthByKind: `SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM jobs GROUP BY kind`,
+  countDeadLetters: `SELECT COUNT(*) AS count FROM dead_letters`,
+  markSeen: `
+    INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+    WHERE seen_keys.expires_at <= :now`,
+  getToken: `SELECT value, expires_at FROM tokens WHERE name = ?`,
+  putToken: `
+    INSERT INTO tokens (name, value, expires_at) VALUES (:name, :value, :expires_at)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  tryLock: `
+    INSERT INTO locks (name, owner, expires_at) VALUES (:name, :owner, :expires_at)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE locks.expires_at <= :now OR locks.owner = excluded.owner`,
+  unlock: `DELETE FROM locks WHERE name = ? AND owner = ?`,
+  ping: `SELECT version FROM schema_migrations LIMIT 1`,
+  pruneDedupKeys: `
+    DELETE FROM dedup_keys WHERE rowid IN (
+      SELECT rowid FROM dedup_keys WHERE created_at <= ? LIMIT ${PRUNE_BATCH})`,
+  pruneSeenKeys: `
+    DELETE FROM seen_keys WHERE rowid IN (
+      SELECT rowid FROM seen_keys WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
+  pruneLocks: `DELETE FROM locks WHERE expires_at <= ?`,
+} as const;
+
+type Statements = { -readonly [K in keyof typeof SQL]: StatementSync };
+
+export class SqliteStore implements Store {
+  private readonly db: DatabaseSync;
+  private readonly statements: Statements;
+  private readonly now: () => number;
+  private readonly dedupRetentionMs: number;
+  private readonly pruneIntervalMs: number;
+  private readonly onBatchCommit: SqliteStoreOptions['onBatchCommit'];
+  private readonly logger: SqliteStoreOptions['logger'];
+  private pending: PendingEnqueue[] = [];
+  private flushHandle: NodeJS.Immediate | undefined;
+  private lastPruneAt: number;
+  private closed = false;
+
+  /** Opens (creating if needed) the database at `path` (`:memory:` allowed) and migrates it. */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path);
+    try {
+      // busy_timeout first: the pragmas and the migration below may wait for another process.
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new SqliteStore(db, options);
+  }
+
+  private constructor(db: DatabaseSync, options: SqliteStoreOptions) {
+    this.db = db;
+    this.now = options.now ?? Date.now;
+    this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
+    this.onBatchCommit = options.onBatchCommit;
+    this.logger = options.logger;
+    const statements = {} as Statements;
+    for (const name of Object.keys(SQL) as (keyof typeof SQL)[]) statements[name] = db.prepare(SQL[name]);
+    this.statements = statements;
+    this.lastPruneAt = this.now();
+    this.pruneQuietly(this.lastPruneAt);
+  }
+
+  // ---- jobs ----------------------------------------------------------------------------------
+
+  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]> {
+    return new Promise((resolve, reject) => {
+      this.assertOpen();
+      const prepared = jobs.map(prepareJob);
+      if (prepared.length === 0) return resolve([]);
+      this.pending.push({ jobs: prepared, resolve, reject });
+      this.flushHandle ??= setImmediate(() => this.flush());
+    });
+  }
+
+  async claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]> {
+    this.assertOpen();
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0) || options.kinds?.length === 0) return [];
+    const now = this.now();
+    const params = { now, lease_until: now + Math.floor(options.leaseMs), limit };
+    const rows = options.kinds
+      ? this.statements.claimKinds.all({ ...params, kinds: JSON.stringify(options.kinds) })
+      : this.statements.claim.all(params);
+    return rows
+      .map((row) => ({
+        id: String(row.seq),
+        kind: text(row.kind),
+        orderKey: text(row.order_key),
+        payload: JSON.parse(text(row.payload)) as unknown,
+        // The row already counts this claim; the job reports the attempts before it.
+        attempts: int(row.attempts) - 1,
+        createdAt: int(row.created_at),
+        lastError: row.last_error === null ? undefined : text(row.last_error),
+      }))
+      .sort((a, b) => Number(a.id) - Number(b.id));
+  }
+
+  async complete(jobId: string): Promise<void> {
+    this.assertOpen();
+    const seq = parseJobId(jobId);
+    if (seq === undefined) return;
+    this.transaction(() => {
+      this.removeJob(seq);
+    });
+  }
+
+  async retry(jobId: string, runAt: number, error: string): Promise<void> {
+    this.assertOpen();
+    const seq = parseJobId(jobId);
+    if (seq === undefined) return;
+    this.statements.retry.run({ seq, run_at: Math.floor(runAt), error });
+  }
+
+  async deadLetter(jobId: string, reason: string): Promise<void> {
+    this.assertOpen();
+    const seq = parseJobId(jobId);
+    if (seq === undefined) return;
+    const deadAt = this.now();
+    this.transaction(() => {
+      const row = this.removeJob(seq);
+      if (!row) return;
+      this.statements.insertDeadLetter.run({
+        id: seq,
+        kind: text(row.kind),
+        order_key: text(row.order_key),
+        payload: text(row.payload),
+        attempts: int(row.attempts),
+        created_at: int(row.created_at),
+        dead_at: deadAt,
+        reason,
+        last_error: row.last_error === null ? null : text(row.last_error),
+      });
+    });
+  }
+
+  async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    this.assertOpen();
+    const limit = Math.max(0, Math.floor(options.limit ?? 100));
+    return this.statements.listDeadLetters.all(limit).map((row) => ({
+      id: String(row.id),
+      kind: text(row.kind),
+      orderKey: text(row.order_key),
+      payload: JSON.parse(text(row.payload)) as unknown,
+      attempts: int(row.attempts),
+      createdAt: int(row.created_at),
+      deadAt: int(row.dead_at),
+      reason: text(row.reason),
+    }));
+  }
+
+  async replayDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return false;
+    const now = this.now();
+    return this.transaction(() => {
+      const row = this.statements.deleteDeadLetter.all(seq)[0];
+      if (!row) return false;
+      this.statements.insertJob.run({
+        kind: text(row.kind),
+        order_key: text(row.order_key),
+        payload: text(row.payload),
+        created_at: now,
+        run_at: now,
+      });
+      return true;
+    });
+  }
+
+  async stats(): Promise<QueueStats> {
+    this.assertOpen();
+    const now = this.now();
+    const depth: Record<JobKind, number> = {};
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const row of this.statements.depthByKind.all()) {
+      depth[text(row.kind)] = int(row.depth);
+      oldest = Math.min(oldest, int(row.oldest));
+    }
+    const deadLetters = int(this.statements.countDeadLetters.get()?.count ?? 0);
+    return { depth, oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0, deadLetters };
+  }
+
+  // ---- seen keys, tokens, locks ------------------------------------------------------------
+
+  async markSeen(key: string, expiresAt: number): Promise<boolean> {
+    this.assertOpen();
+    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now: this.now() });
+    return Number(result.changes) > 0;
+  }
+
+  /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */
+  async getToken(name: string): Promise<StoredToken | undefined> {
+    this.assertOpen();
+    const row = this.statements.getToken.get(name);
+    return row ? { value: text(row.value), expiresAt: int(row.expires_at) } : undefined;
+  }
+
+  async putToken(name: string, token: StoredToken): Promise<void> {
+    this.assertOpen();
+    this.statements.putToken.run({ name, value: token.value, expires_at: Math.floor(token.expiresAt) });
+  }
+
+  /** Taking a lock you already hold succeeds and extends it to `ttlMs` from now. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    const now = this.now();
+    const result = this.statements.tryLock.run({ name, owner, expires_at: now + Math.floor(ttlMs), now });
+    return Number(result.changes) > 0;
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    this.assertOpen();
+    this.statements.unlock.run(name, owner);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    this.statements.ping.get();
+  }
+
+  /** Writes any pending enqueue batch, then closes the database. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+
+  /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
+  async pruneExpired(): Promise<{ dedupKeys: number; seenKeys: number }> {
+    this.assertOpen();
+    return this.prune(this.now());
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private flush(): void {
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+
+    const now = this.now();
+    const expiredBefore = now - this.dedupRetentionMs;
+    const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      for (const call of batch) {
+        // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
+        this.db.exec('SAVEPOINT enqueue_call');
+        try {
+          const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
+          this.db.exec('RELEASE enqueue_call');
+          outcomes.push({ ok: true, results });
+        } catch (error) {
+          this.db.exec('ROLLBACK TO enqueue_call');
+          this.db.exec('RELEASE enqueue_call');
+          outcomes.push({ ok: false, error });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.rollbackQuietly();
+      // Nothing of this batch is known to be stored: acknowledge none of it.
+      batch.forEach((call, index) => {
+        const own = outcomes[index];
+        call.reject(own && !own.ok ? own.error : error);
+      });
+      return;
+    }
+
+    let jobs = 0;
+    let stored = 0;
+    batch.forEach((call, index) => {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) {
+        jobs += call.jobs.length;
+        stored += outcome.results.filter((result) => result.outcome === 'stored').length;
+        call.resolve(outcome.results);
+      } else {
+        call.reject(outcome.error);
+      }
+    });
+    try {
+      this.onBatchCommit?.({ calls: batch.length, jobs, stored });
+    } catch (error) {
+      // A metrics hook must never turn a committed batch into an uncaught exception.
+      this.logger?.warn({ error: errorMessage(error) }, 'onBatchCommit hook threw');
+    }
+    if (now - this.lastPruneAt >= this.pruneIntervalMs) {
+      this.lastPruneAt = now;
+      this.pruneQuietly(now);
+    }
+  }
+
+  private insertNewJob(job: PreparedJob, now: number, expiredBefore: number): EnqueueResult {
+    if (job.dedupKey !== undefined) {
+      const claimed = this.statements.claimDedupKey.run({ key: job.dedupKey, now, expired_before: expiredBefore });
+      if (Number(claimed.changes) === 0) return { outcome: 'duplicate' };
+    }
+    this.statements.insertJob.run({
+      kind: job.kind,
+      order_key: job.orderKey,
+      payload: job.payloadJson,
+      created_at: now,
+      run_at: job.runAt ?? now,
+    });
+    return { outcome: 'stored' };
+  }
+
+  /** Deletes a live job and, if it was the head of its key, makes the next job of the key the head. */
+  private removeJob(seq: number): Record<string, SQLOutputValue> | undefined {
+    const row = this.statements.deleteJob.all(seq)[0];
+    if (row && int(row.is_head) === 1) this.statements.promoteHead.run(text(row.order_key));
+    return row;
+  }
+
+  private prune(now: number): { dedupKeys: number; seenKeys: number } {
+    const dedupKeys = Number(this.statements.pruneDedupKeys.run(now - this.dedupRetentionMs).changes);
+    const seenKeys = Number(this.statements.pruneSeenKeys.run(now).changes);
+    this.statements.pruneLocks.run(now);
+    return { dedupKeys, seenKeys };
+  }
+
+  private pruneQuietly(now: number): void {
+    try {
+      this.prune(now);
+    } catch (error) {
+      this.logger?.warn({ error: errorMessage(error) }, 'pruning expired dedup keys failed; will retry later');
+    }
+  }
+
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.rollbackQuietly();
+      throw error;
+    }
+  }
+
+  private rollbackQuietly(): void {
+    try {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+    } catch {
+      // The connection already rolled back (e.g. after an I/O error); nothing left to undo.
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the store is closed');
+  }
+}
+
+function prepareJob(job: NewJob): PreparedJob {
+  if (typeof job.kind !== 'string' || job.kind === '') throw new TypeError('job kind must be a non-empty string');
+  if (typeof job.orderKey !== 'string') throw new TypeError('job orderKey must be a string');
+  if (job.dedupKey !== undefined && typeof job.dedupKey !== 'string') {
+    throw new TypeError('job dedupKey must be a string when set');
+  }
+  if (job.runAt !== undefined && !Number.isFinite(job.runAt)) throw new TypeError('job runAt must be a finite number');
+  const payloadJson: string | undefined = JSON.stringify(job.payload);
+  if (payloadJson === undefined) throw new TypeError('job payload must be JSON-serialisable');
+  return {
+    kind: job.kind,
+    orderKey: job.orderKey,
+    payloadJson,
+    dedupKey: job.dedupKey,
+    runAt: job.runAt === undefined ? undefined : Math.floor(job.runAt),
+  };
+}
+
+/** Job ids are the decimal rendering of the row's sequence number; anything else names no job. */
+function parseJobId(id: string): number | undefined {
+  return /^[1-9][0-9]{0,15}$/.test(id) ? Number(id) : undefined;
+}
+
+function text(value: SQLOutputValue | undefined): string {
+  if (typeof value !== 'string') throw new Error(`expected a text column, got ${typeof value}`);
+  return value;
+}
+
+function int(value: SQLOutputValue | undefined): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  throw new Error(`expected an integer column, got ${typeof value}`);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,220 @@
+/**
+ * The Conversation API client: the only module that talks to Vonage.
+ *
+ * Vonage has announced the end of Conversation API messaging, so this stays deliberately small: one
+ * call, `createEvent`, shaped like the bridge's `ConversationBackend` port. Another backend replaces
+ * this file, not the bridge.
+ *
+ * Every outcome is classified here, once, into the shared error classes so the worker decides with a
+ * single `switch`: 2xx success; 429, 5xx and network failures retryable (with the server's
+ * `Retry-After` when it gave one); any other status permanent, with Vonage's error `code`.
+ * Errors never carry the JWT: axios errors hold the request headers, so they are summarised, never
+ * attached as `cause`.
+ */
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { PermanentError, RetryableError } from '../errors';
+
+export interface CustomEventInput {
+  /** `custom:…`, at most 100 characters of `[A-Za-z0-9_:-]`. */
+  type: string;
+  /** At most 4096 bytes once serialised (Vonage's limit; the bridge splits longer content). */
+  body: Record<string, unknown>;
+  /** A member id (`MEM-…`) to attribute the event to. */
+  from?: string;
+}
+
+export interface VonageClientOptions {
+  /** Conversation API base with its version and no trailing slash needed, e.g. `https://api.nexmo.com/v1`. */
+  baseUrl: string;
+  tokenSource: { token(): string };
+  /** Defaults to a fresh axios instance; tests and proxies may pass their own. */
+  http?: AxiosInstance;
+  /** Whole-request deadline; default 10 s. */
+  timeoutMs?: number;
+  /** Clock in epoch ms, for `Retry-After` given as an HTTP date; default `Date.now`. */
+  now?: () => number;
+}
+
+export interface VonageClient {
+  /** Posts a custom event; resolves with Vonage's event id (as a string; empty if a 2xx had no body). */
+  createEvent(conversationId: string, event: CustomEventInput): Promise<{ id: string }>;
+}
+
+/** Network-level failures that say nothing about whether the request itself was acceptable. */
+const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT']);
+
+const MAX_DETAIL_CHARS = 200;
+
+export function createVonageClient(options: VonageClientOptions): VonageClient {
+  const baseUrl = options.baseUrl.trim().replace(/\/+$/, '');
+  let parsed: URL;
+  try {
+    parsed = new URL(baseUrl);
+  } catch {
+    throw new Error('Vonage API base URL is not a valid URL');
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new Error('Vonage API base URL must be http(s)');
+  }
+  const http = options.http ?? axios.create();
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const now = options.now ?? Date.now;
+
+  return {
+    async createEvent(conversationId, event) {
+      if (typeof conversationId !== 'string' || conversationId === '') {
+        throw new PermanentError('Vonage createEvent: empty conversation id', { code: 'local:invalid-conversation-id' });
+      }
+      const path = `/conversations/${encodeURIComponent(conversationId)}/events`;
+      const what = `Vonage POST ${path}`;
+
+      let bearer: string;
+      try {
+        bearer = options.tokenSource.token();
+      } catch (error) {
+        // A token that cannot be signed now will not sign later either (bad key, bad config).
+        throw new PermanentError(`${what}: cannot create the application token (${errorSummary(error)})`, {
+          code: 'local:token',
+        });
+      }
+
+      const payload: Record<string, unknown> = { type: event.type, body: event.body };
+      if (event.from !== undefined) payload.from = event.from;
+
+      let response: AxiosResponse<string>;
+      try {
+        response = await http.request<string>({
+          method: 'POST',
+          url: baseUrl + path,
+          data: JSON.stringify(payload),
+          headers: {
+            Authorization: `Bearer ${bearer}`,
+            'Content-Type': 'application/json',
+            Accept: 'application/json',
+          },
+          timeout: timeoutMs,
+          // `timeout` is a socket-idle timer in axios' Node adapter; the signal bounds the whole exchange.
+          signal: AbortSignal.timeout(timeoutMs),
+          responseType: 'text',
+          transformResponse: [(data: unknown) => data],
+          validateStatus: () => true,
+          maxRedirects: 0,
+          maxContentLength: 1024 * 1024,
+        });
+      } catch (error) {
+        throw classifyTransportError(what, error, timeoutMs);
+      }
+      return classifyResponse(what, response, now());
+    },
+  };
+}
+
+function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: number): { id: string } {
+  const { status } = response;
+  const body = parseJson(response.data);
+
+  if (status >= 200 && status < 300) {
+    const id = isRecord(body) ? body.id : undefined;
+    return { id: typeof id === 'number' || typeof id === 'string' ? String(id) : '' };
+  }
+
+  const { code, detail } = vonageError(body);
+  const message = `${what}: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;
+  if (status === 429 || status >= 500) {
+    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs) }));
+  }
+  return throwing(new PermanentError(message, { code: code ?? `http:${status}` }));
+}
+
+/** Both of Vonage's error shapes: RFC 7807-like `{type,code,title,detail,instance}` and legacy `{code,description}`. */
+function vonageError(body: unknown): { code: string | undefined; detail: string | undefined } {
+  if (!isRecord(body)) return { code: undefined, detail: undefined };
+  const code = typeof body.code === 'string' && body.code !== '' ? body.code : undefined;
+  const text = [body.detail, body.description, body.title].find((v): v is string => typeof v === 'string' && v !== '');
+  const invalid = Array.isArray(body.invalid_parameters)
+    ? body.invalid_parameters
+        .filter(isRecord)
+        .map((p) => `${String(p.name)}: ${String(p.reason)}`)
+        .join('; ')
+    : '';
+  const detail = [text, invalid && `(${invalid})`].filter(Boolean).join(' ');
+  return { code, detail: detail === '' ? undefined : sanitize(detail) };
+}
+
+/**
+ * `Retry-After` is delta-seconds or an HTTP date (RFC 9110 §10.2.3). Anything else counts as absent,
+ * and a date in the past means "now".
+ */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  if (!/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - nowMs);
+}
+
+function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
+  const code = errorCode(error);
+  const summary = transportSummary(error, code, timeoutMs);
+  const cause = Object.assign(new Error(summary), { code });
+  if (code !== undefined && PERMANENT_TRANSPORT_CODES.has(code)) {
+    return new PermanentError(`${what}: ${summary}`, { code: `local:${code}`, cause });
+  }
+  // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
+  return new RetryableError(`${what}: ${summary}`, { cause });
+}
+
+function transportSummary(error: unknown, code: string | undefined, timeoutMs: number): string {
+  if (code === 'ERR_CANCELED' || code === 'ECONNABORTED') return `no answer within ${timeoutMs} ms (${code})`;
+  const raw = error instanceof Error ? error.message : String(error);
+  // axios messages are like "connect ECONNREFUSED 127.0.0.1:1" or "socket hang up": no headers, no token.
+  const line = sanitize(raw.split('\n')[0] ?? '');
+  return code && !line.includes(code) ? `${line} (${code})` : line || 'network error';
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const causeCode = (error as { cause?: { code?: unknown } }).cause?.code;
+  return typeof causeCode === 'string' ? causeCode : undefined;
+}
+
+function errorSummary(error: unknown): string {
+  return error instanceof Error ? sanitize(`${error.name}: ${error.message}`) : 'unknown error';
+}
+
+function header(response: AxiosResponse, name: string): string | undefined {
+  const headers = response.headers as Record<string, unknown> & { get?: (n: string) => unknown };
+  const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
+  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
+  return typeof value === 'string' ? value : value == null ? undefined : String(value);
+}
+
+function parseJson(text: unknown): unknown {
+  if (typeof text !== 'string' || text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Bounded, and with anything shaped like a bearer token or a JWT blanked, in case a server echoes one. */
+function sanitize(text: string): string {
+  const clean = text
+    .replace(/Bearer\s+\S+/gi, 'Bearer [redacted]')
+    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
+    .replace(/[\r\n]+/g, ' ');
+  return clean.length > MAX_DETAIL_CHARS ? `${clean.slice(0, MAX_DETAIL_CHARS - 1)}…` : clean;
+}
+
+function throwing(error: Error): never {
+  throw error;
+}

@@ -1,0 +1,75 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { loadConfig } from '../../src/config';
+import { testKeyPair } from '../support/keys';
+
+const valid = () => ({
+  WECHAT_TOKEN: 'token123',
+  WECHAT_APP_ID: 'wx2c2769f8efd9abc2',
+  WECHAT_APP_SECRET: 'appsecret',
+  VONAGE_APPLICATION_ID: '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a',
+  VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
+  VONAGE_CONVERSATION_ID: 'CON-1',
+});
+
+describe('loadConfig', () => {
+  test('a minimal valid environment gets the contract defaults', () => {
+    const result = loadConfig(valid());
+    if (!result.ok) throw new Error(result.errors.join('; '));
+    expect(result.config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: 'sqlite:./data/bridge.db',
+      logLevel: 'info',
+      weChat: { apiBaseUrl: 'https://api.weixin.qq.com', aesKeys: [] },
+      vonage: { apiBaseUrl: 'https://api.nexmo.com/v1', signatureSecret: undefined },
+    });
+  });
+
+  test('the private key may be given with \\n escapes', () => {
+    const escaped = testKeyPair().privateKeyPem.replace(/\n/g, '\\n');
+    expect(loadConfig({ ...valid(), VONAGE_PRIVATE_KEY: escaped }).ok).toBe(true);
+  });
+
+  test('empty values count as unset', () => {
+    const result = loadConfig({ ...valid(), WECHAT_ENCODING_AES_KEY: '', PORT: '', VONAGE_SIGNATURE_SECRET: '' });
+    expect(result.ok).toBe(true);
+  });
+
+  test('both AES keys are decoded, current first', () => {
+    const result = loadConfig({
+      ...valid(),
+      WECHAT_ENCODING_AES_KEY: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG',
+      WECHAT_PREVIOUS_ENCODING_AES_KEY: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    });
+    if (!result.ok) throw new Error(result.errors.join('; '));
+    expect(result.config.weChat.aesKeys.map((k) => k.length)).toEqual([32, 32]);
+    expect(result.config.weChat.aesKeys[1]!.equals(Buffer.alloc(32))).toBe(true);
+  });
+
+  test('every bad variable is named with its reason, all at once', () => {
+    const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const result = loadConfig({
+      WECHAT_APP_ID: 'wx1',
+      WECHAT_ENCODING_AES_KEY: 'short',
+      VONAGE_PRIVATE_KEY: ecKey,
+      VONAGE_API_BASE_URL: 'not a url',
+      PORT: '70000',
+      LOG_LEVEL: 'chatty',
+      DATABASE_URL: 'mysql://x',
+    });
+    expect(result.ok).toBe(false);
+    const errors = result.ok ? [] : result.errors;
+    const text = errors.join('\n');
+    for (const name of ['WECHAT_TOKEN', 'WECHAT_APP_SECRET', 'WECHAT_ENCODING_AES_KEY', 'VONAGE_APPLICATION_ID', 'VONAGE_PRIVATE_KEY', 'VONAGE_API_BASE_URL', 'VONAGE_CONVERSATION_ID', 'PORT', 'LOG_LEVEL', 'DATABASE_URL']) {
+      expect(text).toContain(name);
+    }
+    expect(text).toMatch(/WECHAT_ENCODING_AES_KEY must be exactly 43/);
+    expect(text).toMatch(/VONAGE_PRIVATE_KEY .*RSA/);
+    expect(text).not.toContain('BEGIN');
+  });
+
+  test('a previous AES key without a current one is refused', () => {
+    const result = loadConfig({ ...valid(), WECHAT_PREVIOUS_ENCODING_AES_KEY: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+    expect(result.ok ? [] : result.errors).toEqual([expect.stringContaining('WECHAT_PREVIOUS_ENCODING_AES_KEY')]);
+  });
+});

@@ -1,0 +1,22 @@
+import { captureLogs } from '../support/bridge-harness';
+import { createLogger, scrubSecrets } from '../../src/logger';
+
+describe('logs never carry secrets', () => {
+  test('access tokens in URLs, bearer tokens and PEM keys are scrubbed from text', () => {
+    expect(scrubSecrets('POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=ABC.def-123&x=1')).toBe(
+      'POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=[REDACTED]&x=1',
+    );
+    expect(scrubSecrets('Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig')).toBe('Authorization: Bearer [REDACTED]');
+    expect(scrubSecrets('key -----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- end')).toBe('key [REDACTED PRIVATE KEY] end');
+  });
+
+  test('secret keys, URL tokens inside objects and error messages are redacted in the output', () => {
+    const { lines, destination } = captureLogs();
+    const logger = createLogger({ level: 'info', destination });
+    logger.info({ appSecret: 's3cr3t', nested: { access_token: 'tok123', url: 'https://x/?access_token=tok456' } }, 'calling https://x/?access_token=tok789');
+    logger.error({ err: new Error('failed: https://x/?access_token=tok000') }, 'boom');
+    const out = lines.join('');
+    for (const secret of ['s3cr3t', 'tok123', 'tok456', 'tok789', 'tok000']) expect(out).not.toContain(secret);
+    expect(out).toContain('[REDACTED]');
+  });
+});

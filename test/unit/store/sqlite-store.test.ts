@@ -1,0 +1,323 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { openStore } from '../../../src/store/open-store';
+import { SqliteStore, type SqliteStoreOptions } from '../../../src/store/sqlite-store';
+import type { NewJob } from '../../../src/store/store';
+import { describeStoreContract } from '../../support/store-contract';
+
+const T0 = 1_700_000_000_000;
+const DAY = 24 * 60 * 60 * 1000;
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-sqlite-'));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function clock(start = T0) {
+  let current = start;
+  return { now: () => current, set: (ms: number) => (current = ms), advance: (ms: number) => (current += ms) };
+}
+
+describeStoreContract('SqliteStore on a file', async () => {
+  const time = clock();
+  const path = join(tempDir(), 'nested', 'bridge.db');
+  let store = SqliteStore.open(path, { now: time.now });
+  return {
+    store,
+    setNow: time.set,
+    reopen: async () => {
+      await store.close();
+      store = SqliteStore.open(path, { now: time.now });
+      return store;
+    },
+    cleanup: () => store.close(),
+  };
+}, { durable: true });
+
+describeStoreContract('SqliteStore in memory', async () => {
+  const time = clock();
+  const store = SqliteStore.open(':memory:', { now: time.now });
+  return { store, setNow: time.set, cleanup: () => store.close() };
+});
+
+const job = (orderKey: string, payload: unknown, extra: Partial<NewJob> = {}): NewJob => ({
+  kind: 'deliver',
+  orderKey,
+  payload,
+  ...extra,
+});
+
+describe('SqliteStore group commit', () => {
+  test('200 concurrent enqueues share one transaction and each gets its own outcome', async () => {
+    const batches: Array<{ calls: number; jobs: number; stored: number }> = [];
+    const store = SqliteStore.open(':memory:', { onBatchCommit: (batch) => batches.push(batch) });
+    try {
+      // Calls 150..199 repeat the dedup keys of calls 0..49; the first of each key is the one stored.
+      const keyOf = (call: number) => `msg-${call % 150}`;
+      const calls = Array.from({ length: 200 }, (_, call) =>
+        store.enqueue([job(`user-${call % 7}`, { call }, { dedupKey: keyOf(call) })]),
+      );
+      const results = await Promise.all(calls);
+
+      expect(batches).toEqual([{ calls: 200, jobs: 200, stored: 150 }]);
+      results.forEach(([result], call) => expect(result!.outcome).toBe(call < 150 ? 'stored' : 'duplicate'));
+      expect((await store.stats()).depth).toEqual({ deliver: 150 });
+
+      // Every stored job is there, and each key still runs in enqueue order.
+      const seen: number[] = [];
+      for (;;) {
+        const claimed = await store.claim({ limit: 50, leaseMs: 60_000 });
+        if (claimed.length === 0) break;
+        for (const each of claimed) {
+          seen.push((each.payload as { call: number }).call);
+          await store.complete(each.id);
+        }
+      }
+      expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 150 }, (_, call) => call));
+      for (let key = 0; key < 7; key += 1) {
+        const ofKey = seen.filter((call) => call % 7 === key);
+        expect(ofKey).toEqual([...ofKey].sort((a, b) => a - b));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a call that fails inside the batch is rejected whole; the others of the batch are stored', async () => {
+    const path = join(tempDir(), 'poison.db');
+    const store = SqliteStore.open(path);
+    // Another connection adds a trigger that makes the database refuse one kind of job.
+    const admin = new DatabaseSync(path);
+    admin.exec(`CREATE TRIGGER refuse_poison BEFORE INSERT ON jobs WHEN NEW.kind = 'poison'
+                BEGIN SELECT RAISE(ABORT, 'poison refused'); END`);
+    admin.close();
+
+    const first = store.enqueue([job('a', 'first', { dedupKey: 'k-first' })]);
+    const poisoned = store.enqueue([
+      job('b', 'good part of a bad call', { dedupKey: 'k-bad' }),
+      job('b', 'bad', { kind: 'poison' }),
+    ]);
+    const last = store.enqueue([job('c', 'last', { dedupKey: 'k-last' })]);
+    await expect(poisoned).rejects.toThrow('poison refused');
+    await expect(first).resolves.toEqual([{ outcome: 'stored' }]);
+    await expect(last).resolves.toEqual([{ outcome: 'stored' }]);
+
+    const claimed = await store.claim({ limit: 10, leaseMs: 1_000 });
+    expect(claimed.map((each) => each.payload)).toEqual(['first', 'last']);
+    // Nothing of the rejected call was kept, not even its dedup key.
+    await expect(store.enqueue([job('b', 'retried by the caller', { dedupKey: 'k-bad' })])).resolves.toEqual([
+      { outcome: 'stored' },
+    ]);
+    await store.close();
+  });
+
+  test('enqueues in separate turns are separate transactions', async () => {
+    const batches: Array<{ calls: number; jobs: number; stored: number }> = [];
+    const store = SqliteStore.open(':memory:', { onBatchCommit: (batch) => batches.push(batch) });
+    await store.enqueue([job('a', 1)]);
+    await store.enqueue([job('a', 2), job('b', 3)]);
+    expect(batches).toEqual([
+      { calls: 1, jobs: 1, stored: 1 },
+      { calls: 1, jobs: 2, stored: 2 },
+    ]);
+    await store.close();
+  });
+
+  test('close writes a pending batch before closing', async () => {
+    const path = join(tempDir(), 'close.db');
+    const store = SqliteStore.open(path);
+    const pending = store.enqueue([job('a', 'written at close')]);
+    await store.close();
+    await expect(pending).resolves.toEqual([{ outcome: 'stored' }]);
+
+    const reopened = SqliteStore.open(path);
+    expect((await reopened.claim({ limit: 10, leaseMs: 1_000 })).map((each) => each.payload)).toEqual([
+      'written at close',
+    ]);
+    await reopened.close();
+  });
+
+  test('a closed store rejects every call', async () => {
+    const store = SqliteStore.open(':memory:');
+    await store.close();
+    await store.close();
+    await expect(store.enqueue([job('a', 1)])).rejects.toThrow('closed');
+    await expect(store.claim({ limit: 1, leaseMs: 1_000 })).rejects.toThrow('closed');
+    await expect(store.ping()).rejects.toThrow('closed');
+  });
+
+  test('an acknowledged enqueue survives kill -9 of the process right after', async () => {
+    const path = join(tempDir(), 'crash.db');
+    // A child process loads the store from source, enqueues, reports, and kills itself with SIGKILL.
+    const child = spawn(process.execPath, ['-e', CRASHING_CHILD, join(__dirname, '../../../src/store/sqlite-store.ts'), path], {
+      cwd: join(__dirname, '../../..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    expect({ signal, stdout: stdout.trim(), stderr }).toEqual({ signal: 'SIGKILL', stdout: 'stored 50', stderr: '' });
+
+    const reopened = SqliteStore.open(path);
+    const claimed = await reopened.claim({ limit: 100, leaseMs: 1_000 });
+    expect(claimed.map((each) => each.payload)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    await reopened.close();
+  });
+});
+
+/** Registers a .ts loader (TypeScript's transpiler), enqueues 50 jobs, then SIGKILLs itself. */
+const CRASHING_CHILD = `
+const fs = require('node:fs');
+const ts = require('typescript');
+require.extensions['.ts'] = (module, filename) => {
+  const source = fs.readFileSync(filename, 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    fileName: filename,
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+  });
+  module._compile(outputText, filename);
+};
+const [storeModule, dbPath] = process.argv.slice(1);
+const { SqliteStore } = require(storeModule);
+const store = SqliteStore.open(dbPath);
+const calls = [];
+for (let i = 0; i < 50; i += 1) calls.push(store.enqueue([{ kind: 'deliver', orderKey: 'user-' + i, payload: i, dedupKey: 'k' + i }]));
+Promise.all(calls).then((results) => {
+  const stored = results.filter(([r]) => r.outcome === 'stored').length;
+  fs.writeSync(1, 'stored ' + stored + '\\n');
+  process.kill(process.pid, 'SIGKILL');
+});
+`;
+
+describe('SqliteStore dedup retention and pruning', () => {
+  test('a dedup key is forgotten after the retention, even before it is pruned', async () => {
+    const time = clock();
+    const store = SqliteStore.open(':memory:', { now: time.now, dedupRetentionMs: 7 * DAY, pruneIntervalMs: 365 * DAY });
+    await store.enqueue([job('a', 1, { dedupKey: 'msg' })]);
+    time.advance(7 * DAY - 1);
+    await expect(store.enqueue([job('a', 2, { dedupKey: 'msg' })])).resolves.toEqual([{ outcome: 'duplicate' }]);
+    time.advance(1);
+    await expect(store.enqueue([job('a', 3, { dedupKey: 'msg' })])).resolves.toEqual([{ outcome: 'stored' }]);
+    // The key was renewed by that store: it is remembered for another retention period.
+    time.advance(DAY);
+    await expect(store.enqueue([job('a', 4, { dedupKey: 'msg' })])).resolves.toEqual([{ outcome: 'duplicate' }]);
+    await store.close();
+  });
+
+  test('expired dedup keys and seen keys are pruned', async () => {
+    const time = clock();
+    const store = SqliteStore.open(':memory:', { now: time.now, dedupRetentionMs: DAY, pruneIntervalMs: 365 * DAY });
+    await store.enqueue([job('a', 1, { dedupKey: 'old-1' }), job('a', 2, { dedupKey: 'old-2' })]);
+    await store.markSeen('jti-old', T0 + 1_000);
+    await store.markSeen('jti-live', T0 + 2 * DAY);
+    time.advance(DAY);
+    await store.enqueue([job('a', 3, { dedupKey: 'new' })]);
+    await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 2, seenKeys: 1 });
+    await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 0, seenKeys: 0 });
+    await expect(store.markSeen('jti-live', T0 + 3 * DAY)).resolves.toBe(false);
+    await store.close();
+  });
+
+  test('enqueue prunes on its own once the prune interval has passed', async () => {
+    const time = clock();
+    const store = SqliteStore.open(':memory:', { now: time.now, dedupRetentionMs: DAY, pruneIntervalMs: 60_000 });
+    await store.enqueue([job('a', 1, { dedupKey: 'old' })]);
+    time.advance(DAY);
+    await store.enqueue([job('a', 2)]);
+    await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 0, seenKeys: 0 });
+    await store.close();
+  });
+});
+
+describe('SqliteStore schema and files', () => {
+  test('creates the parent directory, records its migrations once, and uses WAL', async () => {
+    const path = join(tempDir(), 'a', 'b', 'bridge.db');
+    await (SqliteStore.open(path)).close();
+    await (SqliteStore.open(path)).close();
+    expect(existsSync(path)).toBe(true);
+
+    const db = new DatabaseSync(path);
+    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((row) => row.version)).toEqual([1]);
+    expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+    db.close();
+  });
+
+  test('refuses a database migrated by a newer version', () => {
+    const path = join(tempDir(), 'newer.db');
+    const db = new DatabaseSync(path);
+    db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    db.exec("INSERT INTO schema_migrations VALUES (999, 'from the future', 0)");
+    db.close();
+    expect(() => SqliteStore.open(path)).toThrow(/schema version 999 is newer/);
+  });
+
+  test('two connections to one file share the queue: a lease excludes the other, then expires to it', async () => {
+    const time = clock();
+    const path = join(tempDir(), 'shared.db');
+    const options: SqliteStoreOptions = { now: time.now };
+    const first = SqliteStore.open(path, options);
+    const second = SqliteStore.open(path, options);
+    await first.enqueue([job('a', 'a1'), job('b', 'b1')]);
+
+    const [a1] = await first.claim({ limit: 1, leaseMs: 10_000 });
+    expect(a1!.payload).toBe('a1');
+    expect((await second.claim({ limit: 10, leaseMs: 10_000 })).map((each) => each.payload)).toEqual(['b1']);
+    expect(await second.claim({ limit: 10, leaseMs: 10_000 })).toEqual([]);
+
+    // The first "process" dies holding a1; after its lease the second takes it over.
+    await first.close();
+    time.advance(10_000);
+    expect(await second.claim({ limit: 10, leaseMs: 10_000 })).toEqual([
+      expect.objectContaining({ id: a1!.id, payload: 'a1', attempts: 1 }),
+      expect.objectContaining({ payload: 'b1', attempts: 1 }),
+    ]);
+    await second.close();
+  });
+});
+
+describe('openStore', () => {
+  test('sqlite::memory: opens an in-memory store', async () => {
+    const store = await openStore('sqlite::memory:');
+    await store.enqueue([job('a', 1)]);
+    expect((await store.stats()).depth).toEqual({ deliver: 1 });
+    await store.close();
+  });
+
+  test('a relative sqlite path is resolved against the working directory; an absolute one is kept', async () => {
+    const dir = tempDir();
+    const relative = await openStore('sqlite:./data/bridge.db', { cwd: dir });
+    await relative.close();
+    expect(existsSync(join(dir, 'data', 'bridge.db'))).toBe(true);
+
+    const absolute = await openStore(`sqlite:${join(dir, 'abs.db')}`);
+    await absolute.close();
+    expect(existsSync(join(dir, 'abs.db'))).toBe(true);
+
+    const tripleSlash = await openStore(`sqlite://${join(dir, 'triple.db')}`);
+    await tripleSlash.close();
+    expect(existsSync(join(dir, 'triple.db'))).toBe(true);
+  });
+
+  test('postgres URLs are refused clearly for now', async () => {
+    await expect(openStore('postgres://bridge:pw@db/bridge')).rejects.toThrow('PostgreSQL support is not available yet');
+    await expect(openStore('postgresql://db/bridge')).rejects.toThrow('PostgreSQL support is not available yet');
+  });
+
+  test('anything else names the accepted forms and never echoes the value', async () => {
+    const attempt = openStore('mysql://root:hunter2@db/bridge');
+    await expect(attempt).rejects.toThrow(/sqlite:<path>/);
+    await expect(attempt).rejects.not.toThrow(/hunter2/);
+    await expect(openStore('sqlite:')).rejects.toThrow(/empty/);
+    await expect(openStore('sqlite://host/bridge.db')).rejects.toThrow(/not a host/);
+  });
+});

@@ -8,12 +8,12 @@
 import autocannon from 'autocannon';
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { weChatSignature } from '../src/wechat/signature';
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
+import { freePort, waitForHttp } from '../test/support/net';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
@@ -31,29 +31,6 @@ interface Row {
   rssMb: number | undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, pathName = '/healthz', timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      await fetch(`http://127.0.0.1:${port}${pathName}`);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`port ${port} never answered`);
-}
-
 /** Resident memory of a process, from /proc (Linux), sampled while the load runs. */
 function rssMb(pid: number): number | undefined {
   try {
@@ -68,8 +45,8 @@ async function load(name: string, port: number, child: ChildProcess): Promise<Ro
   const timestamp = String(Math.floor(Date.now() / 1000));
   const nonce = '424242';
   const query = new URLSearchParams({ signature: weChatSignature([TOKEN, timestamp, nonce]), timestamp, nonce, openid: 'oBenchUser' });
-  // Every request gets its own MsgId ([<id>] is replaced per request), so nothing is deduplicated away;
-  // 50 users spread the per-user ordering the way real traffic does.
+  // Every request gets its own id ([<id>] is replaced per request) as MsgId and in the sender's openid,
+  // so nothing is deduplicated away and no user's ordering serialises the load.
   const body =
     '<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[oBenchUser[<id>]]]></FromUserName>' +
     `<CreateTime>${timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello from the benchmark]]></Content>` +
@@ -114,7 +91,7 @@ async function main(): Promise<void> {
   // Baseline: bare Express 5.
   const barePort = await freePort();
   const bare = fork(path.join(__dirname, 'bare-express.js'), [], { env: { ...process.env, PORT: String(barePort) }, stdio: 'ignore' });
-  await waitForPort(barePort, '/');
+  await waitForHttp(`http://127.0.0.1:${barePort}/`);
   await load('warm-up', barePort, bare); // the first run on a cold machine is always slower
   rows.push(await load('bare Express 5 route (baseline)', barePort, bare));
   await stop(bare);
@@ -124,7 +101,9 @@ async function main(): Promise<void> {
   const vonage = await startFakeVonage({ publicKeyPem: keys.publicKeyPem, applicationId: APP_ID });
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-bench-'));
   const bridgePort = await freePort();
-  const bridge = spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
+  // BENCH_NODE_ARGS lets a developer profile the bridge, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const bridge = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js')], {
     cwd: dir,
     stdio: 'ignore',
     env: {
@@ -142,7 +121,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
     },
   });
-  await waitForPort(bridgePort);
+  await waitForHttp(`http://127.0.0.1:${bridgePort}/healthz`);
   rows.push(await load('bridge: signed text → durable SQLite → success', bridgePort, bridge));
   await stop(bridge);
   await vonage.close();

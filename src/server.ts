@@ -7,15 +7,24 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { inboundJobs } from './bridge/accept-inbound';
 import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
-import { JOB_DELIVER_TO_VONAGE } from './bridge/ports';
+import { planOutbound } from './bridge/outbound';
+import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
+import { createSendToWeChatHandler } from './bridge/send-to-wechat';
+import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import type { Config } from './config';
 import { createApp } from './http/app';
 import type { Logger } from './logger';
+import { DEFAULT_BACKOFF } from './queue/backoff';
 import { JobWorker } from './queue/worker';
 import { openStore } from './store/open-store';
 import type { Store } from './store/store';
 import { createVonageClient } from './vonage/client';
 import { createApplicationTokenSource } from './vonage/jwt';
+import { createWeChatApiClient } from './wechat/api-client';
+import { AccessTokenManager } from './wechat/token-manager';
+
+/** A job still failing this long after it was stored is given up (the outbound handler reports it). */
+const GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000;
 
 export interface RunningBridge {
   server: Server;
@@ -37,11 +46,39 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     }),
   });
 
+  // One access token for every send, shared through the store with every process on the database.
+  const weChatTokens = new AccessTokenManager({
+    appId: config.weChat.appId,
+    appSecret: config.weChat.appSecret,
+    baseUrl: config.weChat.apiBaseUrl,
+    store,
+    logger: logger.child({ component: 'wechat-token' }),
+  });
+  const weChat = createWeChatApiClient({
+    baseUrl: config.weChat.apiBaseUrl,
+    tokens: weChatTokens,
+    logger: logger.child({ component: 'wechat-api' }),
+  });
+
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
+    giveUpAfterMs: GIVE_UP_AFTER_MS,
+    backoff: DEFAULT_BACKOFF,
     handlers: {
       [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage }),
+      [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
+        weChat,
+        store,
+        logger: logger.child({ component: 'send-to-wechat' }),
+        // The handler reports "failed" itself before the worker would give up silently.
+        giveUpAfterMs: GIVE_UP_AFTER_MS,
+        maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
+      }),
+      [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
+        weChat,
+        logger: logger.child({ component: 'send-typing-to-wechat' }),
+      }),
     },
   });
 
@@ -50,6 +87,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     store,
     weChat: config.weChat,
     jobsFor: (message) => inboundJobs(message, { conversationId: config.vonage.conversationId }),
+    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: planOutbound },
     onJobsStored: () => worker.notify(),
     checkReady: () => store.ping(),
   });

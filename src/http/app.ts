@@ -5,8 +5,10 @@
 import express, { type Express } from 'express';
 import type { Logger } from '../logger';
 import type { NewJob, Store } from '../store/store';
+import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
 import { errorHandler } from './errors';
+import { rtcWebhookRouter } from './rtc-webhook';
 import { weChatWebhookRouter } from './wechat-webhook';
 
 export interface AppDeps {
@@ -14,6 +16,13 @@ export interface AppDeps {
   store: Store;
   weChat: { token: string; appId: string; aesKeys: Buffer[] };
   jobsFor: (message: WeChatMessage) => NewJob[];
+  /** `/rtcEvent`: Vonage's RTC webhook. */
+  rtc: {
+    /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
+    signatureSecret: string | undefined;
+    /** The job for an RTC event, or undefined when the bridge ignores it. */
+    jobFor: (event: RtcEvent) => NewJob | undefined;
+  };
   onJobsStored: () => void;
   /** Resolves when the bridge can do its work (store reachable, workers running); rejects with the reason. */
   checkReady: () => Promise<void>;
@@ -45,6 +54,18 @@ export function createApp(deps: AppDeps): Express {
       store: deps.store,
       weChat: deps.weChat,
       jobsFor: deps.jobsFor,
+      onJobsStored: deps.onJobsStored,
+      now: deps.now ?? Date.now,
+      ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+    }),
+  );
+
+  app.use(
+    rtcWebhookRouter({
+      logger: deps.logger,
+      store: deps.store,
+      signatureSecret: deps.rtc.signatureSecret,
+      jobFor: deps.rtc.jobFor,
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,
       ackTimeoutMs: deps.ackTimeoutMs ?? 4000,

@@ -1,8 +1,10 @@
 /**
  * The durable store on SQLite (node:sqlite, no native build): one file, one process.
  *
- * Durability: WAL journal with `synchronous=FULL`, so a committed transaction survives a crash or
- * power loss; `enqueue` resolves only after its transaction has committed.
+ * Durability: WAL journal. `enqueue` commits with `synchronous=FULL` (fsynced: survives a crash or a
+ * power loss) and resolves only after that commit. Claims, completions and retries commit with
+ * `synchronous=NORMAL` (survive a process crash; a power cut may undo the last few, which only
+ * makes a job run again).
  *
  * Group commit: `enqueue` calls made in the same event-loop turn are written in one transaction
  * (flushed on `setImmediate`), so a burst of webhook requests costs one fsync. Each call still gets
@@ -35,6 +37,8 @@ import type {
 } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+const SYNC_FULL = 'FULL';
+const SYNC_NORMAL = 'NORMAL';
 
 export interface SqliteStoreOptions {
   /** Clock (epoch ms); tests move time with it. Default `Date.now`. */
@@ -156,7 +160,10 @@ export class SqliteStore implements Store {
       // busy_timeout first: the pragmas and the migration below may wait for another process.
       db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
+      // NORMAL by default: in WAL mode a commit then survives a crash or kill -9 of the process,
+      // only not a power loss. Enqueues (what WeChat is told `success` about) switch to FULL for
+      // their own commit; see `flush`. A claim or completion lost to a power cut only runs a job again.
+      db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
     } catch (error) {
       db.close();
@@ -366,6 +373,8 @@ export class SqliteStore implements Store {
     const expiredBefore = now - this.dedupRetentionMs;
     const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
     try {
+      // The acknowledgement durability: this commit is fsynced (and with it every earlier WAL frame).
+      this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
       this.db.exec('BEGIN IMMEDIATE');
       for (const call of batch) {
         // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
@@ -383,6 +392,7 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (error) {
       this.rollbackQuietly();
+      this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       // Nothing of this batch is known to be stored: acknowledge none of it.
       batch.forEach((call, index) => {
         const own = outcomes[index];
@@ -391,6 +401,7 @@ export class SqliteStore implements Store {
       return;
     }
 
+    this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
     let jobs = 0;
     let stored = 0;
     batch.forEach((call, index) => {

@@ -31,7 +31,7 @@ export interface Job {
   kind: JobKind;
   orderKey: string;
   payload: unknown;
-  /** How many times a handler has been started on it before this claim. */
+  /** How many times a handler has been started on it before this claim (0 on the first run). */
   attempts: number;
   /** Epoch ms when the job was first stored: the 24-hour give-up clock starts here. */
   createdAt: number;
@@ -49,6 +49,7 @@ export interface DeadLetter {
   kind: JobKind;
   orderKey: string;
   payload: unknown;
+  /** How many times a handler ran it in all. */
   attempts: number;
   createdAt: number;
   deadAt: number;
@@ -83,7 +84,11 @@ export interface Store {
    */
   claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]>;
 
-  /** The job is done: remove it. */
+  /**
+   * The job is done: remove it. `complete`, `retry` and `deadLetter` on an unknown id do nothing.
+   * They carry no lease token yet: one process never runs a job twice at once (the worker guards
+   * that), which is enough for one instance; several instances will need a claim token here.
+   */
   complete(jobId: string): Promise<void>;
 
   /** Give the job back to run again at `runAt` (epoch ms), recording the error. */
@@ -106,12 +111,13 @@ export interface Store {
    */
   markSeen(key: string, expiresAt: number): Promise<boolean>;
 
-  /** A shared secret value with its expiry (e.g. the WeChat access token), or undefined. */
+  /** A shared secret value with its expiry (e.g. the WeChat access token), expired or not, or undefined. */
   getToken(name: string): Promise<StoredToken | undefined>;
   putToken(name: string, token: StoredToken): Promise<void>;
 
   /**
-   * Takes the named lock for `ttlMs` if it is free or expired, for `owner`; resolves whether it was taken.
+   * Takes the named lock for `ttlMs` if it is free, expired or already held by `owner` (then it is
+   * extended); resolves whether it was taken.
    * Locks are shared by every process on the same database (one token refresh at a time).
    */
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;

@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -12,19 +11,12 @@ import { startFakeVonage } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';
 import { TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { pushToBridge } from '../support/wechat-push';
+import { freePort, waitForHttp } from '../support/net';
+
+const waitForHealth = (baseUrl: string) => waitForHttp(`${baseUrl}/healthz`);
 
 const MAIN = path.join(__dirname, '../../dist/main.js');
 const NODE = process.execPath;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function run(env: Record<string, string>, cwd: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let output = '';
@@ -33,19 +25,6 @@ function run(env: Record<string, string>, cwd: string): { child: ChildProcess; o
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
-}
-
-async function waitForHealth(baseUrl: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${baseUrl}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('bridge did not become healthy');
 }
 
 describe('npm start (dist/main.js)', () => {

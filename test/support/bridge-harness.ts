@@ -1,6 +1,6 @@
 /**
- * Starts the real bridge in this process against a fake Vonage on loopback, with its own
- * temporary SQLite file, exactly as `npm start` wires it (through `startBridge`).
+ * Starts the real bridge in this process against a fake Vonage and a fake WeChat API on loopback,
+ * with its own temporary SQLite file, exactly as `npm start` wires it (through `startBridge`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { createLogger } from '../../src/logger';
 import { startBridge, type RunningBridge } from '../../src/server';
 import { decodeEncodingAesKey } from '../../src/wechat/crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
+import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
 import { testKeyPair } from './keys';
 
 /** The official WXBizMsgCrypt sample key and AppID (test/fixtures/crypto-vectors.json). */
@@ -26,13 +27,20 @@ export interface Harness {
   baseUrl: string;
   bridge: RunningBridge;
   vonage: FakeVonage;
+  weChat: FakeWeChat;
   /** Every log line the bridge wrote, as text (to assert that no secret leaks). */
   logs: string[];
   dbPath: string;
   close(): Promise<void>;
 }
 
-export function testConfig(overrides: { databaseUrl: string; vonageBaseUrl: string; aesKeys?: Buffer[] }): Config {
+export function testConfig(overrides: {
+  databaseUrl: string;
+  vonageBaseUrl: string;
+  aesKeys?: Buffer[];
+  weChatBaseUrl?: string;
+  signatureSecret?: string;
+}): Config {
   return {
     port: 0,
     host: '127.0.0.1',
@@ -42,14 +50,14 @@ export function testConfig(overrides: { databaseUrl: string; vonageBaseUrl: stri
       appId: TEST_APP_ID,
       appSecret: TEST_APP_SECRET,
       aesKeys: overrides.aesKeys ?? [TEST_AES_KEY],
-      apiBaseUrl: 'http://127.0.0.1:9',
+      apiBaseUrl: overrides.weChatBaseUrl ?? 'http://127.0.0.1:9',
     },
     vonage: {
       applicationId: TEST_VONAGE_APP_ID,
       privateKeyPem: testKeyPair().privateKeyPem,
       apiBaseUrl: overrides.vonageBaseUrl,
       conversationId: TEST_CONVERSATION_ID,
-      signatureSecret: undefined,
+      signatureSecret: overrides.signatureSecret,
     },
     databaseUrl: overrides.databaseUrl,
     logLevel: 'debug',
@@ -67,24 +75,42 @@ export function captureLogs(): { lines: string[]; destination: Writable } {
   return { lines, destination };
 }
 
-export async function startHarness(options: { vonage?: FakeVonage; aesKeys?: Buffer[] } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  /** Shared fakes (closed by their owner); by default the harness starts and closes its own. */
+  vonage?: FakeVonage;
+  weChat?: FakeWeChat;
+  aesKeys?: Buffer[];
+  /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
+  signatureSecret?: string;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const vonage =
     options.vonage ?? (await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID }));
+  const weChat = options.weChat ?? (await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET }));
   const dir = mkdtempSync(path.join(tmpdir(), 'bridge-test-'));
   const dbPath = path.join(dir, 'bridge.db');
   const { lines, destination } = captureLogs();
   const logger = createLogger({ level: 'debug', destination });
-  const config = testConfig({ databaseUrl: `sqlite:${dbPath}`, vonageBaseUrl: vonage.baseUrl, aesKeys: options.aesKeys });
+  const config = testConfig({
+    databaseUrl: `sqlite:${dbPath}`,
+    vonageBaseUrl: vonage.baseUrl,
+    weChatBaseUrl: weChat.baseUrl,
+    aesKeys: options.aesKeys,
+    signatureSecret: options.signatureSecret,
+  });
   const bridge = await startBridge(config, logger);
   return {
     baseUrl: `http://127.0.0.1:${bridge.port}`,
     bridge,
     vonage,
+    weChat,
     logs: lines,
     dbPath,
     async close() {
       await bridge.stop();
       if (!options.vonage) await vonage.close();
+      if (!options.weChat) await weChat.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

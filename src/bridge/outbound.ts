@@ -1,0 +1,108 @@
+/**
+ * Vonage RTC event → what the bridge does about it. Pure: values in, values out.
+ *
+ * The RTC webhook receives every event of the application (member:*, message*, rtc:*, audio:*,
+ * the bridge's own inbound events echoed back, its own status events…). Only two kinds are acted on:
+ *
+ * - `custom:wechat:message` with `body.direction === 'outbound'`: a customer-service message for WeChat;
+ * - `custom:wechat:typing` (any direction but `inbound`): a typing indicator.
+ *
+ * Everything else plans nothing, so the webhook answers 200 and stores nothing. The echo of our own
+ * inbound event carries `direction: 'inbound'` and is therefore never sent back to WeChat.
+ */
+import type { NewJob } from '../store/store';
+import type { RtcEvent } from '../vonage/webhook';
+import { weChatUserOrderKey } from './accept-inbound';
+import { WECHAT_MESSAGE_EVENT } from './inbound';
+import {
+  JOB_DELIVER_TO_VONAGE,
+  JOB_SEND_TO_WECHAT,
+  JOB_SEND_TYPING_TO_WECHAT,
+  WECHAT_STATUS_EVENT,
+  WECHAT_TYPING_EVENT,
+  type DeliverToVonagePayload,
+  type OutboundEventPayload,
+  type WeChatStatusBody,
+} from './ports';
+
+/** Each RTC event is acted on once: Vonage's event ids are per conversation. */
+export const rtcEventDedupKey = (conversationId: string, eventId: string): string => `rtc:${conversationId}:${eventId}`;
+
+/** One status per outbound event, however often its job runs. */
+export const statusDedupKey = (conversationId: string, eventId: string): string => `status:${conversationId}:${eventId}`;
+
+/** The recipient openid named by an outbound body, if it names one. */
+export function outboundRecipient(body: Record<string, unknown>): string | undefined {
+  const to = body['to'];
+  return typeof to === 'string' && to.trim() !== '' ? to : undefined;
+}
+
+/**
+ * The job for an RTC event, or undefined when the bridge ignores it.
+ *
+ * Order: a message or typing indicator for a WeChat user runs in that user's queue (the same key
+ * the inbound path uses), so one user's outbound messages reach WeChat in the order Vonage sent
+ * them. An event without `to` cannot be sent; it still gets a job, whose run reports the failure
+ * as a status event in its conversation.
+ */
+export function planOutbound(event: RtcEvent): NewJob | undefined {
+  const kind = outboundJobKind(event);
+  if (kind === undefined) return undefined;
+  const to = outboundRecipient(event.body);
+  const payload: OutboundEventPayload = { conversationId: event.conversationId, eventId: event.id, body: event.body };
+  return {
+    kind,
+    orderKey: to !== undefined ? weChatUserOrderKey(to) : `conversation:${event.conversationId}`,
+    payload,
+    dedupKey: rtcEventDedupKey(event.conversationId, event.id),
+  };
+}
+
+function outboundJobKind(event: RtcEvent): string | undefined {
+  const direction = event.body['direction'];
+  switch (event.type) {
+    case WECHAT_MESSAGE_EVENT:
+      // Strict: only an explicit `outbound`. Anything else may be our own inbound event coming back.
+      return direction === 'outbound' ? JOB_SEND_TO_WECHAT : undefined;
+    case WECHAT_TYPING_EVENT:
+      // Agents' typing events need no direction; the bridge never emits typing events itself.
+      return direction === undefined || direction === 'outbound' ? JOB_SEND_TYPING_TO_WECHAT : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Longest `error_message` we post: the whole status body stays far below Vonage's 4096 bytes. */
+const MAX_ERROR_MESSAGE_CHARS = 1000;
+
+export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string };
+
+/**
+ * The `deliver-to-vonage` job that posts the outcome of an outbound event to its conversation.
+ *
+ * Statuses have their own per-user order key: a Vonage outage delays the statuses, never the
+ * user's next WeChat sends. The dedup key makes the status unique per outbound event, so a job that
+ * runs again after a crash cannot post a second, contradicting status.
+ */
+export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome): NewJob {
+  const to = outboundRecipient(payload.body);
+  const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
+  if (outcome.status === 'failed') {
+    body.error_code = outcome.errorCode;
+    body.error_message = clip(outcome.errorMessage);
+  }
+  const deliver: DeliverToVonagePayload = {
+    conversationId: payload.conversationId,
+    event: { type: WECHAT_STATUS_EVENT, body },
+  };
+  return {
+    kind: JOB_DELIVER_TO_VONAGE,
+    orderKey: to !== undefined ? `wechat-status:${to}` : `conversation-status:${payload.conversationId}`,
+    payload: deliver,
+    dedupKey: statusDedupKey(payload.conversationId, payload.eventId),
+  };
+}
+
+function clip(text: string): string {
+  return text.length <= MAX_ERROR_MESSAGE_CHARS ? text : `${text.slice(0, MAX_ERROR_MESSAGE_CHARS - 1)}…`;
+}

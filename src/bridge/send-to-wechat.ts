@@ -1,0 +1,178 @@
+/**
+ * The `send-to-wechat` job: one outbound `custom:wechat:message` event → one WeChat
+ * customer-service message, and its outcome posted back to the conversation as a
+ * `custom:wechat:status` event (a `deliver-to-vonage` job).
+ *
+ * At most once. A customer-service message must never reach the user twice, so:
+ *
+ * - Retryable failures (errcode -1, HTTP 5xx/429, a timeout before the request went out) are
+ *   rethrown: the worker runs the same job again after a backoff, still first in the user's queue.
+ * - Anything else ends the job with a `failed` status: WeChat's refusals (45015, 45047, 40003, …),
+ *   an event we cannot turn into a WeChat message, and an UncertainDeliveryError (the request went
+ *   out, no answer came back: WeChat may have delivered it, so it is not sent again).
+ * - A crash is the remaining hazard: the process may die after WeChat accepted the message but
+ *   before the job is recorded as done, and the job then runs again. Each run therefore records
+ *   "attempt n is sending" (a seen key) before the request, and "attempt n did not send" after a
+ *   retryable failure. A run that finds an earlier attempt that started sending and never said it
+ *   failed does not send: it reports "failed: delivery uncertain" instead.
+ * - The status job has a dedup key per outbound event, so a run after a crash between "status
+ *   stored" and "job completed" adds nothing: the first status stands.
+ *
+ * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
+ * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
+ */
+import { InvalidInputError, PermanentError, RetryableError } from '../errors';
+import type { Logger } from '../logger';
+import type { Job, Store } from '../store/store';
+import type { WeChatApiClient } from '../wechat/api-client';
+import { buildCustomSendBody } from '../wechat/custom-message';
+import { outboundRecipient, statusJob, type SendOutcome } from './outbound';
+import type { OutboundEventPayload } from './ports';
+
+export interface SendToWeChatDeps {
+  weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
+  store: Pick<Store, 'enqueue' | 'markSeen'>;
+  logger: Logger;
+  now?: () => number;
+  /** Must equal the worker's give-up time. Default 24 h. */
+  giveUpAfterMs?: number;
+  /** The longest backoff the worker waits between two runs. Default 5 min. */
+  maxRetryDelayMs?: number;
+}
+
+/** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
+export const STATUS_CODES = {
+  invalidEvent: 'invalid_event',
+  missingRecipient: 'missing_to',
+  uncertain: 'uncertain',
+  retriesExhausted: 'retries_exhausted',
+  internal: 'internal_error',
+} as const;
+
+const INTERRUPTED_MESSAGE =
+  'delivery uncertain: the bridge stopped while this message was being sent, and it is not sent again to avoid a duplicate';
+
+export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
+  const now = deps.now ?? Date.now;
+  const giveUpAfterMs = deps.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
+  const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
+  const { store, logger } = deps;
+
+  const attemptKey = (payload: OutboundEventPayload, attempt: number, state: 'sending' | 'not-sent') =>
+    `wechat-send:${payload.conversationId}:${payload.eventId}#${attempt}:${state}`;
+
+  /**
+   * Whether an earlier run of this job may have handed the message to WeChat. Walks back from the
+   * latest run: a run that recorded "not sent" had itself checked the runs before it; a run that
+   * recorded neither marker crashed before sending (and maybe before checking), so look further.
+   */
+  async function earlierRunMayHaveSent(payload: OutboundEventPayload, attempts: number): Promise<boolean> {
+    for (let attempt = attempts - 1; attempt >= 0; attempt -= 1) {
+      if (await wasSeen(store, attemptKey(payload, attempt, 'not-sent'))) return false;
+      if (await wasSeen(store, attemptKey(payload, attempt, 'sending'))) return true;
+    }
+    return false;
+  }
+
+  async function report(payload: OutboundEventPayload, outcome: SendOutcome): Promise<void> {
+    const [result] = await store.enqueue([statusJob(payload, outcome)]);
+    const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
+    if (result?.outcome === 'duplicate') {
+      logger.info(context, 'outbound event already had a status; kept the first one');
+    } else if (outcome.status === 'failed') {
+      logger.warn({ ...context, errorCode: outcome.errorCode, reason: outcome.errorMessage }, 'outbound message failed');
+    } else {
+      logger.debug(context, 'outbound message delivered to WeChat');
+    }
+  }
+
+  return async function sendToWeChat(job: Job): Promise<void> {
+    const payload = job.payload as OutboundEventPayload;
+    // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
+    const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
+
+    if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
+      await report(payload, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      return;
+    }
+
+    const to = outboundRecipient(payload.body);
+    if (to === undefined) {
+      await report(payload, {
+        status: 'failed',
+        errorCode: STATUS_CODES.missingRecipient,
+        errorMessage:
+          '`to` is missing: the event body must name the recipient openid in `to` (per-user conversations, where it is implied, are not available yet)',
+      });
+      return;
+    }
+
+    let request: Record<string, unknown>;
+    try {
+      request = buildCustomSendBody({ to, body: payload.body });
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      await report(payload, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: error.message });
+      return;
+    }
+
+    if (!(await store.markSeen(attemptKey(payload, job.attempts, 'sending'), markerExpiresAt))) {
+      // Another run of this very attempt got here first (a lease taken over): never send twice.
+      await report(payload, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      return;
+    }
+
+    try {
+      await deps.weChat.sendCustomMessage(request);
+    } catch (error) {
+      if (error instanceof RetryableError) {
+        // Nothing reached WeChat (or WeChat said so): safe to try again, unless time is up.
+        // The latest the worker could run it next (plus a minute of slack for clock reads).
+        const nextRunAt = now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000;
+        if (nextRunAt > job.createdAt + giveUpAfterMs) {
+          await report(payload, {
+            status: 'failed',
+            errorCode: STATUS_CODES.retriesExhausted,
+            errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
+          });
+          return;
+        }
+        await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
+        throw error;
+      }
+      await report(payload, failureOf(error, logger, payload));
+      return;
+    }
+
+    await report(payload, { status: 'delivered' });
+  };
+}
+
+/**
+ * The failed status for an error that ends the job. Permanent errors carry WeChat's errcode (or
+ * `uncertain`, `http_4xx`) as `code`; their message starts with it, which the status does not repeat.
+ */
+function failureOf(error: unknown, logger: Logger, payload: OutboundEventPayload): SendOutcome {
+  if (error instanceof PermanentError) {
+    const errorCode = error.code ?? STATUS_CODES.internal;
+    const errorMessage = error.message.startsWith(`${errorCode} `) ? error.message.slice(errorCode.length + 1) : error.message;
+    return { status: 'failed', errorCode, errorMessage };
+  }
+  if (error instanceof InvalidInputError) {
+    return { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: error.message };
+  }
+  // A bug, not a WeChat answer. Whether the request went out is unknown: do not send again.
+  logger.error(
+    { conversationId: payload.conversationId, eventId: payload.eventId, error: error instanceof Error ? error.message : String(error) },
+    'unexpected error while sending to WeChat',
+  );
+  return { status: 'failed', errorCode: STATUS_CODES.internal, errorMessage: 'internal error while sending; not sent again' };
+}
+
+/**
+ * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
+ * forgotten at once (Store.markSeen's contract), so the probe leaves nothing behind.
+ */
+async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
+  return !(await store.markSeen(key, 0));
+}

@@ -1,0 +1,50 @@
+/**
+ * The `send-typing-to-wechat` job: one `custom:wechat:typing` event (`{"to","command"}`) →
+ * `POST /cgi-bin/message/custom/typing`.
+ *
+ * Best effort, on purpose: a typing indicator lasts 15 s on WeChat and needs a user interaction in
+ * the last 30 s, so one shown minutes later after a backoff would be wrong, and an agent has no use
+ * for a status about it. Every failure (bad event, WeChat refusal, WeChat down) is logged and the job
+ * ends; no status event is posted. The access-token refetch on 40001/40014/42001 still happens
+ * inside the client. The job runs in the user's queue, so a Typing never overtakes the message it
+ * announces, nor a CancelTyping the Typing before it.
+ */
+import { InvalidInputError } from '../errors';
+import type { Logger } from '../logger';
+import type { Job } from '../store/store';
+import type { WeChatApiClient } from '../wechat/api-client';
+import { buildTypingBody, type TypingCommand } from '../wechat/custom-message';
+import { outboundRecipient } from './outbound';
+import type { OutboundEventPayload } from './ports';
+
+export interface SendTypingToWeChatDeps {
+  weChat: Pick<WeChatApiClient, 'sendTyping'>;
+  logger: Logger;
+}
+
+export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
+  return async function sendTypingToWeChat(job: Job): Promise<void> {
+    const payload = job.payload as OutboundEventPayload;
+    const context = { conversationId: payload.conversationId, eventId: payload.eventId };
+
+    let request: Record<string, unknown>;
+    try {
+      const to = outboundRecipient(payload.body);
+      if (to === undefined) throw new InvalidInputError(400, '`to` (the recipient openid) is missing');
+      request = buildTypingBody(to, payload.body['command'] as TypingCommand);
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      deps.logger.warn({ ...context, reason: error.message }, 'typing event ignored');
+      return;
+    }
+
+    try {
+      await deps.weChat.sendTyping(request);
+    } catch (error) {
+      deps.logger.warn(
+        { ...context, error: error instanceof Error ? error.message : String(error) },
+        'typing indicator not shown (not retried)',
+      );
+    }
+  };
+}

@@ -36,7 +36,8 @@ export interface RunningBridge {
 }
 
 export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
-  const store = await openStore(config.databaseUrl);
+  // This process runs the workers: jobs a crashed predecessor had leased are ours to run now.
+  const store = await openStore(config.databaseUrl, { releaseLeasesOnOpen: true });
 
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,

@@ -51,6 +51,13 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
   onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
+  /**
+   * Hand every leased job back at open. A SQLite file belongs to one bridge process, so leases found
+   * at start were held by a process that died (kill -9, power cut): without this its jobs would wait
+   * out their lease (a minute) before anyone retried them. Only the process that runs the workers
+   * sets it; tools that open the file beside a running bridge must not.
+   */
+  releaseLeasesOnOpen?: boolean;
   /** Where background failures (pruning) are reported; they never fail a caller. */
   logger?: { warn(details: object, message: string): void };
 }
@@ -165,6 +172,9 @@ export class SqliteStore implements Store {
       // their own commit; see `flush`. A claim or completion lost to a power cut only runs a job again.
       db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
+      if (options.releaseLeasesOnOpen) {
+        db.exec('UPDATE jobs SET lease_until = NULL, available_at = run_at WHERE lease_until IS NOT NULL');
+      }
     } catch (error) {
       db.close();
       throw error;

@@ -321,3 +321,32 @@ describe('openStore', () => {
     await expect(openStore('sqlite://host/bridge.db')).rejects.toThrow(/not a host/);
   });
 });
+
+describe('SqliteStore after a crash', () => {
+  const job: NewJob = { kind: 'k', orderKey: 'user-1', payload: { n: 1 } };
+
+  test.each([
+    [true, 1],
+    [false, 0],
+  ])('releaseLeasesOnOpen=%s: a job leased by a dead process is claimable at once: %s', async (release, expected) => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-lease-'));
+    try {
+      const path = join(dir, 'store.db');
+      const crashed = SqliteStore.open(path);
+      await crashed.enqueue([job]);
+      expect(await crashed.claim({ limit: 1, leaseMs: 60_000 })).toHaveLength(1);
+      await crashed.close(); // stands for the process dying while it held the lease
+
+      const restarted = SqliteStore.open(path, { releaseLeasesOnOpen: release });
+      try {
+        const claimed = await restarted.claim({ limit: 1, leaseMs: 60_000 });
+        expect(claimed).toHaveLength(expected);
+        if (expected) expect(claimed[0]).toMatchObject({ payload: { n: 1 }, attempts: 1 });
+      } finally {
+        await restarted.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,239 @@
+/**
+ * The send-to-wechat handler against a real in-memory store, with a WeChat sender that records
+ * requests. "Crashes" are simulated the way they happen: a run that never finishes (or whose
+ * status write fails), then the job claimed again once its lease has expired.
+ */
+import { planOutbound } from '../../../src/bridge/outbound';
+import { createSendToWeChatHandler } from '../../../src/bridge/send-to-wechat';
+import { RetryableError } from '../../../src/errors';
+import { createLogger } from '../../../src/logger';
+import { SqliteStore } from '../../../src/store/sqlite-store';
+import type { Job, Store } from '../../../src/store/store';
+import { parseRtcEvent } from '../../../src/vonage/webhook';
+import { UncertainDeliveryError, WeChatApiError } from '../../../src/wechat/api-client';
+
+const CONV = 'CON-1';
+const LEASE_MS = 1_000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+interface Setup {
+  store: SqliteStore;
+  clock: { now: number };
+  sent: Array<Record<string, unknown>>;
+  /** What the next sends do; default: succeed. */
+  behaviours: Array<() => Promise<void>>;
+  handler: (job: Job) => Promise<void>;
+  /** Claims the send job (after moving the clock past any lease). */
+  claimSend(): Promise<Job>;
+  /** The status bodies stored so far. */
+  statuses(): Promise<Array<Record<string, unknown>>>;
+}
+
+function setup(options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueue' | 'markSeen'> } = {}): Setup {
+  const clock = { now: Date.UTC(2026, 10, 21, 12) };
+  const store = SqliteStore.open(':memory:', { now: () => clock.now });
+  const sent: Array<Record<string, unknown>> = [];
+  const behaviours: Array<() => Promise<void>> = [];
+  const handler = createSendToWeChatHandler({
+    weChat: {
+      async sendCustomMessage(body) {
+        sent.push(body);
+        const next = behaviours.shift();
+        if (next) await next();
+      },
+    },
+    store: options.storeFor ? options.storeFor(store) : store,
+    logger: createLogger({ level: 'silent' }),
+    now: () => clock.now,
+    giveUpAfterMs: DAY_MS,
+    maxRetryDelayMs: 300_000,
+  });
+  const seenStatuses: Array<Record<string, unknown>> = [];
+  return {
+    store,
+    clock,
+    sent,
+    behaviours,
+    handler,
+    async claimSend() {
+      clock.now += LEASE_MS + 1;
+      const [job] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
+      if (!job) throw new Error('no send job to claim');
+      return job;
+    },
+    async statuses() {
+      const jobs = await store.claim({ limit: 100, leaseMs: DAY_MS * 10, kinds: ['deliver-to-vonage'] });
+      seenStatuses.push(...jobs.map((j) => (j.payload as { event: { body: Record<string, unknown> } }).event.body));
+      return seenStatuses;
+    },
+  };
+}
+
+async function enqueueOutbound(store: SqliteStore, body: Record<string, unknown>, id = 7): Promise<void> {
+  const job = planOutbound(parseRtcEvent({ type: 'custom:wechat:message', id, conversation_id: CONV, body: { direction: 'outbound', ...body } }));
+  await store.enqueue([job!]);
+}
+
+describe('send-to-wechat', () => {
+  test('builds the WeChat body, sends it, and stores a delivered status', async () => {
+    const s = setup();
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await s.handler(await s.claimSend());
+    expect(s.sent).toEqual([{ touser: 'oUser', msgtype: 'text', text: { content: 'hello' } }]);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('a permanent WeChat refusal: failed status with the errcode, the job ends normally', async () => {
+    const s = setup();
+    s.behaviours.push(async () => {
+      throw new WeChatApiError(45015, 'response out of time limit', { hint: 'user outside the 48-hour window' });
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await expect(s.handler(await s.claimSend())).resolves.toBeUndefined();
+    expect(await s.statuses()).toEqual([
+      {
+        status: 'failed',
+        ref_event_id: '7',
+        to: 'oUser',
+        error_code: '45015',
+        error_message: 'response out of time limit — user outside the 48-hour window',
+      },
+    ]);
+  });
+
+  test('an uncertain delivery is reported failed and never sent again', async () => {
+    const s = setup();
+    s.behaviours.push(async () => {
+      throw new UncertainDeliveryError('WeChat custom/send timed out after the request was sent: delivery uncertain');
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await s.handler(await s.claimSend());
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain' })]);
+    expect(s.sent).toHaveLength(1);
+  });
+
+  test('an event that is not a valid WeChat message: failed status, WeChat never called', async () => {
+    const s = setup();
+    await enqueueOutbound(s.store, { to: 'oUser', msg_type: 'video' });
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(0);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'invalid_event', error_message: expect.stringMatching(/media_id/) })]);
+  });
+
+  test('a missing `to`: failed status saying so', async () => {
+    const s = setup();
+    await enqueueOutbound(s.store, { content: 'hello' });
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(0);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', to: '', error_code: 'missing_to', error_message: expect.stringMatching(/`to` is missing/) })]);
+  });
+
+  test('a retryable failure is rethrown for the worker, and the next run sends', async () => {
+    const s = setup();
+    s.behaviours.push(async () => {
+      throw new RetryableError('WeChat custom/send: -1 system error');
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    const first = await s.claimSend();
+    await expect(s.handler(first)).rejects.toBeInstanceOf(RetryableError);
+    expect(await s.statuses()).toEqual([]);
+    await s.store.retry(first.id, s.clock.now, 'busy');
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(2);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('a retryable failure past the give-up time: failed status instead of a silent dead letter', async () => {
+    const s = setup();
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    s.clock.now += DAY_MS - 60_000;
+    s.behaviours.push(async () => {
+      throw new RetryableError('WeChat custom/send answered HTTP 503');
+    });
+    await expect(s.handler(await s.claimSend())).resolves.toBeUndefined();
+    expect(await s.statuses()).toEqual([
+      expect.objectContaining({ status: 'failed', error_code: 'retries_exhausted', error_message: expect.stringMatching(/HTTP 503/) }),
+    ]);
+  });
+
+  test('crash while sending (WeChat may have the message): the next run reports uncertain and does not send', async () => {
+    const s = setup();
+    s.behaviours.push(() => new Promise<void>(() => undefined)); // never answers: the process "dies" here
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    void s.handler(await s.claimSend());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(s.sent).toHaveLength(1);
+
+    await s.handler(await s.claimSend()); // the lease expired: another run
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain', error_message: expect.stringMatching(/bridge stopped/) })]);
+  });
+
+  test('crash after WeChat accepted but before the status was stored: no second send, a status still comes', async () => {
+    let failEnqueue = true;
+    const s = setup({
+      storeFor: (store) => ({
+        markSeen: (key, expiresAt) => store.markSeen(key, expiresAt),
+        enqueue: (jobs) => (failEnqueue ? Promise.reject(new Error('disk I/O error')) : store.enqueue(jobs)),
+      }),
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await expect(s.handler(await s.claimSend())).rejects.toThrow('disk I/O error');
+    failEnqueue = false;
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain' })]);
+  });
+
+  test('crash after the status was stored but before the job completed: no second send, the first status stands', async () => {
+    const s = setup();
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await s.handler(await s.claimSend()); // delivered, status stored … and the job is never completed
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('a run that stopped before sending does not hide an earlier run that may have sent', async () => {
+    let failProbes = false;
+    const s = setup({
+      storeFor: (store) => ({
+        markSeen: (key, expiresAt) => (failProbes ? Promise.reject(new Error('database is locked')) : store.markSeen(key, expiresAt)),
+        enqueue: (jobs) => store.enqueue(jobs),
+      }),
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    // Run 0 crashes mid-send. Run 1 fails before it could look at run 0 (store hiccup). Run 2 decides.
+    s.behaviours.push(() => new Promise<void>(() => undefined));
+    void s.handler(await s.claimSend());
+    await new Promise((resolve) => setImmediate(resolve));
+    failProbes = true;
+    await expect(s.handler(await s.claimSend())).rejects.toThrow('database is locked');
+    failProbes = false;
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain' })]);
+  });
+
+  test('a run that stopped before sending is looked past: the run before it decides', async () => {
+    let failSendingMarker = true;
+    const s = setup({
+      storeFor: (store) => ({
+        markSeen: (key, expiresAt) =>
+          failSendingMarker && key.endsWith('#1:sending') ? Promise.reject(new Error('database is locked')) : store.markSeen(key, expiresAt),
+        enqueue: (jobs) => store.enqueue(jobs),
+      }),
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    // Run 0 fails safely; run 1 fails before reaching the send (its marker write fails); run 2 must send.
+    s.behaviours.push(async () => {
+      throw new RetryableError('busy');
+    });
+    await expect(s.handler(await s.claimSend())).rejects.toBeInstanceOf(RetryableError);
+    await expect(s.handler(await s.claimSend())).rejects.toThrow('database is locked');
+    failSendingMarker = false;
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(2);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'delivered' })]);
+  });
+});

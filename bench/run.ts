@@ -14,6 +14,7 @@ import { weChatSignature } from '../src/wechat/signature';
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
 import { freePort, waitForHttp } from '../test/support/net';
+import { benchOutbound } from './outbound';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
@@ -139,6 +140,16 @@ async function main(): Promise<void> {
         `| ${r.name} | ${r.rps.toFixed(0)} | ${(r.rps / base.rps).toFixed(2)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.errors} | ${r.non2xx} | ${r.rssMb?.toFixed(0) ?? 'n/a'} |`,
     ),
   ];
+  // Outbound relay: RTC events in → WeChat sends out (fake WeChat answering at once), signed as Vonage signs.
+  const outbound = await benchOutbound();
+  lines.push(
+    '',
+    `Outbound relay (RTC event → WeChat custom/send, queue drained), ${CONNECTIONS} connections, ${DURATION_S} s`,
+    '',
+    '| path | relayed/s | × inbound baseline | ack p50 ms | ack p99 ms | token fetches per 10,000 sends |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    `| ${outbound.name} | ${outbound.rps.toFixed(0)} | ${(outbound.rps / base.rps).toFixed(2)} | ${outbound.p50.toFixed(1)} | ${outbound.p99.toFixed(1)} | ${outbound.tokenFetchesPer10k.toFixed(1)} |`,
+  );
   const table = lines.join('\n');
   process.stdout.write(`\n${table}\n`);
   mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });

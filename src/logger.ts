@@ -34,11 +34,12 @@ const REDACT_PATHS = [
   'config.headers.Authorization',
 ];
 
-/** Rewrites secret-bearing text: `access_token=…` query values, bearer tokens, PEM blocks. */
+/** Rewrites secret-bearing text: `access_token=…` query values and JSON fields, bearer tokens, PEM blocks. */
 export function scrubSecrets(text: string): string {
   return text
-    .replace(/(access_token=)[^&\s"']+/gi, '$1[REDACTED]')
-    .replace(/(secret=)[^&\s"']+/gi, '$1[REDACTED]')
+    .replace(/(access_token=)[^&#\s"'<>]+/gi, '$1[REDACTED]')
+    .replace(/("access_token"\s*:\s*")[^"]*/gi, '$1[REDACTED]')
+    .replace(/(secret=)[^&#\s"'<>]+/gi, '$1[REDACTED]')
     .replace(/(Bearer\s+)[A-Za-z0-9\-_.~+/]+=*/g, '$1[REDACTED]')
     .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]');
 }

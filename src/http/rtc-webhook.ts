@@ -13,7 +13,7 @@ import express, { type RequestHandler, type Response, type Router } from 'expres
 import { InvalidInputError } from '../errors';
 import type { Logger } from '../logger';
 import type { NewJob, Store } from '../store/store';
-import { parseRtcEvent, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
+import { parseRtcEvent, signatureSecretKey, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
 
 /** Vonage's custom event bodies are at most 4096 bytes; whole RTC payloads stay far below this. */
 export const RTC_BODY_LIMIT = '256kb';
@@ -43,8 +43,8 @@ const rawBodyOf = (body: unknown): Buffer => (Buffer.isBuffer(body) ? body : Buf
  * as long as the token could pass the freshness check, so a captured request cannot be replayed.
  */
 export function requireVonageSignature(deps: Pick<RtcWebhookDeps, 'signatureSecret' | 'store' | 'now' | 'logger'>): RequestHandler {
-  const secret = deps.signatureSecret;
-  if (secret === undefined) return (_req, _res, next) => next();
+  if (deps.signatureSecret === undefined) return (_req, _res, next) => next();
+  const secret = signatureSecretKey(deps.signatureSecret);
   return async (req, res, next) => {
     const { jti, iat } = verifyVonageWebhookSignature({
       authorization: req.headers.authorization,

@@ -16,7 +16,11 @@ export interface WebhookSignatureInput {
   authorization: string | undefined;
   /** The request body exactly as received. */
   rawBody: Buffer;
-  secret: string;
+  /**
+   * The signature secret. Pass it as a KeyObject (`signatureSecretKey(secret)`, made once) on hot paths:
+   * given a string, jsonwebtoken first tries to read it as a public key on every call.
+   */
+  secret: string | crypto.KeyObject;
   nowMs: number;
   /** Largest accepted distance between `iat` and now, either way; default 300 s. */
   maxAgeSeconds?: number;
@@ -28,9 +32,15 @@ export interface VerifiedWebhook {
   iat: number;
 }
 
+/** The signature secret as an HMAC key, made once. */
+export function signatureSecretKey(secret: string): crypto.KeyObject {
+  if (secret === '') throw new Error('Vonage signature secret is empty');
+  return crypto.createSecretKey(Buffer.from(secret, 'utf8'));
+}
+
 export function verifyVonageWebhookSignature(input: WebhookSignatureInput): VerifiedWebhook {
   const maxAgeSeconds = input.maxAgeSeconds ?? 300;
-  if (input.secret === '') throw new Error('Vonage signature secret is empty');
+  const secret = typeof input.secret === 'string' ? signatureSecretKey(input.secret) : input.secret;
 
   const header = input.authorization?.trim();
   if (!header) throw unauthorized('missing Authorization header');
@@ -45,7 +55,7 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
 
   let claims: jwt.JwtPayload;
   try {
-    const verified = jwt.verify(token, input.secret, {
+    const verified = jwt.verify(token, secret, {
       algorithms: ['HS256'],
       clockTimestamp: Math.floor(input.nowMs / 1000),
       ignoreExpiration: false,

@@ -21,6 +21,7 @@ import * as https from 'node:https';
 import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
+import { scrubSecrets } from '../logger';
 import type { AccessTokenManager } from './token-manager';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -85,15 +86,6 @@ export class UncertainDeliveryError extends PermanentError {
   }
 }
 
-/**
- * Removes access tokens from text: `access_token=…` in URLs and `"access_token":"…"` in JSON.
- * Use it on anything that may contain a WeChat API URL before it reaches a log or an error.
- */
-export function redactAccessToken(text: string): string {
-  return text
-    .replace(/(access_token=)[^&#\s"'<>]*/gi, '$1[REDACTED]')
-    .replace(/("access_token"\s*:\s*")[^"]*/gi, '$1[REDACTED]');
-}
 
 /**
  * JSON exactly as WeChat wants it: raw UTF-8, never `\uXXXX` escapes (40033). JSON.stringify
@@ -227,7 +219,7 @@ export function readErrcode(answer: Record<string, unknown>): number {
 
 export function readErrmsg(answer: Record<string, unknown>): string {
   const raw = answer['errmsg'];
-  return redactAccessToken(typeof raw === 'string' ? raw : '');
+  return scrubSecrets(typeof raw === 'string' ? raw : '');
 }
 
 export function parseRetryAfterMs(value: string | undefined): number | undefined {

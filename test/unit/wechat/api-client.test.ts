@@ -7,13 +7,13 @@ import {
   UncertainDeliveryError,
   WeChatApiError,
   createWeChatApiClient,
-  redactAccessToken,
   serializeWeChatJson,
   type WeChatApiClient,
 } from '../../../src/wechat/api-client';
 import { buildCustomSendBody, buildTypingBody } from '../../../src/wechat/custom-message';
 import { AccessTokenManager } from '../../../src/wechat/token-manager';
 import { startFakeWeChat, type FakeWeChat } from '../../support/fake-wechat';
+import { scrubSecrets } from '../../../src/logger';
 
 const APP_ID = 'wx00000000000000aa';
 const APP_SECRET = 'secret-for-api-client-tests-000000';
@@ -239,16 +239,16 @@ describe('delivery uncertainty', () => {
   });
 });
 
-describe('redactAccessToken', () => {
+describe('scrubSecrets (shared with the logger)', () => {
   it('removes tokens from URLs and JSON, and leaves other text alone', () => {
-    expect(redactAccessToken('POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=ABC_123-x&x=1')).toBe(
+    expect(scrubSecrets('POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=ABC_123-x&x=1')).toBe(
       'POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=[REDACTED]&x=1',
     );
-    expect(redactAccessToken('url: "/x?a=1&ACCESS_TOKEN=tok#frag"')).toBe('url: "/x?a=1&ACCESS_TOKEN=[REDACTED]#frag"');
-    expect(redactAccessToken('{"access_token": "secret-token","expires_in":7200}')).toBe(
+    expect(scrubSecrets('url: "/x?a=1&ACCESS_TOKEN=tok#frag"')).toBe('url: "/x?a=1&ACCESS_TOKEN=[REDACTED]#frag"');
+    expect(scrubSecrets('{"access_token": "secret-token","expires_in":7200}')).toBe(
       '{"access_token": "[REDACTED]","expires_in":7200}',
     );
-    expect(redactAccessToken('nothing to hide')).toBe('nothing to hide');
+    expect(scrubSecrets('nothing to hide')).toBe('nothing to hide');
   });
 });
 

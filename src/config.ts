@@ -36,11 +36,15 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; errors: string[] };
 
-/** An empty value (`FOO=` in a .env file) means "not set", as users expect from example files. */
-const optional = (schema: z.ZodTypeAny) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema.optional());
-const required = (schema: z.ZodString) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+/**
+ * An empty value (`FOO=` in a .env file) means "not set", as users expect from example files. Blank
+ * values are removed before parsing, so that they get their defaults and "is required" messages.
+ */
+function withoutBlanks(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([, value]) => !(typeof value === 'string' && value.trim() === '')));
+}
+const optional = <T extends z.ZodTypeAny>(schema: T) => schema.optional();
+const required = (schema: z.ZodString) => schema;
 
 const httpUrl = z
   .string()
@@ -101,14 +105,31 @@ const schema = z.object({
   LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
 });
 
+/** `NAME reason`, one line per bad variable. */
+function describeIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => `${issue.path.join('.')} ${issue.message === 'Required' ? 'is required' : issue.message}`);
+}
+
+/** Every variable as validated (and defaulted) by the rules above, keyed by its name. */
+export type Settings = z.infer<typeof schema>;
+export type SettingName = keyof Settings;
+export type SettingsResult<K extends SettingName> = { ok: true; settings: Pick<Settings, K> } | { ok: false; errors: string[] };
+
+/**
+ * Validates only the named variables, with loadConfig's rules, defaults and messages. For tools that
+ * need a part of the configuration (the operator CLI: DATABASE_URL for the store, the WeChat app
+ * credentials for a test message), so that they do not demand settings they never use.
+ */
+export function loadSettings<K extends SettingName>(env: NodeJS.ProcessEnv, names: readonly K[]): SettingsResult<K> {
+  const mask = Object.fromEntries(names.map((name) => [name, true])) as { [P in SettingName]?: true };
+  const parsed = schema.pick(mask).safeParse(withoutBlanks(env));
+  if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error) };
+  return { ok: true, settings: parsed.data as Pick<Settings, K> };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => string): ConfigResult {
-  const parsed = schema.safeParse(env);
-  const errors: string[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      errors.push(`${issue.path.join('.')} ${issue.message === 'Required' ? 'is required' : issue.message}`);
-    }
-  }
+  const parsed = schema.safeParse(withoutBlanks(env));
+  const errors: string[] = parsed.success ? [] : describeIssues(parsed.error);
 
   // Checks that need more than a pattern. The private key is parsed for real so that a bad key
   // fails at start, not at the first message hours later.

@@ -12,7 +12,7 @@ import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } 
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import type { Config } from './config';
-import { createApp } from './http/app';
+import { createApp, type AppDeps } from './http/app';
 import type { Logger } from './logger';
 import { DEFAULT_BACKOFF } from './queue/backoff';
 import { JobWorker } from './queue/worker';
@@ -35,9 +35,14 @@ export interface RunningBridge {
   stop(): Promise<void>;
 }
 
-export async function startBridge(config: Config, logger: Logger): Promise<RunningBridge> {
+export interface BridgeOptions {
+  /** Extra HTTP routes (the sandbox's console); see `AppDeps.extraRoutes`. */
+  extraRoutes?: AppDeps['extraRoutes'];
+}
+
+export async function startBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<RunningBridge> {
   // This process runs the workers: jobs a crashed predecessor had leased are ours to run now.
-  const store = await openStore(config.databaseUrl, { releaseLeasesOnOpen: true });
+  const store = await openStore(config.databaseUrl, { releaseLeasesOnOpen: true, logger: logger.child({ component: 'store' }) });
 
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,
@@ -91,6 +96,7 @@ export async function startBridge(config: Config, logger: Logger): Promise<Runni
     rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: planOutbound },
     onJobsStored: () => worker.notify(),
     checkReady: () => store.ping(),
+    extraRoutes: options.extraRoutes,
   });
 
   worker.start();

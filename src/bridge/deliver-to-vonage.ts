@@ -4,13 +4,54 @@
  * Errors are already classified by the backend client (retryable / permanent); the worker
  * decides what to do with them. One job is one event, so a retry never re-posts a part that
  * already went through.
+ *
+ * Exactly once, as far as the remote lets us: the Conversation API has no idempotency key, and a
+ * post whose answer never came (a timeout, a reset, a crash of this process mid-request) may have
+ * created the event anyway. So a job that has run before first looks for its own event in the
+ * conversation — the bridge's bodies are deterministic, so an identical body of the same type is
+ * ours — paging back from the newest event to the job's creation (less a clock-skew margin), and
+ * posts only when it is not there. The look costs a few GETs, on retries only. A conversation busier
+ * than `RECONCILE_MAX_PAGES` pages since the job was created is not searched to the end: the job then
+ * posts, accepting a possible duplicate over a lost message.
  */
 import type { Job } from '../store/store';
-import type { ConversationBackend, DeliverToVonagePayload } from './ports';
+import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from './ports';
+
+/** Vonage's largest page, and how many a retry reads at most. */
+export const RECONCILE_PAGE_SIZE = 100;
+export const RECONCILE_MAX_PAGES = 20;
+/** Events stamped this long before the job was created still count (clocks differ). */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** JSON with object keys sorted, so that a body echoed back with its keys in another order still matches. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+const sameEvent = (a: ConversationEvent, b: { type: string; body: Record<string, unknown> }): boolean =>
+  a.type === b.type && canonicalJson(a.body) === canonicalJson(b.body);
 
 export function createDeliverToVonageHandler(deps: { backend: ConversationBackend }) {
+  async function alreadyPosted(conversationId: string, event: ConversationEvent, createdAt: number): Promise<boolean> {
+    let cursor: string | undefined;
+    for (let page = 0; page < RECONCILE_MAX_PAGES; page++) {
+      const result = await deps.backend.listRecentEvents(conversationId, { pageSize: RECONCILE_PAGE_SIZE, eventType: event.type, cursor });
+      if (result.events.some((existing) => sameEvent(event, existing))) return true;
+      const oldest = result.events.at(-1)?.timestamp;
+      if (result.nextCursor === undefined || (oldest !== undefined && oldest < createdAt - CLOCK_SKEW_MS)) return false;
+      cursor = result.nextCursor;
+    }
+    return false;
+  }
+
   return async function deliverToVonage(job: Job): Promise<void> {
-    const payload = job.payload as DeliverToVonagePayload;
-    await deps.backend.createEvent(payload.conversationId, payload.event);
+    const { conversationId, event } = job.payload as DeliverToVonagePayload;
+    if (job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) return;
+    await deps.backend.createEvent(conversationId, event);
   };
 }

@@ -3,8 +3,11 @@
  *
  * A Vonage custom event body must serialise to at most 4096 bytes. WeChat text can be far longer
  * (and a hostile Description can be too), so a body that does not fit is split into ordered parts
- * (`part`, `parts`): nothing is dropped, nothing is rejected.
+ * (`part`, `parts`): nothing is dropped, nothing is rejected (the message model bounds the ids that
+ * every part repeats, so there is always room for content).
  */
+import { createHash } from 'node:crypto';
+import { InvalidInputError } from '../errors';
 import type { WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
 
@@ -13,6 +16,20 @@ export const VONAGE_BODY_LIMIT_BYTES = 4096;
 
 /** Fields that identify the message: every part repeats them, and they are never moved into content. */
 const IDENTITY_FIELDS = new Set(['direction', 'from', 'to', 'content', 'msg_type', 'msg_id', 'create_time', 'event']);
+/**
+ * Body keys a WeChat field can never take: the identity fields and the split counters. A field WeChat
+ * does not send (a `<Part>` tag) must not pose as a part counter, or be overwritten by one when split.
+ */
+const RESERVED_KEYS = new Set([...IDENTITY_FIELDS, 'part', 'parts']);
+
+/**
+ * An event's msg_id is its dedup key, which embeds the EventKey (a menu URL, up to 1024 bytes). Every
+ * part repeats msg_id, so one longer than this is replaced by a digest of itself, `sha256:<hex>`:
+ * stable across WeChat's retries and as unique as the key. (A real MsgId, ≤ 20 digits, never is.)
+ */
+const MAX_MSG_ID_BYTES = 256;
+/** The most a single character can cost inside a JSON string (`\u001f`, a lone surrogate `\udc00`). */
+const MAX_CHAR_COST = 6;
 
 export type InboundEventBody = Record<string, string | number>;
 
@@ -41,7 +58,8 @@ export function renderContent(m: WeChatMessage): string {
     case 'event':
       return renderEvent(m);
     default:
-      return `[${m.msgType}]`;
+      // A type this bridge does not know yet: its Content (if any) is still what the user sent.
+      return words(`[${m.msgType}]`, f.content);
   }
 }
 
@@ -61,7 +79,7 @@ function renderEvent(m: WeChatMessage): string {
     case 'VIEW':
       return `[${words('menu link', f.event_key)}]`;
     default:
-      return `[event ${m.event ?? 'unknown'}]`;
+      return words(`[event ${m.event ?? 'unknown'}]`, f.content);
   }
 }
 
@@ -74,15 +92,20 @@ export function toInboundEventBody(m: WeChatMessage): InboundEventBody {
     to: m.toUserName,
     content: renderContent(m),
     msg_type: m.msgType,
-    msg_id: m.msgId ?? weChatDedupKey(m),
+    msg_id: boundedMsgId(m.msgId ?? weChatDedupKey(m)),
     create_time: Number.isSafeInteger(createTime) ? createTime : m.createTime,
   };
   if (m.event !== undefined) body.event = m.event;
   for (const [key, value] of Object.entries(m.fields)) {
     // The text's `content` is already the rendered content; every other field is kept as is.
-    if (!IDENTITY_FIELDS.has(key)) body[key] = value;
+    if (!RESERVED_KEYS.has(key)) body[key] = value;
   }
   return body;
+}
+
+function boundedMsgId(msgId: string): string {
+  if (utf8Bytes(msgId) <= MAX_MSG_ID_BYTES) return msgId;
+  return `sha256:${createHash('sha256').update(msgId, 'utf8').digest('hex')}`;
 }
 
 const utf8Bytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
@@ -110,6 +133,11 @@ export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT
   }
 
   const budget = limit - utf8Bytes({ ...base, content: '', part: 99999, parts: 99999 });
+  // Unreachable for a parsed message (its ids are bounded); a hand-built one must not yield parts
+  // over the limit, or one part per character.
+  if (budget < MAX_CHAR_COST * 16) {
+    throw new InvalidInputError(400, 'message identity fields (from, to, msg_type, msg_id, event) leave no room for content');
+  }
   const chunks = chunkBySerialisedSize(content, budget);
   return chunks.map((chunk, index) => ({ ...base, content: chunk, part: index + 1, parts: chunks.length }));
 }

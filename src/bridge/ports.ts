@@ -1,7 +1,7 @@
 /**
  * What the bridge needs from the outside world, as small interfaces. The Vonage client
  * satisfies `ConversationBackend` structurally: when Vonage's Conversation API goes away,
- * another backend implements these two lines and nothing else in the bridge changes.
+ * another backend implements these few lines and nothing else in the bridge changes.
  */
 
 export interface ConversationEvent {
@@ -13,6 +13,14 @@ export interface ConversationEvent {
 
 export interface ConversationBackend {
   createEvent(conversationId: string, event: ConversationEvent): Promise<{ id: string }>;
+  /**
+   * A conversation's events, newest first, a page at a time: to tell whether a post that got no
+   * answer went through. `timestamp` is epoch ms.
+   */
+  listRecentEvents(
+    conversationId: string,
+    options?: { pageSize?: number; eventType?: string; cursor?: string },
+  ): Promise<{ events: Array<{ type: string; body: Record<string, unknown>; timestamp: number | undefined }>; nextCursor: string | undefined }>;
 }
 
 /** Job kinds, one handler each. */

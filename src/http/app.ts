@@ -28,6 +28,11 @@ export interface AppDeps {
   checkReady: () => Promise<void>;
   now?: () => number;
   ackTimeoutMs?: number;
+  /**
+   * More routes, mounted after the bridge's own and before the 404 handler. Only the sandbox uses
+   * it (its console at `/`); production passes nothing, so every other path stays a 404.
+   */
+  extraRoutes?: (app: Express) => void;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -71,6 +76,8 @@ export function createApp(deps: AppDeps): Express {
       ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
     }),
   );
+
+  deps.extraRoutes?.(app);
 
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('not found');

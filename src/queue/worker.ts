@@ -9,12 +9,25 @@
  * `notify()` (the HTTP layer calls it right after an enqueue), when a job finishes (its key's next
  * job may now be the head), and otherwise every `pollIntervalMs` (for retries coming due and for
  * other processes' enqueues). A failing store never stops the loop: it logs and tries again after
- * the poll interval. A job whose outcome cannot be recorded keeps its lease and runs again once the
- * lease expires, so work is never lost, only repeated (handlers are idempotent per job).
+ * the poll interval (doubling, up to 2 s, while the failures last).
+ *
+ * Leases: a claimed job is leased for `leaseMs` (default 15 s) and the lease is renewed every
+ * `leaseMs / 3` while its handler runs (one `renewLeases` call for all jobs in flight). So a slow
+ * handler (a 10-second remote timeout, a token fetch before it) keeps its job, while the jobs of a
+ * process that died (kill -9, power cut, a lost host) are taken over by another instance within
+ * `leaseMs`. Outcomes are recorded with the claim's lease token: if the lease was lost anyway (the
+ * database was unreachable for longer than the lease) and another claim took the job, the late
+ * outcome is a no-op and is logged.
+ *
+ * An outcome that cannot be recorded (the database is briefly unreachable) is retried, with the
+ * same backoff, until it is recorded, the lease turns out to be lost, or the worker stops. Only then
+ * does the job run again after its lease, so work is never lost, only (rarely) repeated: a job that
+ * runs again after an unrecorded run is marked `interrupted` and logged, so that handlers and
+ * operators can tell (see `Job.interrupted`).
  */
 import type { Logger } from 'pino';
 import { isClassifiedError, type ClassifiedError } from '../errors';
-import type { Job, Store } from '../store/store';
+import type { Job, JobLease, Store } from '../store/store';
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff';
 
 export type JobHandler = (job: Job) => Promise<void>;
@@ -27,7 +40,10 @@ export interface JobWorkerOptions {
   logger: Logger;
   /** Jobs in flight at once. Default 8. */
   concurrency?: number;
-  /** How long a claimed job is ours; a crashed process's jobs are taken over after it. Default 60 s. */
+  /**
+   * How long a claim lasts without renewal; a crashed process's jobs are taken over after it.
+   * Renewed every `leaseMs / 3` while the handler runs. Default 15 s.
+   */
   leaseMs?: number;
   /** How often to look for work when idle. Default 250 ms. */
   pollIntervalMs?: number;
@@ -63,6 +79,9 @@ export interface DecisionContext {
 
 /** Longest error text kept in the store (last_error, dead-letter reason). */
 const MAX_ERROR_TEXT = 2000;
+
+/** The longest pause between two attempts at a failing store call (claim, recording an outcome). */
+const MAX_STORE_RETRY_MS = 2000;
 
 /**
  * The worker's one decision, a pure function: retryable failures (and unexpected errors, which
@@ -115,6 +134,12 @@ export class JobWorker {
   private running = false;
   private loopDone: Promise<void> | undefined;
   private readonly inFlight = new Map<string, Promise<void>>();
+  /** The newest claim of each job in flight: outcomes and renewals use its token. */
+  private readonly leases = new Map<string, JobLease>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private renewing = false;
+  /** Consecutive failed claims: the pause before the next one doubles with them. */
+  private claimFailures = 0;
   /** Set by notify() and by finishing jobs: look for work again before sleeping. */
   private woken = false;
   /** Ends the current sleep, if any. */
@@ -127,7 +152,7 @@ export class JobWorker {
     this.handlers = options.handlers;
     this.logger = options.logger;
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 8));
-    this.leaseMs = options.leaseMs ?? 60_000;
+    this.leaseMs = options.leaseMs ?? 15_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.giveUpAfterMs = options.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
     this.backoff = options.backoff ?? DEFAULT_BACKOFF;
@@ -141,6 +166,8 @@ export class JobWorker {
     if (this.running) return;
     this.running = true;
     this.woken = true;
+    this.heartbeat = setInterval(() => void this.renewLeases(), Math.max(1, Math.floor(this.leaseMs / 3)));
+    this.heartbeat.unref();
     this.loopDone = this.loop().catch((error: unknown) => {
       // Unreachable by design (the loop catches everything); never let it crash the process.
       this.logger.error({ error: describeError(error) }, 'job worker loop ended unexpectedly');
@@ -159,7 +186,10 @@ export class JobWorker {
     this.running = false;
     this.interruptSleep?.();
     await this.loopDone;
+    // Leases are still renewed while the last handlers finish.
     await Promise.all(this.inFlight.values());
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
   }
 
   private async loop(): Promise<void> {
@@ -173,12 +203,12 @@ export class JobWorker {
         let jobs: Job[];
         try {
           jobs = await this.store.claim({ limit: free, leaseMs: this.leaseMs });
+          this.claimFailures = 0;
         } catch (error) {
-          this.logger.error(
-            { error: describeError(error), retryInMs: this.pollIntervalMs },
-            'claiming jobs failed; retrying after the poll interval',
-          );
-          await this.sleep(this.pollIntervalMs, false);
+          this.claimFailures += 1;
+          const retryInMs = this.storeRetryDelay(this.claimFailures);
+          this.logger.error({ error: describeError(error), retryInMs }, 'claiming jobs failed; retrying after the poll interval');
+          await this.sleep(retryInMs, false);
           continue;
         }
         for (const job of jobs) this.startJob(job);
@@ -204,18 +234,56 @@ export class JobWorker {
     });
   }
 
+  /** pollInterval doubling with each consecutive failure, at most MAX_STORE_RETRY_MS (or the poll interval if larger). */
+  private storeRetryDelay(failures: number): number {
+    const cap = Math.max(this.pollIntervalMs, MAX_STORE_RETRY_MS);
+    return Math.min(cap, this.pollIntervalMs * 2 ** Math.min(20, Math.max(0, failures - 1)));
+  }
+
   private startJob(job: Job): void {
     if (this.inFlight.has(job.id)) {
-      // Its lease ran out while the handler is still running here, and we claimed it again (which
-      // renewed the lease). The run in progress records the outcome; never run it twice at once.
+      // Its lease ran out while the handler is still running here (renewals failed), and we claimed
+      // it again. The run in progress records the outcome, under this newest claim; never run it
+      // twice at once.
+      this.leases.set(job.id, { id: job.id, leaseToken: job.leaseToken });
       this.logger.warn({ jobId: job.id, kind: job.kind, attempts: job.attempts }, 'job lease expired while running');
       return;
     }
+    if (job.interrupted) {
+      this.logger.warn(
+        { jobId: job.id, kind: job.kind, attempts: job.attempts },
+        'job runs again after a run that recorded no outcome (its process stopped or lost the lease); its effect may have happened already',
+      );
+    }
+    this.leases.set(job.id, { id: job.id, leaseToken: job.leaseToken });
     const run = this.runJob(job).finally(() => {
       this.inFlight.delete(job.id);
+      this.leases.delete(job.id);
       this.notify();
     });
     this.inFlight.set(job.id, run);
+  }
+
+  /** The heartbeat: extends the leases of every job in flight, in one store call. */
+  private async renewLeases(): Promise<void> {
+    if (this.renewing || this.leases.size === 0) return;
+    this.renewing = true;
+    const leases = [...this.leases.values()];
+    try {
+      const renewed = new Set(await this.store.renewLeases(leases, this.leaseMs));
+      for (const lease of leases) {
+        // Only report a loss the run still cares about (not one that finished meanwhile).
+        if (!renewed.has(lease.id) && this.leases.get(lease.id) === lease) {
+          // Said once: the run goes on (it cannot be interrupted), but its outcome will be a no-op.
+          this.leases.delete(lease.id);
+          this.logger.warn({ jobId: lease.id }, "job lease lost while running: another claim holds it; this run's outcome will not be recorded");
+        }
+      }
+    } catch (error) {
+      this.logger.warn({ error: describeError(error), jobs: leases.length }, 'renewing job leases failed; will try again');
+    } finally {
+      this.renewing = false;
+    }
   }
 
   private async runJob(job: Job): Promise<void> {
@@ -230,26 +298,14 @@ export class JobWorker {
     const error = result.kind === 'success' ? undefined : result instanceof Error ? result : result.error;
     const context = { jobId: job.id, kind: job.kind, attempts: job.attempts + 1, durationMs: this.now() - startedAt };
 
-    let outcome: JobOutcome;
-    try {
-      switch (decision.action) {
-        case 'complete':
-          await this.store.complete(job.id);
-          outcome = 'completed';
-          break;
-        case 'retry':
-          await this.store.retry(job.id, decision.runAt, decision.error);
-          outcome = 'retried';
-          break;
-        case 'dead-letter':
-          await this.store.deadLetter(job.id, decision.reason);
-          outcome = 'dead-lettered';
-          break;
-      }
-    } catch (storeError) {
-      this.logger.error(
-        { ...context, error: describeError(storeError) },
-        'could not record the job outcome; the job runs again when its lease expires',
+    const outcome: JobOutcome =
+      decision.action === 'complete' ? 'completed' : decision.action === 'retry' ? 'retried' : 'dead-lettered';
+    const recorded = await this.recordOutcome(job, decision, context);
+    if (recorded === 'not-recorded') return;
+    if (recorded === 'lease-lost') {
+      this.logger.warn(
+        { ...context, outcome },
+        'job outcome not recorded: its lease was taken over by another claim, which decides the job now',
       );
       return;
     }
@@ -279,6 +335,49 @@ export class JobWorker {
       this.onOutcome?.(job, outcome, error);
     } catch (hookError) {
       this.logger.warn({ jobId: job.id, error: describeError(hookError) }, 'onOutcome hook threw');
+    }
+  }
+
+  /**
+   * Stores the decision under the job's newest lease, retrying while the store fails (a database
+   * blip must not make a finished job run again), until the worker stops.
+   */
+  private async recordOutcome(
+    job: Job,
+    decision: JobDecision,
+    context: Record<string, unknown>,
+  ): Promise<'recorded' | 'lease-lost' | 'not-recorded'> {
+    for (let failures = 1; ; failures += 1) {
+      const lease = this.leases.get(job.id) ?? job;
+      try {
+        let held: boolean;
+        switch (decision.action) {
+          case 'complete':
+            held = await this.store.complete(lease);
+            break;
+          case 'retry':
+            held = await this.store.retry(lease, decision.runAt, decision.error);
+            break;
+          case 'dead-letter':
+            held = await this.store.deadLetter(lease, decision.reason);
+            break;
+        }
+        return held ? 'recorded' : 'lease-lost';
+      } catch (storeError) {
+        if (!this.running) {
+          this.logger.error(
+            { ...context, error: describeError(storeError) },
+            'could not record the job outcome; the job runs again when its lease expires',
+          );
+          return 'not-recorded';
+        }
+        const retryInMs = this.storeRetryDelay(failures);
+        this.logger.error(
+          { ...context, error: describeError(storeError), retryInMs },
+          'could not record the job outcome; trying again',
+        );
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      }
     }
   }
 

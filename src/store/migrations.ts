@@ -4,7 +4,8 @@
  * A migration is never edited once released: a schema change is a new entry at the end.
  * `schema_migrations` records which versions a database has; `applyMigrations` brings it up to
  * date in one transaction at open, so a crash mid-upgrade leaves the previous schema intact.
- * A PostgreSQL store mirrors these versions one for one (same tables, same meaning).
+ * The PostgreSQL store has its own list (postgres-migrations.ts): same tables, same meaning, and
+ * its own version numbers (its version 1 already has what SQLite's version 2 adds).
  */
 import type { DatabaseSync } from 'node:sqlite';
 
@@ -77,6 +78,19 @@ export const sqliteMigrations: readonly Migration[] = [
         owner      TEXT    NOT NULL,
         expires_at INTEGER NOT NULL
       );
+    `,
+  },
+  {
+    version: 2,
+    name: 'lease tokens and interrupted runs',
+    sql: `
+      -- The claim that holds the job: outcome calls must present it (another claim replaces it).
+      ALTER TABLE jobs ADD COLUMN lease_token TEXT;
+      -- 1 from a claim until its outcome is recorded: still 1 at the next claim means the run before
+      -- it ended without an outcome (crash, lost lease).
+      ALTER TABLE jobs ADD COLUMN running INTEGER NOT NULL DEFAULT 0;
+      -- Sticky: some earlier run of this job never recorded its outcome.
+      ALTER TABLE jobs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
     `,
   },
 ];

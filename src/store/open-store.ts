@@ -1,31 +1,98 @@
 /**
- * Opens the store named by `DATABASE_URL`.
+ * Opens the store named by `DATABASE_URL`: the one entry point for both implementations.
  *
- * `sqlite:<path>` (relative to the working directory; `sqlite::memory:` for a throwaway in-memory
- * store) is the single-instance store. `postgres://…` is reserved for the multi-instance store.
+ * - `sqlite:<path>` (relative to the working directory; `sqlite::memory:` for a throwaway
+ *   in-memory store): one instance.
+ * - `postgres://…` or `postgresql://…` (any libpq-style URL `pg` accepts, e.g. with `?sslmode=`):
+ *   several instances sharing one database. The schema is migrated at open, safely when several
+ *   instances start at once.
+ *
+ * The URL is never echoed in an error: it may carry a password.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { PostgresStore, type PostgresStoreOptions } from './postgres-store';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite-store';
 import type { Store } from './store';
 
-export interface OpenStoreOptions extends SqliteStoreOptions {
+export interface OpenStoreOptions {
   /** Base for relative `sqlite:` paths. Default `process.cwd()`. */
   cwd?: string;
+  /** Clock (epoch ms); tests move time with it. Default: the process clock (SQLite), the database's (PostgreSQL). */
+  now?: () => number;
+  /** How long a dedup key is remembered. Default 7 days. */
+  dedupRetentionMs?: number;
+  /** Called after each enqueue group commit (a metrics hook). */
+  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
+  /** Where background failures and lost connections are reported. */
+  logger?: { warn(details: object, message: string): void };
+  /**
+   * SQLite only: hand every leased job back at open, because a SQLite file belongs to one running
+   * bridge (see SqliteStoreOptions). Ignored for PostgreSQL, where other instances may be alive and
+   * holding leases: there a crashed instance's jobs are taken over when their lease expires.
+   */
+  releaseLeasesOnOpen?: boolean;
+  /** SQLite only: see SqliteStoreOptions. */
+  sqlite?: Pick<SqliteStoreOptions, 'busyTimeoutMs' | 'pruneIntervalMs'>;
+  /** PostgreSQL only: pool size, timeouts, batching; see PostgresStoreOptions. */
+  postgres?: Omit<PostgresStoreOptions, 'now' | 'dedupRetentionMs' | 'onBatchCommit' | 'logger'>;
 }
 
-const ACCEPTED_FORMS = '`sqlite:<path>` (e.g. `sqlite:./data/bridge.db`), `sqlite::memory:` or `postgres://…`';
+const ACCEPTED_FORMS =
+  '`sqlite:<path>` (e.g. `sqlite:./data/bridge.db`), `sqlite::memory:` or `postgres://user:password@host:5432/database`';
 
 export async function openStore(databaseUrl: string, options: OpenStoreOptions = {}): Promise<Store> {
   const url = databaseUrl.trim();
+  const common = {
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.dedupRetentionMs !== undefined ? { dedupRetentionMs: options.dedupRetentionMs } : {}),
+    ...(options.onBatchCommit ? { onBatchCommit: options.onBatchCommit } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+  };
   if (/^postgres(ql)?:\/\//i.test(url)) {
-    throw new Error('DATABASE_URL: PostgreSQL support is not available yet; use `sqlite:<path>` for now');
+    checkPostgresUrl(url);
+    try {
+      return await PostgresStore.open(url, { ...options.postgres, ...common });
+    } catch (error) {
+      throw withoutPassword(error, url);
+    }
   }
   if (/^sqlite:/i.test(url)) {
-    const { cwd, ...storeOptions } = options;
-    return SqliteStore.open(sqlitePath(url.slice('sqlite:'.length), cwd ?? process.cwd()), storeOptions);
+    return SqliteStore.open(sqlitePath(url.slice('sqlite:'.length), options.cwd ?? process.cwd()), {
+      ...options.sqlite,
+      ...common,
+      ...(options.releaseLeasesOnOpen ? { releaseLeasesOnOpen: true } : {}),
+    });
   }
   // Never echo the value: a mistyped URL may carry a password.
   throw new Error(`DATABASE_URL must be ${ACCEPTED_FORMS}`);
+}
+
+function checkPostgresUrl(url: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // URL's own error carries the input (and so the password) in a field: say it in our words.
+    throw new Error(`DATABASE_URL is not a valid URL; expected ${ACCEPTED_FORMS}`);
+  }
+  if (parsed.hostname === '' && !parsed.searchParams.has('host')) {
+    throw new Error(`DATABASE_URL names no PostgreSQL host; expected ${ACCEPTED_FORMS}`);
+  }
+}
+
+/** The error to surface: its message, with the URL's password blanked should it appear in it. */
+function withoutPassword(error: unknown, url: string): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  let password = '';
+  try {
+    password = decodeURIComponent(new URL(url).password);
+  } catch {
+    // Already checked; nothing to blank.
+  }
+  const clean = new Error(password ? message.split(password).join('***') : message);
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  if (typeof code === 'string') (clean as Error & { code?: string }).code = code;
+  return clean;
 }
 
 function sqlitePath(rest: string, cwd: string): string {

@@ -17,10 +17,15 @@
  * `available_at` (run_at while pending, lease_until while leased) lets claim read the runnable heads
  * from one partial index instead of scanning the queue.
  *
+ * Leases: every claim writes a fresh `lease_token`; outcome calls and lease renewals match on it,
+ * so a process whose lease was taken over changes nothing. `running` marks a claim whose outcome
+ * is not recorded yet; a claim that finds it still set knows the run before it was interrupted.
+ *
  * Everything runs synchronously on the one connection, so no two operations of this process ever
  * interleave inside a transaction; other processes on the same file are kept out by SQLite's write
  * lock (`BEGIN IMMEDIATE`, with a busy timeout).
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
@@ -30,6 +35,7 @@ import type {
   EnqueueResult,
   Job,
   JobKind,
+  JobLease,
   NewJob,
   QueueStats,
   Store,
@@ -90,33 +96,40 @@ const SQL = {
     VALUES (:kind, :order_key, :payload, 0, :created_at, :run_at, :run_at,
             NOT EXISTS (SELECT 1 FROM jobs WHERE order_key = :order_key))`,
   claim: `
-    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until,
+      lease_token = :lease_token, interrupted = interrupted OR running, running = 1
     WHERE seq IN (
       SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
       ORDER BY available_at, seq LIMIT :limit)
-    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error`,
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, interrupted`,
   claimKinds: `
-    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until,
+      lease_token = :lease_token, interrupted = interrupted OR running, running = 1
     WHERE seq IN (
       SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
         AND kind IN (SELECT value FROM json_each(:kinds))
       ORDER BY available_at, seq LIMIT :limit)
-    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error`,
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, interrupted`,
+  renewLease: `
+    UPDATE jobs SET lease_until = :lease_until, available_at = :lease_until
+    WHERE seq = :seq AND lease_token = :lease_token AND running = 1`,
   deleteJob: `
-    DELETE FROM jobs WHERE seq = ?
+    DELETE FROM jobs WHERE seq = :seq AND lease_token = :lease_token
     RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, is_head`,
   promoteHead: `
     UPDATE jobs SET is_head = 1
     WHERE seq = (SELECT seq FROM jobs WHERE order_key = ? ORDER BY seq LIMIT 1)`,
   retry: `
-    UPDATE jobs SET run_at = :run_at, available_at = :run_at, lease_until = NULL, last_error = :error
-    WHERE seq = :seq`,
+    UPDATE jobs SET run_at = :run_at, available_at = :run_at, lease_until = NULL, last_error = :error, running = 0
+    WHERE seq = :seq AND lease_token = :lease_token`,
   insertDeadLetter: `
     INSERT INTO dead_letters (id, kind, order_key, payload, attempts, created_at, dead_at, reason, last_error)
     VALUES (:id, :kind, :order_key, :payload, :attempts, :created_at, :dead_at, :reason, :last_error)`,
   listDeadLetters: `
     SELECT id, kind, order_key, payload, attempts, created_at, dead_at, reason
     FROM dead_letters ORDER BY dead_at DESC, id DESC LIMIT ?`,
+  getDeadLetter: `
+    SELECT id, kind, order_key, payload, attempts, created_at, dead_at, reason FROM dead_letters WHERE id = ?`,
   deleteDeadLetter: `
     DELETE FROM dead_letters WHERE id = ? RETURNING kind, order_key, payload`,
   depthByKind: `SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM jobs GROUP BY kind`,
@@ -173,6 +186,7 @@ export class SqliteStore implements Store {
       db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
       if (options.releaseLeasesOnOpen) {
+        // `running` stays set: the next claim of such a job reports it `interrupted`.
         db.exec('UPDATE jobs SET lease_until = NULL, available_at = run_at WHERE lease_until IS NOT NULL');
       }
     } catch (error) {
@@ -213,7 +227,8 @@ export class SqliteStore implements Store {
     const limit = Math.floor(options.limit);
     if (!(limit > 0) || options.kinds?.length === 0) return [];
     const now = this.now();
-    const params = { now, lease_until: now + Math.floor(options.leaseMs), limit };
+    const leaseToken = randomUUID();
+    const params = { now, lease_until: now + Math.floor(options.leaseMs), limit, lease_token: leaseToken };
     const rows = options.kinds
       ? this.statements.claimKinds.all({ ...params, kinds: JSON.stringify(options.kinds) })
       : this.statements.claim.all(params);
@@ -227,34 +242,50 @@ export class SqliteStore implements Store {
         attempts: int(row.attempts) - 1,
         createdAt: int(row.created_at),
         lastError: row.last_error === null ? undefined : text(row.last_error),
+        leaseToken,
+        interrupted: int(row.interrupted) === 1,
       }))
       .sort((a, b) => Number(a.id) - Number(b.id));
   }
 
-  async complete(jobId: string): Promise<void> {
+  async renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]> {
     this.assertOpen();
-    const seq = parseJobId(jobId);
-    if (seq === undefined) return;
-    this.transaction(() => {
-      this.removeJob(seq);
-    });
+    const leaseUntil = this.now() + Math.floor(leaseMs);
+    return this.transaction(() =>
+      leases
+        .filter((lease) => {
+          const seq = parseJobId(lease.id);
+          if (seq === undefined) return false;
+          const result = this.statements.renewLease.run({ seq, lease_token: lease.leaseToken, lease_until: leaseUntil });
+          return Number(result.changes) > 0;
+        })
+        .map((lease) => lease.id),
+    );
   }
 
-  async retry(jobId: string, runAt: number, error: string): Promise<void> {
+  async complete(lease: JobLease): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(jobId);
-    if (seq === undefined) return;
-    this.statements.retry.run({ seq, run_at: Math.floor(runAt), error });
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
+    return this.transaction(() => this.removeJob(seq, lease.leaseToken) !== undefined);
   }
 
-  async deadLetter(jobId: string, reason: string): Promise<void> {
+  async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(jobId);
-    if (seq === undefined) return;
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
+    const result = this.statements.retry.run({ seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error });
+    return Number(result.changes) > 0;
+  }
+
+  async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
     const deadAt = this.now();
-    this.transaction(() => {
-      const row = this.removeJob(seq);
-      if (!row) return;
+    return this.transaction(() => {
+      const row = this.removeJob(seq, lease.leaseToken);
+      if (!row) return false;
       this.statements.insertDeadLetter.run({
         id: seq,
         kind: text(row.kind),
@@ -266,22 +297,29 @@ export class SqliteStore implements Store {
         reason,
         last_error: row.last_error === null ? null : text(row.last_error),
       });
+      return true;
     });
   }
 
   async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
     this.assertOpen();
     const limit = Math.max(0, Math.floor(options.limit ?? 100));
-    return this.statements.listDeadLetters.all(limit).map((row) => ({
-      id: String(row.id),
-      kind: text(row.kind),
-      orderKey: text(row.order_key),
-      payload: JSON.parse(text(row.payload)) as unknown,
-      attempts: int(row.attempts),
-      createdAt: int(row.created_at),
-      deadAt: int(row.dead_at),
-      reason: text(row.reason),
-    }));
+    return this.statements.listDeadLetters.all(limit).map(toDeadLetter);
+  }
+
+  async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return undefined;
+    const row = this.statements.getDeadLetter.get(seq);
+    return row ? toDeadLetter(row) : undefined;
+  }
+
+  async purgeDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return false;
+    return this.statements.deleteDeadLetter.all(seq).length > 0;
   }
 
   async replayDeadLetter(id: string): Promise<boolean> {
@@ -451,9 +489,12 @@ export class SqliteStore implements Store {
     return { outcome: 'stored' };
   }
 
-  /** Deletes a live job and, if it was the head of its key, makes the next job of the key the head. */
-  private removeJob(seq: number): Record<string, SQLOutputValue> | undefined {
-    const row = this.statements.deleteJob.all(seq)[0];
+  /**
+   * Deletes a live job still held by `leaseToken` and, if it was the head of its key, makes the
+   * next job of the key the head.
+   */
+  private removeJob(seq: number, leaseToken: string): Record<string, SQLOutputValue> | undefined {
+    const row = this.statements.deleteJob.all({ seq, lease_token: leaseToken })[0];
     if (row && int(row.is_head) === 1) this.statements.promoteHead.run(text(row.order_key));
     return row;
   }
@@ -513,6 +554,19 @@ function prepareJob(job: NewJob): PreparedJob {
     payloadJson,
     dedupKey: job.dedupKey,
     runAt: job.runAt === undefined ? undefined : Math.floor(job.runAt),
+  };
+}
+
+function toDeadLetter(row: Record<string, SQLOutputValue>): DeadLetter {
+  return {
+    id: String(row.id),
+    kind: text(row.kind),
+    orderKey: text(row.order_key),
+    payload: JSON.parse(text(row.payload)) as unknown,
+    attempts: int(row.attempts),
+    createdAt: int(row.created_at),
+    deadAt: int(row.dead_at),
+    reason: text(row.reason),
   };
 }
 

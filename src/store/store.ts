@@ -1,6 +1,11 @@
 /**
  * The one durable store. Everything that must survive a crash lives behind this interface:
- * the job queue (with dedup keys), dead letters, and later tokens and mappings.
+ * the job queue (with dedup keys), dead letters, seen keys, tokens and locks (later mappings).
+ *
+ * Two implementations keep the same contract (test/support/store-contract.ts runs against both):
+ * SQLite for one instance, PostgreSQL for several instances sharing one database. Everything here
+ * is safe when several processes use the same database at once: dedup keys, claims, leases, seen
+ * keys and locks are decided by the database, never by one process's memory.
  *
  * The store knows nothing of WeChat or Vonage: job payloads are opaque JSON values.
  */
@@ -37,7 +42,25 @@ export interface Job {
   createdAt: number;
   /** The last error recorded by `retry`, if any. */
   lastError: string | undefined;
+  /**
+   * Names this claim. `complete`, `retry`, `deadLetter` and `renewLeases` take it back, and do
+   * nothing once another claim has replaced it: a process whose lease expired (it stalled, or lost
+   * the database for longer than the lease) can never overwrite the outcome of the job's new holder.
+   */
+  leaseToken: string;
+  /**
+   * True when an earlier run of this job started and never recorded an outcome: its process died
+   * (kill -9, power cut) or lost its lease mid-run, and the job was taken over. That run's side effect
+   * (a Vonage event posted, a WeChat message sent) may or may not have happened. It stays true for
+   * every later run of the job, so a handler whose effect is not idempotent checks what the remote
+   * side already has before doing it again (e.g. lists the conversation's recent events).
+   * (`attempts > 0` alone cannot tell: a run that ended in `retry` recorded its outcome.)
+   */
+  interrupted: boolean;
 }
+
+/** What the outcome calls need: the job and the claim that leased it. */
+export type JobLease = Pick<Job, 'id' | 'leaseToken'>;
 
 export interface EnqueueResult {
   /** `stored`: new job, now durable. `duplicate`: its dedup key was already stored; nothing changed. */
@@ -78,30 +101,47 @@ export interface Store {
   enqueue(jobs: NewJob[]): Promise<EnqueueResult[]>;
 
   /**
-   * Leases up to `limit` runnable jobs for `leaseMs`. A job is runnable when its `runAt` has come,
-   * it is not leased (or its lease has expired), and it is the oldest live job of its order key.
-   * So at most one job per order key is ever out at once.
+   * Leases up to `limit` runnable jobs for `leaseMs`, oldest first. A job is runnable when its
+   * `runAt` has come, it is not leased (or its lease has expired), and it is the oldest live job of
+   * its order key. So at most one job per order key is ever out at once, across every process on
+   * the database, and concurrent claims never hand out the same job.
    */
   claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]>;
 
   /**
-   * The job is done: remove it. `complete`, `retry` and `deadLetter` on an unknown id do nothing.
-   * They carry no lease token yet: one process never runs a job twice at once (the worker guards
-   * that), which is enough for one instance; several instances will need a claim token here.
+   * Extends the leases still held by these claims to `leaseMs` from now (the worker's heartbeat
+   * while handlers run). Resolves with the ids whose lease was extended; a missing id was taken
+   * over by another claim (or finished) and is no longer this caller's.
    */
-  complete(jobId: string): Promise<void>;
+  renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]>;
+
+  /**
+   * The job is done: remove it. `complete`, `retry` and `deadLetter` resolve true when they took
+   * effect, and do nothing and resolve false for an unknown id or a lease token that another claim
+   * has replaced (the job now belongs to that claim).
+   */
+  complete(lease: JobLease): Promise<boolean>;
 
   /** Give the job back to run again at `runAt` (epoch ms), recording the error. */
-  retry(jobId: string, runAt: number, error: string): Promise<void>;
+  retry(lease: JobLease, runAt: number, error: string): Promise<boolean>;
 
   /** Move the job to the dead letters with the reason; it stops blocking its order key. */
-  deadLetter(jobId: string, reason: string): Promise<void>;
+  deadLetter(lease: JobLease, reason: string): Promise<boolean>;
 
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
 
+  /** One dead letter by id, or undefined. */
+  getDeadLetter(id: string): Promise<DeadLetter | undefined>;
+
   /** Puts a dead letter back on the queue as a fresh job (attempts reset); false if unknown. */
   replayDeadLetter(id: string): Promise<boolean>;
+
+  /**
+   * Deletes a dead letter for good (its job never runs); false if unknown. Touches nothing else:
+   * the message's dedup key stays, so a WeChat retry of it is still recognised as a duplicate.
+   */
+  purgeDeadLetter(id: string): Promise<boolean>;
 
   stats(): Promise<QueueStats>;
 
@@ -123,7 +163,7 @@ export interface Store {
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
 
-  /** Throws when the store cannot serve (for /readyz). */
+  /** Throws when the store cannot serve (for /readyz): e.g. the database is unreachable. */
   ping(): Promise<void>;
 
   close(): Promise<void>;

@@ -1,9 +1,8 @@
 /**
  * The Conversation API client: the only module that talks to Vonage.
  *
- * Vonage has announced the end of Conversation API messaging, so this stays deliberately small: one
- * call, `createEvent`, shaped like the bridge's `ConversationBackend` port. Another backend replaces
- * this file, not the bridge.
+ * Vonage has announced the end of Conversation API messaging, so this stays deliberately small and
+ * shaped like the bridge's `ConversationBackend` port. Another backend replaces this file, not the bridge.
  *
  * Every outcome is classified here, once, into the shared error classes so the worker decides with a
  * single `switch`: 2xx success; 429, 5xx and network failures retryable (with the server's
@@ -35,9 +34,29 @@ export interface VonageClientOptions {
   now?: () => number;
 }
 
+export interface VonageEvent {
+  id: string;
+  type: string;
+  body: Record<string, unknown>;
+  from: string | undefined;
+  /** When Vonage stored it, epoch ms (undefined if the answer had no readable timestamp). */
+  timestamp: number | undefined;
+}
+
+export interface VonageEventPage {
+  events: VonageEvent[];
+  /** Pass back as `cursor` for the next (older, with `order=desc`) page; undefined on the last page. */
+  nextCursor: string | undefined;
+}
+
 export interface VonageClient {
   /** Posts a custom event; resolves with Vonage's event id (as a string; empty if a 2xx had no body). */
   createEvent(conversationId: string, event: CustomEventInput): Promise<{ id: string }>;
+  /**
+   * A conversation's events, newest first, one page (at most `pageSize` ≤ 100) at a time. Used to
+   * find out whether an event whose post got no answer was created after all.
+   */
+  listRecentEvents(conversationId: string, options?: { pageSize?: number; eventType?: string; cursor?: string }): Promise<VonageEventPage>;
 }
 
 /** Network-level failures that say nothing about whether the request itself was acceptable. */
@@ -60,63 +79,99 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
 
+  /** One authenticated call; resolves with the parsed 2xx body, or throws a classified error. */
+  async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const what = `Vonage ${method} ${path.split('?')[0]}`;
+    let bearer: string;
+    try {
+      bearer = options.tokenSource.token();
+    } catch (error) {
+      // A token that cannot be signed now will not sign later either (bad key, bad config).
+      throw new PermanentError(`${what}: cannot create the application token (${errorSummary(error)})`, {
+        code: 'local:token',
+      });
+    }
+    let response: AxiosResponse<string>;
+    try {
+      response = await http.request<string>({
+        method,
+        url: baseUrl + path,
+        data: body === undefined ? undefined : JSON.stringify(body),
+        headers: {
+          Authorization: `Bearer ${bearer}`,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+          Accept: 'application/json',
+        },
+        timeout: timeoutMs,
+        // `timeout` is a socket-idle timer in axios' Node adapter; the signal bounds the whole exchange.
+        signal: AbortSignal.timeout(timeoutMs),
+        responseType: 'text',
+        transformResponse: [(data: unknown) => data],
+        validateStatus: () => true,
+        maxRedirects: 0,
+        maxContentLength: 1024 * 1024,
+      });
+    } catch (error) {
+      throw classifyTransportError(what, error, timeoutMs);
+    }
+    return classifyResponse(what, response, now());
+  }
+
+  const conversationPath = (conversationId: string): string => {
+    if (typeof conversationId !== 'string' || conversationId === '') {
+      throw new PermanentError('Vonage: empty conversation id', { code: 'local:invalid-conversation-id' });
+    }
+    return `/conversations/${encodeURIComponent(conversationId)}`;
+  };
+
   return {
     async createEvent(conversationId, event) {
-      if (typeof conversationId !== 'string' || conversationId === '') {
-        throw new PermanentError('Vonage createEvent: empty conversation id', { code: 'local:invalid-conversation-id' });
-      }
-      const path = `/conversations/${encodeURIComponent(conversationId)}/events`;
-      const what = `Vonage POST ${path}`;
-
-      let bearer: string;
-      try {
-        bearer = options.tokenSource.token();
-      } catch (error) {
-        // A token that cannot be signed now will not sign later either (bad key, bad config).
-        throw new PermanentError(`${what}: cannot create the application token (${errorSummary(error)})`, {
-          code: 'local:token',
-        });
-      }
-
       const payload: Record<string, unknown> = { type: event.type, body: event.body };
       if (event.from !== undefined) payload.from = event.from;
+      const body = await call('POST', `${conversationPath(conversationId)}/events`, payload);
+      const id = isRecord(body) ? body.id : undefined;
+      return { id: typeof id === 'number' || typeof id === 'string' ? String(id) : '' };
+    },
 
-      let response: AxiosResponse<string>;
-      try {
-        response = await http.request<string>({
-          method: 'POST',
-          url: baseUrl + path,
-          data: JSON.stringify(payload),
-          headers: {
-            Authorization: `Bearer ${bearer}`,
-            'Content-Type': 'application/json',
-            Accept: 'application/json',
-          },
-          timeout: timeoutMs,
-          // `timeout` is a socket-idle timer in axios' Node adapter; the signal bounds the whole exchange.
-          signal: AbortSignal.timeout(timeoutMs),
-          responseType: 'text',
-          transformResponse: [(data: unknown) => data],
-          validateStatus: () => true,
-          maxRedirects: 0,
-          maxContentLength: 1024 * 1024,
-        });
-      } catch (error) {
-        throw classifyTransportError(what, error, timeoutMs);
-      }
-      return classifyResponse(what, response, now());
+    async listRecentEvents(conversationId, listOptions = {}) {
+      const query = new URLSearchParams({ page_size: String(Math.min(100, Math.max(1, listOptions.pageSize ?? 100))), order: 'desc' });
+      if (listOptions.eventType !== undefined) query.set('event_type', listOptions.eventType);
+      if (listOptions.cursor !== undefined) query.set('cursor', listOptions.cursor);
+      const body = await call('GET', `${conversationPath(conversationId)}/events?${query}`);
+      // v1 answers `_embedded` as an array of events; older shapes nest it under `events`.
+      const embedded = isRecord(body) ? body._embedded : undefined;
+      const items = Array.isArray(embedded) ? embedded : isRecord(embedded) && Array.isArray(embedded.events) ? embedded.events : [];
+      const events = items.filter(isRecord).map((item) => {
+        const at = typeof item.timestamp === 'string' ? Date.parse(item.timestamp) : Number.NaN;
+        return {
+          id: typeof item.id === 'number' || typeof item.id === 'string' ? String(item.id) : '',
+          type: typeof item.type === 'string' ? item.type : '',
+          body: isRecord(item.body) ? item.body : {},
+          from: typeof item.from === 'string' ? item.from : undefined,
+          timestamp: Number.isNaN(at) ? undefined : at,
+        };
+      });
+      return { events, nextCursor: nextCursorOf(body) };
     },
   };
 }
 
-function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: number): { id: string } {
+/** Vonage pages by following `_links.next.href`, whose query carries the cursor. */
+function nextCursorOf(body: unknown): string | undefined {
+  const links = isRecord(body) && isRecord(body._links) ? body._links : undefined;
+  const href = links && isRecord(links.next) && typeof links.next.href === 'string' ? links.next.href : undefined;
+  if (href === undefined) return undefined;
+  try {
+    return new URL(href).searchParams.get('cursor') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: number): unknown {
   const { status } = response;
   const body = parseJson(response.data);
-
-  if (status >= 200 && status < 300) {
-    const id = isRecord(body) ? body.id : undefined;
-    return { id: typeof id === 'number' || typeof id === 'string' ? String(id) : '' };
-  }
+  if (status >= 200 && status < 300) return body;
 
   const { code, detail } = vonageError(body);
   const message = `${what}: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;

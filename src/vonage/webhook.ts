@@ -48,7 +48,14 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
   if (!match?.[1]) throw unauthorized('malformed Authorization header');
   const token = match[1];
 
-  const decoded = jwt.decode(token, { complete: true });
+  // jws.decode JSON.parses the payload of a `typ: JWT` token without catching, so a damaged one
+  // would escape as a SyntaxError (a 500) instead of a 401.
+  let decoded: jwt.Jwt | null;
+  try {
+    decoded = jwt.decode(token, { complete: true });
+  } catch {
+    throw unauthorized('malformed token');
+  }
   if (!decoded || typeof decoded.payload !== 'object') throw unauthorized('malformed token');
   // jsonwebtoken would refuse these too (algorithms below); checking first gives a clearer reason.
   if (decoded.header.alg !== 'HS256') throw unauthorized('token is not HS256');

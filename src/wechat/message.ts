@@ -150,6 +150,13 @@ export const WECHAT_EVENT_FIELDS: Readonly<Record<string, FieldTable>> = {
   ],
 };
 
+/**
+ * The longest id WeChat puts in a common field, with room to spare: openids are 28 characters,
+ * original ids 15, MsgIds at most 20 digits, event names well under 64. The bound keeps every
+ * event part's identity (repeated in each part) far below Vonage's 4096-byte body limit.
+ */
+export const MAX_WECHAT_ID_LENGTH = 128;
+
 /** Reads the typed model from a parsed `<xml>` root. A root without the four common fields is not a WeChat message. */
 export function parseWeChatMessage(root: XmlElement): WeChatMessage {
   const toUserName = text(root, 'ToUserName');
@@ -160,6 +167,13 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
     throw new InvalidInputError(400, 'not a WeChat message');
   }
   const event = msgType === 'event' ? text(root, 'Event') : undefined;
+  const msgId = text(root, 'MsgId') ?? text(root, 'MsgID');
+  const ids = { ToUserName: toUserName, FromUserName: fromUserName, MsgType: msgType, Event: event, MsgId: msgId };
+  for (const [tag, value] of Object.entries(ids)) {
+    if (value !== undefined && value.length > MAX_WECHAT_ID_LENGTH) {
+      throw new InvalidInputError(400, `not a WeChat message: ${tag} is longer than ${MAX_WECHAT_ID_LENGTH} characters`);
+    }
+  }
   const table =
     (event === undefined ? lookup(WECHAT_MESSAGE_FIELDS, msgType) : lookup(WECHAT_EVENT_FIELDS, event)) ?? [];
 
@@ -181,7 +195,7 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
     fromUserName,
     createTime,
     msgType,
-    msgId: text(root, 'MsgId') ?? text(root, 'MsgID'),
+    msgId,
     event,
     fields: Object.freeze(fields),
   };

@@ -1,10 +1,12 @@
 /**
  * The behaviour every `Store` implementation must have, as a reusable jest suite: the SQLite store
- * runs it today, a PostgreSQL store will run the same suite.
+ * and the PostgreSQL store run the same suite.
  *
  * `makeStore` gives a fresh, empty store whose clock the suite controls with `setNow`. A store that
  * lives in a file (or a server) passes `{ durable: true }` and a `reopen` in its fixture, and the
- * suite then also checks that what was stored survives closing and reopening.
+ * suite then also checks that what was stored survives closing and reopening. A fixture with
+ * `openPeer` (a second store on the same database, as another process would have) also runs the
+ * tests of several processes sharing the database: claims, dedup keys, leases and locks.
  */
 import type { Job, NewJob, Store } from '../../src/store/store';
 
@@ -14,11 +16,15 @@ export interface StoreFixture {
   cleanup: () => Promise<void>;
   /** Closes the store and opens it again on the same data (durable stores only); returns the new store. */
   reopen?: () => Promise<Store>;
+  /** Another store on the same database, sharing the suite's clock; `cleanup` closes it. */
+  openPeer?: () => Promise<Store>;
 }
 
 export interface StoreContractOptions {
   /** Register the durability tests (needs `reopen` in the fixture). */
   durable?: boolean;
+  /** Register the tests of several processes on one database (needs `openPeer` in the fixture). */
+  shared?: boolean;
 }
 
 const T0 = 1_700_000_000_000;
@@ -73,6 +79,8 @@ export function describeStoreContract(
           attempts: 0,
           createdAt: T0,
           lastError: undefined,
+          leaseToken: expect.any(String),
+          interrupted: false,
         });
       });
 
@@ -120,9 +128,10 @@ export function describeStoreContract(
       test('complete removes the job; completing an unknown id is harmless', async () => {
         await store.enqueue([job('a', 1)]);
         const [claimed] = await claimAll();
-        await store.complete(claimed!.id);
-        await store.complete(claimed!.id);
-        await store.complete('no-such-job');
+        await expect(store.complete(claimed!)).resolves.toBe(true);
+        await expect(store.complete(claimed!)).resolves.toBe(false);
+        await expect(store.complete({ id: 'no-such-job', leaseToken: claimed!.leaseToken })).resolves.toBe(false);
+        await expect(store.complete({ id: '999999', leaseToken: claimed!.leaseToken })).resolves.toBe(false);
         advance(LEASE + 1);
         expect(await claimAll()).toEqual([]);
         expect((await store.stats()).depth).toEqual({});
@@ -139,8 +148,8 @@ export function describeStoreContract(
       test('the dedup key outlives its job (completed or dead-lettered)', async () => {
         await store.enqueue([job('a', 1, { dedupKey: 'msg-1' }), job('b', 2, { dedupKey: 'msg-2' })]);
         const [first, second] = await claimAll();
-        await store.complete(first!.id);
-        await store.deadLetter(second!.id, 'broken');
+        await store.complete(first!);
+        await store.deadLetter(second!, 'broken');
         advance(24 * 60 * 60 * 1000);
         const again = await store.enqueue([job('a', 1, { dedupKey: 'msg-1' }), job('b', 2, { dedupKey: 'msg-2' })]);
         expect(again.map((result) => result.outcome)).toEqual(['duplicate', 'duplicate']);
@@ -175,10 +184,10 @@ export function describeStoreContract(
         expect(payloads(first)).toEqual(['a1', 'b1', 'c1']);
         expect(await claimAll()).toEqual([]);
 
-        await store.complete(first[0]!.id);
+        await store.complete(first[0]!);
         expect(payloads(await claimAll())).toEqual(['a2']);
-        await store.complete(first[1]!.id);
-        await store.complete(first[2]!.id);
+        await store.complete(first[1]!);
+        await store.complete(first[2]!);
         expect(payloads(await claimAll())).toEqual(['b2']);
       });
 
@@ -199,8 +208,8 @@ export function describeStoreContract(
       test('retry records the error, waits until runAt, and blocks the later jobs of its key', async () => {
         await store.enqueue([job('a', 'a1'), job('a', 'a2'), job('b', 'b1')]);
         const [a1, b1] = await claimAll();
-        await store.retry(a1!.id, T0 + 10_000, 'HTTP 503');
-        await store.complete(b1!.id);
+        await store.retry(a1!, T0 + 10_000, 'HTTP 503');
+        await store.complete(b1!);
 
         advance(9_999);
         expect(await claimAll()).toEqual([]);
@@ -209,8 +218,80 @@ export function describeStoreContract(
         expect(rest).toEqual([]);
         expect(again).toMatchObject({ id: a1!.id, payload: 'a1', attempts: 1, lastError: 'HTTP 503' });
 
-        await store.complete(again!.id);
+        await store.complete(again!);
         expect(payloads(await claimAll())).toEqual(['a2']);
+      });
+
+      test('every claim of a job comes with a new lease token', async () => {
+        await store.enqueue([job('a', 'a1'), job('b', 'b1')]);
+        const first = await claimAll();
+        advance(LEASE);
+        const second = await claimAll();
+        expect(second.map((claimed) => claimed.id)).toEqual(first.map((claimed) => claimed.id));
+        second.forEach((claimed, index) => {
+          expect(claimed.leaseToken).toEqual(expect.any(String));
+          expect(claimed.leaseToken).not.toBe(first[index]!.leaseToken);
+        });
+      });
+
+      test('after a takeover the old claim can no longer complete, retry or dead-letter the job', async () => {
+        await store.enqueue([job('a', 'a1'), job('a', 'a2')]);
+        const [stale] = await claimAll();
+        advance(LEASE);
+        const [current] = await claimAll();
+        expect(current!.id).toBe(stale!.id);
+
+        await expect(store.complete(stale!)).resolves.toBe(false);
+        await expect(store.retry(stale!, now + 1_000, 'late')).resolves.toBe(false);
+        await expect(store.deadLetter(stale!, 'late')).resolves.toBe(false);
+        await expect(store.renewLeases([stale!], LEASE)).resolves.toEqual([]);
+        // Nothing changed: the new holder's lease still stands, a2 still waits behind it.
+        expect(await claimAll()).toEqual([]);
+        expect(await store.listDeadLetters()).toEqual([]);
+
+        await expect(store.complete(current!)).resolves.toBe(true);
+        expect(payloads(await claimAll())).toEqual(['a2']);
+      });
+
+      test('renewLeases extends the leases it still holds, from now', async () => {
+        await store.enqueue([job('a', 'a1'), job('b', 'b1'), job('c', 'c1')]);
+        const [a1, b1, c1] = await claimAll();
+        await store.complete(c1!);
+        advance(LEASE - 1);
+        await expect(store.renewLeases([a1!, b1!, c1!, { id: 'nope', leaseToken: 'x' }], LEASE)).resolves.toEqual([a1!.id, b1!.id]);
+        advance(LEASE - 1);
+        expect(await claimAll()).toEqual([]);
+        advance(1);
+        expect(payloads(await claimAll())).toEqual(['a1', 'b1']);
+        await expect(store.renewLeases([], LEASE)).resolves.toEqual([]);
+      });
+
+      test('a job given back by retry is not renewed', async () => {
+        await store.enqueue([job('a', 'a1')]);
+        const [a1] = await claimAll();
+        await store.retry(a1!, now + 5_000, 'HTTP 503');
+        await expect(store.renewLeases([a1!], LEASE)).resolves.toEqual([]);
+        advance(5_000);
+        expect(payloads(await claimAll())).toEqual(['a1']);
+      });
+
+      test('a run that recorded no outcome marks every later run of the job interrupted', async () => {
+        await store.enqueue([job('a', 'a1'), job('b', 'b1')]);
+        const [a1, b1] = await claimAll();
+        expect([a1!.interrupted, b1!.interrupted]).toEqual([false, false]);
+        // b1's run records its outcome (a retry): its next run is not interrupted.
+        await store.retry(b1!, now, 'HTTP 503');
+        // a1's run never does (its process died): after the lease its next run is.
+        advance(LEASE);
+        const again = await claimAll();
+        expect(again.map((claimed) => [claimed.payload, claimed.attempts, claimed.interrupted])).toEqual([
+          ['a1', 1, true],
+          ['b1', 1, false],
+        ]);
+        // Sticky: the earlier unknown outcome stays unknown, even after a recorded retry.
+        await store.retry(again[0]!, now, 'HTTP 503');
+        const [third] = await claimAll(1);
+        expect(third).toMatchObject({ payload: 'a1', attempts: 2, interrupted: true, lastError: 'HTTP 503' });
       });
 
       test('attempts count every claim', async () => {
@@ -218,7 +299,7 @@ export function describeStoreContract(
         for (let expected = 0; expected < 3; expected += 1) {
           const [claimed] = await claimAll();
           expect(claimed!.attempts).toBe(expected);
-          await store.retry(claimed!.id, now, `failure ${expected}`);
+          await store.retry(claimed!, now, `failure ${expected}`);
         }
       });
     });
@@ -228,7 +309,7 @@ export function describeStoreContract(
         await store.enqueue([job('a', 'a1'), job('a', 'a2')]);
         const [a1] = await claimAll();
         advance(1_000);
-        await store.deadLetter(a1!.id, 'permanent failure (code 45015): out of window');
+        await store.deadLetter(a1!, 'permanent failure (code 45015): out of window');
 
         expect(payloads(await claimAll())).toEqual(['a2']);
         expect(await store.listDeadLetters()).toEqual([
@@ -249,8 +330,8 @@ export function describeStoreContract(
       test('a job waiting for retry can be dead-lettered too', async () => {
         await store.enqueue([job('a', 'a1'), job('a', 'a2')]);
         const [a1] = await claimAll();
-        await store.retry(a1!.id, T0 + 60_000, 'HTTP 500');
-        await store.deadLetter(a1!.id, 'given up');
+        await store.retry(a1!, T0 + 60_000, 'HTTP 500');
+        await expect(store.deadLetter(a1!, 'given up')).resolves.toBe(true);
         expect(payloads(await claimAll())).toEqual(['a2']);
       });
 
@@ -259,7 +340,7 @@ export function describeStoreContract(
         const claimed = await claimAll();
         for (const each of claimed) {
           advance(10);
-          await store.deadLetter(each.id, `reason ${String(each.payload)}`);
+          await store.deadLetter(each, `reason ${String(each.payload)}`);
         }
         expect((await store.listDeadLetters()).map((dead) => dead.payload)).toEqual([3, 2, 1]);
         expect((await store.listDeadLetters({ limit: 2 })).map((dead) => dead.payload)).toEqual([3, 2]);
@@ -268,9 +349,9 @@ export function describeStoreContract(
       test('replay puts a dead letter back as a fresh job and removes it from the dead letters', async () => {
         await store.enqueue([job('a', { text: 'hi' }, { kind: 'send' })]);
         const [original] = await claimAll();
-        await store.retry(original!.id, now, 'HTTP 500');
+        await store.retry(original!, now, 'HTTP 500');
         const [again] = await claimAll();
-        await store.deadLetter(again!.id, 'gave up after 24 h: HTTP 500');
+        await store.deadLetter(again!, 'gave up after 24 h: HTTP 500');
 
         advance(60_000);
         const [dead] = await store.listDeadLetters();
@@ -288,9 +369,31 @@ export function describeStoreContract(
           attempts: 0,
           createdAt: T0 + 60_000,
           lastError: undefined,
+          leaseToken: expect.any(String),
+          interrupted: false,
         });
         expect(replayed!.id).not.toBe(original!.id);
         await expect(store.replayDeadLetter(dead!.id)).resolves.toBe(false);
+      });
+
+      test('a dead letter is read by id, and purged for good without touching its dedup key', async () => {
+        await store.enqueue([job('a', 'a1', { dedupKey: 'msg-a1' }), job('b', 'b1')]);
+        const [a1, b1] = await claimAll();
+        await store.deadLetter(a1!, 'bad');
+        await store.deadLetter(b1!, 'worse');
+        await expect(store.getDeadLetter(a1!.id)).resolves.toEqual(
+          expect.objectContaining({ id: a1!.id, payload: 'a1', orderKey: 'a', reason: 'bad', attempts: 1 }),
+        );
+        await expect(store.getDeadLetter('424242')).resolves.toBeUndefined();
+        await expect(store.getDeadLetter('not-an-id')).resolves.toBeUndefined();
+
+        await expect(store.purgeDeadLetter(a1!.id)).resolves.toBe(true);
+        await expect(store.purgeDeadLetter(a1!.id)).resolves.toBe(false);
+        await expect(store.purgeDeadLetter('not-an-id')).resolves.toBe(false);
+        expect((await store.listDeadLetters()).map((dead) => dead.payload)).toEqual(['b1']);
+        await expect(store.replayDeadLetter(a1!.id)).resolves.toBe(false);
+        await expect(store.enqueue([job('a', 'retried', { dedupKey: 'msg-a1' })])).resolves.toEqual([{ outcome: 'duplicate' }]);
+        expect(await claimAll()).toEqual([]);
       });
 
       test('replaying an unknown dead letter returns false', async () => {
@@ -360,7 +463,7 @@ export function describeStoreContract(
         await store.enqueue([job('c', 3, { kind: 'deliver' }), job('d', 4, { kind: 'deliver' })]);
         advance(2_000);
         const [oldest] = await claimAll(1);
-        await store.deadLetter(oldest!.id, 'bad');
+        await store.deadLetter(oldest!, 'bad');
         await expect(store.stats()).resolves.toEqual({
           depth: { send: 1, deliver: 2 },
           oldestAgeMs: 7_000,
@@ -373,6 +476,94 @@ export function describeStoreContract(
       });
     });
 
+    if (options.shared) {
+      describe('several processes on one database', () => {
+        let peer: Store;
+        beforeEach(async () => {
+          if (!fixture.openPeer) throw new Error('a shared store fixture must provide openPeer()');
+          peer = await fixture.openPeer();
+        });
+
+        test('concurrent claims from two processes never hand out the same job, nor two jobs of one key', async () => {
+          const keys = 20;
+          const perKey = 10;
+          for (let n = 0; n < perKey; n += 1) {
+            await store.enqueue(Array.from({ length: keys }, (_, key) => job(`user-${key}`, { key, n })));
+          }
+          const handled: Array<{ key: number; n: number }> = [];
+          const drain = async (each: Store) => {
+            for (let idle = 0; idle < 3; ) {
+              const claimed = await each.claim({ limit: 7, leaseMs: LEASE });
+              if (claimed.length === 0) {
+                idle += 1;
+                await new Promise((resolve) => setTimeout(resolve, 5));
+                continue;
+              }
+              idle = 0;
+              for (const one of claimed) {
+                handled.push(one.payload as { key: number; n: number });
+                // Another job of this key must not be out while this one is.
+                const out = handled.filter((h) => h.key === (one.payload as { key: number }).key).length;
+                expect(out).toBe((one.payload as { n: number }).n + 1);
+                await expect(each.complete(one)).resolves.toBe(true);
+              }
+            }
+          };
+          await Promise.all([drain(store), drain(peer), drain(store), drain(peer)]);
+          expect(handled).toHaveLength(keys * perKey);
+          for (let key = 0; key < keys; key += 1) {
+            expect(handled.filter((h) => h.key === key).map((h) => h.n)).toEqual(Array.from({ length: perKey }, (_, n) => n));
+          }
+        });
+
+        test('one message enqueued through two processes at once is stored once', async () => {
+          const results = await Promise.all(
+            Array.from({ length: 10 }, (_, n) =>
+              (n % 2 === 0 ? store : peer).enqueue([job('a', n, { dedupKey: 'same-msg' }), job('b', n, { dedupKey: `other-${n}` })]),
+            ),
+          );
+          expect(results.filter(([first]) => first!.outcome === 'stored')).toHaveLength(1);
+          expect(results.every(([, second]) => second!.outcome === 'stored')).toBe(true);
+          expect((await peer.stats()).depth).toEqual({ deliver: 11 });
+        });
+
+        test('jobs of one key enqueued through two processes still run one at a time, in order', async () => {
+          await Promise.all([store.enqueue([job('a', 1)]), peer.enqueue([job('a', 2)])]);
+          await store.enqueue([job('a', 3)]);
+          const seen: unknown[] = [];
+          for (let round = 0; round < 3; round += 1) {
+            const claimed = [...(await store.claim({ limit: 10, leaseMs: LEASE })), ...(await peer.claim({ limit: 10, leaseMs: LEASE }))];
+            expect(claimed).toHaveLength(1);
+            seen.push(claimed[0]!.payload);
+            await peer.complete(claimed[0]!);
+          }
+          expect(seen.slice(2)).toEqual([3]);
+          expect([...seen].sort()).toEqual([1, 2, 3]);
+        });
+
+        test("a process's jobs are taken over by another when its lease expires, and its late outcome is ignored", async () => {
+          await store.enqueue([job('a', 'a1'), job('a', 'a2')]);
+          const [held] = await store.claim({ limit: 1, leaseMs: LEASE });
+          expect(await peer.claim({ limit: 10, leaseMs: LEASE })).toEqual([]);
+          advance(LEASE);
+          const [taken] = await peer.claim({ limit: 10, leaseMs: LEASE });
+          expect(taken).toMatchObject({ id: held!.id, attempts: 1, interrupted: true });
+          await expect(store.complete(held!)).resolves.toBe(false);
+          await expect(peer.complete(taken!)).resolves.toBe(true);
+          expect((await store.claim({ limit: 10, leaseMs: LEASE })).map((claimed) => claimed.payload)).toEqual(['a2']);
+        });
+
+        test('a seen key and a lock are shared', async () => {
+          await expect(store.markSeen('jti', T0 + 1_000)).resolves.toBe(true);
+          await expect(peer.markSeen('jti', T0 + 1_000)).resolves.toBe(false);
+          const [mine, theirs] = await Promise.all([store.tryLock('refresh', 'p1', 10_000), peer.tryLock('refresh', 'p2', 10_000)]);
+          expect([mine, theirs].filter(Boolean)).toHaveLength(1);
+          await peer.putToken('t', { value: 'v', expiresAt: T0 + 5 });
+          await expect(store.getToken('t')).resolves.toEqual({ value: 'v', expiresAt: T0 + 5 });
+        });
+      });
+    }
+
     if (options.durable) {
       describe('durability', () => {
         test('jobs, leases, dead letters, dedup keys, tokens and locks survive close and reopen', async () => {
@@ -383,7 +574,7 @@ export function describeStoreContract(
             job('c', 'c1'),
           ]);
           const [a1, b1] = await claimAll(2);
-          await store.deadLetter(b1!.id, 'bad');
+          await store.deadLetter(b1!, 'bad');
           await store.putToken('t', { value: 'v', expiresAt: T0 + 1_000 });
           await store.tryLock('l', 'p1', 60_000);
           await store.markSeen('jti', T0 + 60_000);
@@ -394,7 +585,7 @@ export function describeStoreContract(
           // a1 is still leased (the lease survives), c1 is free, a2 waits behind a1.
           const [c1, ...others] = await claimAll();
           expect([c1!.payload, others]).toEqual(['c1', []]);
-          await store.complete(c1!.id);
+          await store.complete(c1!);
           advance(LEASE);
           expect(await claimAll()).toEqual([expect.objectContaining({ id: a1!.id, payload: 'a1', attempts: 1 })]);
           expect((await store.listDeadLetters()).map((dead) => dead.payload)).toEqual(['b1']);

@@ -30,9 +30,24 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...valid(), VONAGE_PRIVATE_KEY: escaped }).ok).toBe(true);
   });
 
-  test('empty values count as unset', () => {
-    const result = loadConfig({ ...valid(), WECHAT_ENCODING_AES_KEY: '', PORT: '', VONAGE_SIGNATURE_SECRET: '' });
-    expect(result.ok).toBe(true);
+  test('empty values count as unset and get their defaults (example.env leaves most of them blank)', () => {
+    const blank = { WECHAT_ENCODING_AES_KEY: '', PORT: '', HOST: ' ', VONAGE_SIGNATURE_SECRET: '', WECHAT_API_BASE_URL: '', VONAGE_API_BASE_URL: '', DATABASE_URL: '', LOG_LEVEL: '', PUBLIC_URL: '' };
+    const result = loadConfig({ ...valid(), ...blank });
+    if (!result.ok) throw new Error(result.errors.join('; '));
+    expect(result.config).toMatchObject({
+      port: 3000,
+      host: '0.0.0.0',
+      publicUrl: undefined,
+      databaseUrl: 'sqlite:./data/bridge.db',
+      logLevel: 'info',
+      weChat: { apiBaseUrl: 'https://api.weixin.qq.com', aesKeys: [] },
+      vonage: { apiBaseUrl: 'https://api.nexmo.com/v1', signatureSecret: undefined },
+    });
+  });
+
+  test('a blank required value is reported as required', () => {
+    const result = loadConfig({ ...valid(), WECHAT_TOKEN: '  ' });
+    expect(result.ok ? [] : result.errors).toEqual([expect.stringMatching(/^WECHAT_TOKEN is required/)]);
   });
 
   test('both AES keys are decoded, current first', () => {

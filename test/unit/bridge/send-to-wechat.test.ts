@@ -137,7 +137,7 @@ describe('send-to-wechat', () => {
     const first = await s.claimSend();
     await expect(s.handler(first)).rejects.toBeInstanceOf(RetryableError);
     expect(await s.statuses()).toEqual([]);
-    await s.store.retry(first.id, s.clock.now, 'busy');
+    await s.store.retry(first, s.clock.now, 'busy');
     await s.handler(await s.claimSend());
     expect(s.sent).toHaveLength(2);
     expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);

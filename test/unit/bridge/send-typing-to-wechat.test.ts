@@ -13,6 +13,8 @@ const job = (body: Record<string, unknown>): Job => ({
   attempts: 0,
   createdAt: 0,
   lastError: undefined,
+  leaseToken: 'lease-1',
+  interrupted: false,
 });
 
 function setup(fail?: Error) {

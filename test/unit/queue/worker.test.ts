@@ -354,30 +354,130 @@ describe('JobWorker', () => {
     expect(failures[0]).toMatchObject({ level: 50, error: { message: 'database is locked' } });
   });
 
-  test('an outcome that cannot be recorded leaves the job leased; it runs again after the lease', async () => {
-    const flaky = withFailures(store, { complete: 1 });
+  test('an outcome that cannot be recorded at first is retried until it is: the job runs once', async () => {
+    const flaky = withFailures(store, { complete: 2 });
     const handled: number[] = [];
-    await store.enqueue([job('user-a', 'once more')]);
+    await store.enqueue([job('user-a', 'once')]);
     const worker = new JobWorker({
       store: flaky,
       handlers: { deliver: async () => void handled.push(clock.now()) },
       logger: logs.logger,
       now: clock.now,
-      leaseMs: 60_000,
       pollIntervalMs: 5,
+      onOutcome: (done, outcome) => outcomes.push({ id: done.id, outcome }),
     });
     workers.push(worker);
     worker.start();
 
-    await waitFor(
-      () => logs.lines.some((line) => line.msg === 'could not record the job outcome; the job runs again when its lease expires'),
-      'the failed recording',
+    await waitFor(() => outcomes.length === 1, 'the recorded outcome');
+    expect(outcomesOf()).toEqual(['completed']);
+    expect(handled).toEqual([T0]);
+    const failures = logs.lines.filter((line) => line.msg === 'could not record the job outcome; trying again');
+    expect(failures.map((line) => line.retryInMs)).toEqual([5, 10]);
+    expect((await store.stats()).depth).toEqual({});
+  });
+
+  test('an outcome that cannot be recorded when the worker stops is left to the lease: the job runs again after it', async () => {
+    const failing = withFailures(store, { complete: 1_000 });
+    await store.enqueue([job('user-a', 'again')]);
+    const worker = new JobWorker({ store: failing, handlers: { deliver: async () => undefined }, logger: logs.logger, now: clock.now, leaseMs: 60_000, pollIntervalMs: 5 });
+    worker.start();
+    await waitFor(() => logs.lines.some((line) => line.msg === 'could not record the job outcome; trying again'), 'a failed recording');
+    await worker.stop();
+    expect(logs.lines).toContainEqual(
+      expect.objectContaining({ msg: 'could not record the job outcome; the job runs again when its lease expires' }),
     );
+    expect(await store.claim({ limit: 1, leaseMs: 1_000 })).toEqual([]);
     clock.advance(60_000);
-    worker.notify();
-    await waitFor(() => handled.length === 2, 'the second run');
-    await waitFor(async () => Object.keys((await store.stats()).depth).length === 0, 'completion');
-    expect(handled).toEqual([T0, T0 + 60_000]);
+    expect(await store.claim({ limit: 1, leaseMs: 1_000 })).toEqual([
+      expect.objectContaining({ payload: 'again', attempts: 1, interrupted: true }),
+    ]);
+  });
+
+  test('an outcome whose lease another claim took over is not recorded; the new holder decides', async () => {
+    const release = deferred();
+    let started = false;
+    await store.enqueue([job('user-a', 'slow')]);
+    // A long poll interval: this worker does not look for work again while its one job runs.
+    startWorker(
+      {
+        deliver: async () => {
+          started = true;
+          await release.promise;
+        },
+      },
+      { leaseMs: 60_000, pollIntervalMs: 600_000 },
+    );
+    await waitFor(() => started, 'the run');
+
+    // The lease runs out (this worker's renewals did not get through) and another process claims the job.
+    clock.advance(60_000);
+    const [takenOver] = await store.claim({ limit: 1, leaseMs: 60_000 });
+    expect(takenOver).toMatchObject({ payload: 'slow', attempts: 1, interrupted: true });
+    release.resolve();
+
+    await waitFor(
+      () => logs.lines.some((line) => line.msg === 'job outcome not recorded: its lease was taken over by another claim, which decides the job now'),
+      'the discarded outcome',
+    );
+    expect(outcomes).toEqual([]);
+    // The job is still the new holder's.
+    await expect(store.complete(takenOver!)).resolves.toBe(true);
+  });
+
+  test('while a handler runs its lease is renewed, so no other process can take the job', async () => {
+    const realStore = SqliteStore.open(':memory:');
+    const release = deferred();
+    let runs = 0;
+    await realStore.enqueue([job('user-a', 'long')]);
+    const worker = new JobWorker({
+      store: realStore,
+      logger: logs.logger,
+      leaseMs: 90,
+      pollIntervalMs: 5,
+      handlers: {
+        deliver: async () => {
+          runs += 1;
+          await release.promise;
+        },
+      },
+    });
+    worker.start();
+    try {
+      await waitFor(() => runs === 1, 'the run');
+      // Another process keeps trying for several lease lengths.
+      const deadline = Date.now() + 400;
+      while (Date.now() < deadline) {
+        expect(await realStore.claim({ limit: 1, leaseMs: 90 })).toEqual([]);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      release.resolve();
+      await waitFor(async () => Object.keys((await realStore.stats()).depth).length === 0, 'completion');
+      expect(runs).toBe(1);
+      expect(logs.lines.filter((line) => Number(line.level) >= 40)).toEqual([]);
+    } finally {
+      release.resolve();
+      await worker.stop();
+      await realStore.close();
+    }
+  });
+
+  test('a job whose earlier run recorded no outcome runs flagged interrupted, with a warning', async () => {
+    await store.enqueue([job('user-a', 'maybe done')]);
+    // A process claims it and dies.
+    await store.claim({ limit: 1, leaseMs: 30_000 });
+    clock.advance(30_000);
+    const handled: Job[] = [];
+    startWorker({ deliver: async (claimed) => void handled.push(claimed) });
+    await waitFor(() => outcomes.length === 1, 'the outcome');
+    expect(handled).toEqual([expect.objectContaining({ attempts: 1, interrupted: true })]);
+    expect(logs.lines).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        jobId: handled[0]!.id,
+        msg: 'job runs again after a run that recorded no outcome (its process stopped or lost the lease); its effect may have happened already',
+      }),
+    );
   });
 });
 
@@ -390,6 +490,8 @@ describe('decideJobOutcome', () => {
     attempts: 2,
     createdAt: T0,
     lastError: undefined,
+    leaseToken: 'lease-1',
+    interrupted: false,
   };
   const context = { now: T0 + HOUR, giveUpAfterMs: DAY, backoff: { baseMs: 1_000, maxMs: 300_000 }, random: () => 0.5 };
 

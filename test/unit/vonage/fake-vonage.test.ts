@@ -120,9 +120,9 @@ describe('fake Vonage Conversation API', () => {
       expect(res.status).toBe(404);
       expect(res.json).toMatchObject({ code: 'http:error:not-found', title: 'Not found.' });
     }
-    const get = await fetch(`${fake.baseUrl}/conversations/CON-1/events`);
-    expect(get.status).toBe(405);
-    await get.text();
+    const del = await fetch(`${fake.baseUrl}/conversations/CON-1/events`, { method: 'DELETE' });
+    expect(del.status).toBe(405);
+    await del.text();
   });
 
   test('script: statuses with Retry-After and bodies, then normal handling resumes', async () => {

@@ -1,0 +1,304 @@
+/**
+ * What the bridge serves in sandbox mode only, mounted through `createApp`'s `extraRoutes`:
+ *
+ * - `/` and its assets: the console (static files from src/sandbox/console, no framework, no CDN);
+ * - `/sandbox/api/...`: what the console does as the WeChat user (the platform emulator's user
+ *   actions), a Server-Sent Events stream of every change and of the raw traffic, and the two things
+ *   an agent's own backend would do for it: mint a Client SDK user token, upload media to WeChat;
+ * - `/sandbox/vonage/...`: a plain pass-through to the Vonage emulator, so the agent pane talks the
+ *   Conversation API with its user token from the console's origin, like any Vonage client.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import express, { type Express, type Request, type Response } from 'express';
+import type { Logger } from '../logger';
+import type { TrafficRecorder } from './traffic';
+import type { VonageEmulator } from './vonage-emulator';
+import type { WeChatPlatform } from './wechat-platform';
+
+export interface ConsoleDeps {
+  weChat: WeChatPlatform;
+  vonage: VonageEmulator;
+  traffic: TrafficRecorder;
+  agent: { name: string; displayName: string };
+  /** A Client SDK user token (`sub` = the agent's user name) signed with the application's key. */
+  mintAgentToken: () => string;
+  /** To upload the agent's images to WeChat, as the account's owner would. */
+  weChatCredentials: { appId: string; appSecret: string };
+  logger: Logger;
+}
+
+export interface ConsoleRoutes {
+  mount(app: Express): void;
+  /** Ends the open event streams (a server does not close while they last). */
+  close(): void;
+}
+
+/** Big enough for a phone photo as a data URL; WeChat's own image limit is 10 MB. */
+const JSON_LIMIT = '15mb';
+const HEARTBEAT_MS = 15_000;
+
+/** The console's files: beside this module when run from src (ts-jest), in src/ when run from dist. */
+export function consoleDirectory(): string {
+  const candidates = [path.join(__dirname, 'console'), path.join(__dirname, '..', '..', 'src', 'sandbox', 'console')];
+  const found = candidates.find((dir) => existsSync(path.join(dir, 'index.html')));
+  if (!found) throw new Error(`sandbox console files not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
+  const { weChat, vonage, traffic, logger } = deps;
+  const streams = new Set<Response>();
+  const unsubscribe: Array<() => void> = [];
+
+  const broadcast = (event: string, data: unknown) => {
+    const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of streams) res.write(frame);
+  };
+  unsubscribe.push(traffic.subscribe((entry) => broadcast('traffic', entry)));
+  unsubscribe.push(weChat.onChange((change) => broadcast('wechat', change)));
+  unsubscribe.push(vonage.onChange((change) => broadcast('vonage', change)));
+  const heartbeat = setInterval(() => {
+    for (const res of streams) res.write(': keep-alive\n\n');
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+
+  const vonageOrigin = new URL(vonage.baseUrl).origin;
+
+  function state() {
+    return {
+      account: { id: weChat.accountId, appId: deps.weChatCredentials.appId },
+      pushMode: weChat.pushMode,
+      clockOffsetMs: weChat.clockOffsetMs,
+      users: weChat.users().map((user) => ({ ...user, chat: weChat.chat(user.openid) })),
+      agent: deps.agent,
+      vonageApiBase: '/sandbox/vonage/v1',
+      traffic: traffic.recent(300),
+    };
+  }
+
+  /** Runs a user action in the background: the push may take 15 s when the server is silent. */
+  function inBackground(what: string, action: () => Promise<unknown>): void {
+    action().catch((error: unknown) => logger.warn({ err: error }, `sandbox: ${what} failed`));
+  }
+
+  function userOr404(req: Request, res: Response): string | undefined {
+    const openid = String(req.params['openid']);
+    if (weChat.user(openid)) return openid;
+    res.status(404).json({ error: `no simulated user ${openid}` });
+    return undefined;
+  }
+
+  const api = express.Router();
+  api.use(express.json({ limit: JSON_LIMIT }));
+
+  api.get('/state', (_req, res) => {
+    res.json(state());
+  });
+
+  api.get('/stream', (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
+    res.write('retry: 2000\n\n');
+    streams.add(res);
+    req.on('close', () => streams.delete(res));
+  });
+
+  api.post('/wechat/users', (req, res) => {
+    const nickname = typeof req.body?.nickname === 'string' ? req.body.nickname.slice(0, 40) : undefined;
+    inBackground('add user', async () => {
+      const user = await weChat.addUser({ ...(nickname ? { nickname } : {}), follow: false });
+      await weChat.follow(user.openid);
+    });
+    res.status(202).json({ ok: true });
+  });
+
+  api.post('/wechat/users/:openid/messages', (req, res) => {
+    const openid = userOr404(req, res);
+    if (!openid) return;
+    const user = weChat.user(openid)!;
+    if (!user.following) {
+      res.status(409).json({ error: `${user.nickname} does not follow the account` });
+      return;
+    }
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    switch (body['kind']) {
+      case 'text': {
+        const content = typeof body['content'] === 'string' ? body['content'] : '';
+        if (content.trim() === '') {
+          res.status(400).json({ error: 'empty text' });
+          return;
+        }
+        inBackground('send text', () => weChat.sendText(openid, content));
+        break;
+      }
+      case 'image': {
+        const image = parseDataUrl(body['dataUrl']);
+        if (!image) {
+          res.status(400).json({ error: 'dataUrl must be a data: URL of a PNG, JPEG or GIF image' });
+          return;
+        }
+        inBackground('send image', () => weChat.sendImage(openid, image));
+        break;
+      }
+      case 'location': {
+        const latitude = Number(body['latitude']);
+        const longitude = Number(body['longitude']);
+        if (!Number.isFinite(latitude) || !Number.isFinite(longitude)) {
+          res.status(400).json({ error: 'latitude and longitude must be numbers' });
+          return;
+        }
+        const label = typeof body['label'] === 'string' ? body['label'] : undefined;
+        inBackground('send location', () => weChat.sendLocation(openid, { latitude, longitude, scale: 15, ...(label ? { label } : {}) }));
+        break;
+      }
+      default:
+        res.status(400).json({ error: 'kind must be text, image or location' });
+        return;
+    }
+    res.status(202).json({ ok: true });
+  });
+
+  api.post('/wechat/users/:openid/follow', (req, res) => {
+    const openid = userOr404(req, res);
+    if (!openid) return;
+    inBackground('follow', () => weChat.follow(openid));
+    res.status(202).json({ ok: true });
+  });
+
+  api.post('/wechat/users/:openid/unfollow', (req, res) => {
+    const openid = userOr404(req, res);
+    if (!openid) return;
+    inBackground('unfollow', () => weChat.unfollow(openid));
+    res.status(202).json({ ok: true });
+  });
+
+  api.post('/wechat/clock', (req, res) => {
+    const hours = Number(req.body?.hours);
+    if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 365) {
+      res.status(400).json({ error: 'hours must be a positive number' });
+      return;
+    }
+    weChat.advanceClock(hours * 60 * 60 * 1000);
+    res.json({ clockOffsetMs: weChat.clockOffsetMs });
+  });
+
+  api.post('/wechat/expire-tokens', (_req, res) => {
+    weChat.expireTokens();
+    res.json({ ok: true });
+  });
+
+  api.post('/wechat/push-mode', (req, res) => {
+    const mode = req.body?.mode;
+    if (mode !== 'plain' && mode !== 'compatible' && mode !== 'safe') {
+      res.status(400).json({ error: 'mode must be plain, compatible or safe' });
+      return;
+    }
+    weChat.setPushMode(mode);
+    res.json({ pushMode: weChat.pushMode });
+  });
+
+  api.get('/wechat/media/:mediaId', (req, res) => {
+    const media = weChat.media(String(req.params['mediaId']));
+    if (!media) {
+      res.status(404).type('text/plain').send('no such media (or older than 3 days)');
+      return;
+    }
+    res.type(media.contentType).send(media.bytes);
+  });
+
+  api.post('/agent/token', (_req, res) => {
+    res.json({ token: deps.mintAgentToken(), user: deps.agent });
+  });
+
+  // The agent's backend puts the image on WeChat (media/upload) and the agent sends its media_id.
+  api.post('/agent/media', async (req, res) => {
+    const image = parseDataUrl(req.body?.dataUrl);
+    if (!image) {
+      res.status(400).json({ error: 'dataUrl must be a data: URL of a PNG, JPEG or GIF image' });
+      return;
+    }
+    try {
+      res.json(await uploadToWeChat(weChat.baseUrl, deps.weChatCredentials, image));
+    } catch (error) {
+      res.status(502).json({ error: error instanceof Error ? error.message : String(error) });
+    }
+  });
+
+  // A transparent proxy: method, path, query, Authorization and body go through unchanged.
+  const proxy = express.Router();
+  proxy.use(express.raw({ type: () => true, limit: '2mb' }));
+  proxy.use(async (req, res) => {
+    const headers: Record<string, string> = {};
+    for (const name of ['authorization', 'content-type', 'accept']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD' && Buffer.isBuffer(req.body) && req.body.length > 0;
+    try {
+      const upstream = await fetch(`${vonageOrigin}${req.url}`, {
+        method: req.method,
+        headers,
+        ...(hasBody ? { body: req.body as Buffer } : {}),
+      });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      res.status(upstream.status);
+      const type = upstream.headers.get('content-type');
+      if (type) res.type(type);
+      res.send(body);
+    } catch (error) {
+      res.status(502).json({ error: `Vonage emulator unreachable: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  });
+
+  return {
+    mount(app) {
+      app.use('/sandbox/api', api);
+      app.use('/sandbox/vonage', proxy);
+      app.use(express.static(consoleDirectory(), { index: 'index.html', maxAge: 0 }));
+    },
+    close() {
+      clearInterval(heartbeat);
+      for (const off of unsubscribe.splice(0)) off();
+      for (const res of streams) res.end();
+      streams.clear();
+    },
+  };
+}
+
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif']);
+
+function parseDataUrl(value: unknown): { bytes: Buffer; contentType: string; filename: string } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^data:([\w/+.-]+);base64,([A-Za-z0-9+/=]+)$/.exec(value);
+  if (!match || !IMAGE_TYPES.has(match[1]!)) return undefined;
+  const bytes = Buffer.from(match[2]!, 'base64');
+  if (bytes.length === 0) return undefined;
+  const extension = match[1]!.split('/')[1]!.replace('jpeg', 'jpg');
+  return { bytes, contentType: match[1]!, filename: `image.${extension}` };
+}
+
+/** `stable_token` then `media/upload`, over HTTP like any WeChat API client. */
+async function uploadToWeChat(
+  baseUrl: string,
+  credentials: { appId: string; appSecret: string },
+  image: { bytes: Buffer; contentType: string; filename: string },
+): Promise<{ media_id: string }> {
+  const headers = { 'x-sandbox-caller': 'console' };
+  const tokenResponse = await fetch(`${baseUrl}/cgi-bin/stable_token`, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ grant_type: 'client_credential', appid: credentials.appId, secret: credentials.appSecret }),
+  });
+  const token = (await tokenResponse.json()) as { access_token?: string; errcode?: number; errmsg?: string };
+  if (!token.access_token) throw new Error(`stable_token failed: ${token.errcode} ${token.errmsg}`);
+  const form = new FormData();
+  form.append('media', new Blob([new Uint8Array(image.bytes)], { type: image.contentType }), image.filename);
+  const upload = await fetch(`${baseUrl}/cgi-bin/media/upload?access_token=${encodeURIComponent(token.access_token)}&type=image`, {
+    method: 'POST',
+    headers,
+    body: form,
+  });
+  const result = (await upload.json()) as { media_id?: string; errcode?: number; errmsg?: string };
+  if (!result.media_id) throw new Error(`media/upload failed: ${result.errcode} ${result.errmsg}`);
+  return { media_id: result.media_id };
+}

@@ -1,0 +1,749 @@
+/*
+ * The sandbox console: plain browser JavaScript, no framework, no build step.
+ *
+ * Left, a WeChat user's phone: it drives the WeChat platform emulator through /sandbox/api (send,
+ * follow, unfollow), and shows what the account sent the user. Middle, a Vonage agent: a
+ * Conversation API client that lists conversations, reads their events and posts custom events with
+ * a Client SDK user token, through /sandbox/vonage (a plain pass-through to the Vonage emulator).
+ * Right, the raw traffic of both emulators. Live updates arrive as Server-Sent Events.
+ *
+ * Conversations are listed from the API, and a reply goes to the `to` picked in the composer (the
+ * sender of the last inbound message by default): when per-user conversations exist, a conversation
+ * will name its user and the picker will simply preselect it.
+ */
+(function () {
+  'use strict';
+
+  const MESSAGE = 'custom:wechat:message';
+  const STATUS = 'custom:wechat:status';
+  const TYPING = 'custom:wechat:typing';
+  const PLACES = [
+    { label: 'The Bund, Shanghai', latitude: 31.2400, longitude: 121.4900 },
+    { label: 'Canton Tower, Guangzhou', latitude: 23.1066, longitude: 113.3245 },
+    { label: 'Forbidden City, Beijing', latitude: 39.9163, longitude: 116.3972 },
+  ];
+
+  const state = {
+    users: new Map(), // openid → user with chat
+    selectedOpenid: undefined,
+    typing: new Set(), // openids the account is typing to
+    clockOffsetMs: 0,
+    agent: { name: '', displayName: '', token: undefined, vonageApiBase: '/sandbox/vonage/v1' },
+    conversations: new Map(), // id → conversation view
+    selectedConversation: undefined,
+    events: new Map(), // conversation id → Map(event id → event)
+    memberIds: new Map(), // conversation id → the agent's member id
+    replyTo: undefined, // openid chosen by clicking a message
+    lastTypingSentAt: 0,
+    traffic: [],
+    trafficCleared: 0,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  /** Builds an element; strings become text nodes (never HTML). */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? '' : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  const time = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  const shortId = (openid) => (openid && openid.length > 12 ? `${openid.slice(0, 8)}…` : openid || '');
+  const nickname = (openid) => state.users.get(openid)?.nickname;
+  const SVG = 'http://www.w3.org/2000/svg';
+  /** A small map pin (emoji fonts are not everywhere). */
+  function pinIcon() {
+    const svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'pin');
+    svg.setAttribute('aria-hidden', 'true');
+    const path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', 'M12 21s-6.5-6.2-6.5-11.2a6.5 6.5 0 0 1 13 0C18.5 14.8 12 21 12 21z');
+    const dot = document.createElementNS(SVG, 'circle');
+    dot.setAttribute('cx', '12');
+    dot.setAttribute('cy', '9.8');
+    dot.setAttribute('r', '2.3');
+    svg.append(path, dot);
+    return svg;
+  }
+  const mediaUrl = (mediaId) => `/sandbox/api/wechat/media/${encodeURIComponent(mediaId)}`;
+
+  function stickToBottom(container, render) {
+    const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 40;
+    render();
+    if (atBottom) container.scrollTop = container.scrollHeight;
+  }
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(json.error || `HTTP ${response.status}`);
+    return json;
+  }
+
+  function readFileAsDataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result));
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
+  }
+
+  // =========================================================================================
+  // WeChat phone
+  // =========================================================================================
+
+  function renderUserSelect() {
+    const select = $('user-select');
+    const users = [...state.users.values()];
+    select.replaceChildren(
+      ...users.map((u) => el('option', { value: u.openid, selected: u.openid === state.selectedOpenid }, `${u.nickname} · ${shortId(u.openid)}${u.following ? '' : ' (not following)'}`)),
+    );
+    if (users.length === 0) select.append(el('option', { value: '' }, 'No users yet'));
+  }
+
+  function renderWindowInfo(user) {
+    const info = $('window-info');
+    info.classList.remove('closed');
+    if (!user) {
+      info.textContent = '';
+      return;
+    }
+    if (!user.following) {
+      info.textContent = 'Not following: the account cannot message this user (45015).';
+      info.classList.add('closed');
+      return;
+    }
+    if (!user.windowClosesAt) {
+      info.textContent = 'Customer-service window closed: the account can reply only after the user writes (else 45015).';
+      info.classList.add('closed');
+      return;
+    }
+    const platformNow = Date.now() + state.clockOffsetMs;
+    const leftMs = Math.max(0, user.windowClosesAt - platformNow);
+    const hours = Math.floor(leftMs / 3_600_000);
+    const minutes = Math.floor((leftMs % 3_600_000) / 60_000);
+    info.textContent = `Customer-service window open for ${hours} h ${minutes} min · ${user.sendsLeft} message${user.sendsLeft === 1 ? '' : 's'} left (then 45047)`;
+  }
+
+  function deliveryMeta(delivery) {
+    if (!delivery) return undefined;
+    switch (delivery.state) {
+      case 'sending':
+        return el('div', { class: 'meta' }, 'sending…');
+      case 'delivered':
+        return el('div', { class: 'meta ok' }, delivery.attempts > 1 ? `✓ delivered (after ${delivery.attempts} pushes)` : '✓ delivered');
+      case 'retrying':
+        return el('div', { class: 'meta warn' }, `retrying (${delivery.attempts}/3): ${delivery.detail || ''}`);
+      case 'failed':
+        return el('div', { class: 'meta bad' }, `✗ ${delivery.detail || 'not delivered'}`);
+      default:
+        return undefined;
+    }
+  }
+
+  function chatRow(item) {
+    if (item.kind === 'event') {
+      return el('div', { class: 'row system', dataset: { chatId: item.id } },
+        el('div', { class: 'bubble' }, `You ${item.text}`),
+        item.delivery && item.delivery.state !== 'delivered' ? deliveryMeta(item.delivery) : undefined);
+    }
+    const content =
+      item.kind === 'image' && item.mediaId
+        ? el('img', { src: mediaUrl(item.mediaId), alt: 'image' })
+        : item.kind === 'location'
+          ? [pinIcon(), item.text]
+          : item.text;
+    const mine = item.from === 'user';
+    return el('div', { class: `row ${mine ? 'mine' : 'theirs'}`, dataset: { chatId: item.id } },
+      el('div', { class: 'bubble' }, content),
+      mine ? deliveryMeta(item.delivery) : el('div', { class: 'meta' }, `${time(item.at)} · via custom/send`));
+  }
+
+  function renderPhone() {
+    const user = state.users.get(state.selectedOpenid);
+    const chat = $('phone-chat');
+    stickToBottom(chat, () => {
+      if (!user) chat.replaceChildren(el('div', { class: 'empty' }, 'Add a user to start.'));
+      else if (user.chat.length === 0) chat.replaceChildren(el('div', { class: 'empty' }, 'No messages yet.'));
+      else chat.replaceChildren(...user.chat.map(chatRow));
+    });
+    const following = Boolean(user && user.following);
+    const toggle = $('follow-toggle');
+    toggle.disabled = !user;
+    toggle.textContent = following ? 'Following ✓' : 'Follow';
+    toggle.title = following ? 'Unfollow the account (an unsubscribe event)' : 'Follow the account (a subscribe event)';
+    toggle.classList.toggle('following', following);
+    for (const id of ['phone-input', 'phone-send', 'phone-image', 'phone-location']) $(id).disabled = !following;
+    $('phone-input').placeholder = following ? 'Message' : 'Follow the account to chat';
+    $('phone-typing').hidden = !(user && state.typing.has(user.openid));
+    renderWindowInfo(user);
+  }
+
+  function upsertChatItem(openid, item) {
+    const user = state.users.get(openid);
+    if (!user) return;
+    const index = user.chat.findIndex((c) => c.id === item.id);
+    if (index >= 0) user.chat[index] = item;
+    else user.chat.push(item);
+    if (openid === state.selectedOpenid) renderPhone();
+  }
+
+  function onWeChatChange(change) {
+    switch (change.type) {
+      case 'user': {
+        const existing = state.users.get(change.user.openid);
+        state.users.set(change.user.openid, { ...change.user, chat: existing ? existing.chat : [] });
+        if (!state.selectedOpenid || !state.users.has(state.selectedOpenid)) state.selectedOpenid = change.user.openid;
+        renderUserSelect();
+        renderPhone();
+        renderToOptions();
+        break;
+      }
+      case 'chat':
+        upsertChatItem(change.openid, change.item);
+        break;
+      case 'typing':
+        if (change.typing) state.typing.add(change.openid);
+        else state.typing.delete(change.openid);
+        renderPhone();
+        break;
+      case 'clock':
+        state.clockOffsetMs = change.offsetMs;
+        renderClock();
+        break;
+    }
+  }
+
+  function renderClock() {
+    const clock = $('clock');
+    clock.hidden = state.clockOffsetMs === 0;
+    clock.textContent = `WeChat clock +${Math.round(state.clockOffsetMs / 3_600_000)} h`;
+  }
+
+  async function phoneSend(body) {
+    const openid = state.selectedOpenid;
+    if (!openid) return;
+    try {
+      await api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(openid)}/messages`, body);
+    } catch (error) {
+      alert(error.message);
+    }
+  }
+
+  function wirePhone() {
+    $('user-select').addEventListener('change', (event) => {
+      state.selectedOpenid = event.target.value;
+      renderPhone();
+    });
+    $('add-user').addEventListener('click', () => {
+      const form = $('add-user-form');
+      form.hidden = !form.hidden;
+      if (!form.hidden) $('add-user-name').focus();
+    });
+    $('add-user-form').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const name = $('add-user-name').value.trim();
+      $('add-user-form').hidden = true;
+      $('add-user-name').value = '';
+      const before = new Set(state.users.keys());
+      await api('POST', '/sandbox/api/wechat/users', name ? { nickname: name } : {});
+      // Select the newcomer once the platform announces them.
+      const pick = () => {
+        const added = [...state.users.keys()].find((id) => !before.has(id));
+        if (added) {
+          state.selectedOpenid = added;
+          renderUserSelect();
+          renderPhone();
+        } else setTimeout(pick, 50);
+      };
+      pick();
+    });
+    $('follow-toggle').addEventListener('click', async () => {
+      const user = state.users.get(state.selectedOpenid);
+      if (!user) return;
+      await api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/${user.following ? 'unfollow' : 'follow'}`);
+    });
+    $('phone-composer').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const input = $('phone-input');
+      const content = input.value;
+      if (content.trim() === '') return;
+      input.value = '';
+      phoneSend({ kind: 'text', content });
+    });
+    $('phone-location').addEventListener('click', () => {
+      const place = PLACES[Math.floor(Math.random() * PLACES.length)];
+      phoneSend({ kind: 'location', ...place });
+    });
+    $('phone-image').addEventListener('click', () => $('phone-image-file').click());
+    $('phone-image-file').addEventListener('change', async (event) => {
+      const file = event.target.files[0];
+      event.target.value = '';
+      if (file) phoneSend({ kind: 'image', dataUrl: await readFileAsDataUrl(file) });
+    });
+    // Keep the window countdown honest.
+    setInterval(() => renderWindowInfo(state.users.get(state.selectedOpenid)), 30_000);
+  }
+
+  // =========================================================================================
+  // Vonage agent: a Conversation API client
+  // =========================================================================================
+
+  async function agentToken(refresh) {
+    if (!state.agent.token || refresh) state.agent.token = (await api('POST', '/sandbox/api/agent/token')).token;
+    return state.agent.token;
+  }
+
+  /** A Conversation API call with the agent's user token (refetched once on 401). */
+  async function vonage(method, path, body) {
+    const call = async (token) =>
+      fetch(path.startsWith('/sandbox/') ? path : `${state.agent.vonageApiBase}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    let response = await call(await agentToken(false));
+    if (response.status === 401) response = await call(await agentToken(true));
+    const json = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const error = new Error(`${json.code || `HTTP ${response.status}`}: ${json.detail || json.title || 'request failed'}`);
+      error.status = response.status;
+      throw error;
+    }
+    return json;
+  }
+
+  /** Follows `_links.next` until the last page. */
+  async function listAll(path, pick) {
+    const items = [];
+    let next = path;
+    while (next) {
+      const page = await vonage('GET', next);
+      items.push(...pick(page));
+      const href = page._links && page._links.next && page._links.next.href;
+      next = href ? `/sandbox/vonage${new URL(href).pathname}${new URL(href).search}` : undefined;
+    }
+    return items;
+  }
+
+  function eventsOf(conversationId) {
+    if (!state.events.has(conversationId)) state.events.set(conversationId, new Map());
+    return state.events.get(conversationId);
+  }
+
+  function statusesOf(conversationId) {
+    const statuses = new Map();
+    for (const event of eventsOf(conversationId).values()) {
+      if (event.type === STATUS && event.body && event.body.ref_event_id !== undefined) statuses.set(String(event.body.ref_event_id), event.body);
+    }
+    return statuses;
+  }
+
+  function renderConversationList() {
+    const list = $('conversation-list');
+    list.replaceChildren(
+      ...[...state.conversations.values()].map((c) => {
+        const messages = [...eventsOf(c.id).values()].filter((e) => e.type === MESSAGE);
+        const last = messages[messages.length - 1];
+        return el('li', {},
+          el('button', {
+            type: 'button',
+            class: c.id === state.selectedConversation ? 'selected' : '',
+            title: c.id,
+            onclick: () => selectConversation(c.id),
+          },
+          el('span', { class: 'name' }, c.display_name || c.name),
+          el('span', { class: 'sub' }, last ? String(last.body.content || '') : c.id)));
+      }),
+    );
+  }
+
+  function senderLabel(openid) {
+    const name = nickname(openid);
+    return name ? [el('b', {}, name), ` · ${shortId(openid)}`] : [el('b', {}, shortId(openid))];
+  }
+
+  function statusMeta(status) {
+    if (!status) return el('div', { class: 'meta' }, 'sending…');
+    if (status.status === 'delivered') return el('div', { class: 'meta ok' }, '✓ delivered');
+    return el('div', { class: 'meta bad', title: status.error_message || '' }, `✗ failed · ${status.error_code || ''}${status.error_message ? ` · ${status.error_message}` : ''}`);
+  }
+
+  function messageContent(body) {
+    if ((body.msg_type === 'image') && typeof body.media_id === 'string') return el('img', { src: mediaUrl(body.media_id), alt: 'image' });
+    if (body.msg_type === 'location') return [pinIcon(), String(body.content || '').replace(/^\[location\]\s*/, '')];
+    const part = body.parts > 1 ? ` (part ${body.part}/${body.parts})` : '';
+    return `${body.content === undefined ? `[${body.msg_type || 'message'}]` : body.content}${part}`;
+  }
+
+  function agentRow(event, statuses) {
+    const body = event.body || {};
+    if (event.type === MESSAGE && body.direction === 'inbound') {
+      return el('div', {
+        class: 'row theirs',
+        dataset: { eventId: event.id },
+        title: 'Click to reply to this user',
+        onclick: () => {
+          state.replyTo = body.from;
+          renderToOptions();
+          renderAgentMessages();
+          $('agent-input').focus();
+        },
+      },
+      el('div', { class: 'sender' }, ...senderLabel(body.from)),
+      el('div', { class: 'bubble' }, messageContent(body)),
+      el('div', { class: 'meta' }, `${time(Date.parse(event.timestamp))} · event ${event.id}`));
+    }
+    if (event.type === MESSAGE && body.direction === 'outbound') {
+      const who = event._embedded && event._embedded.from_user ? event._embedded.from_user.display_name || event._embedded.from_user.name : 'application';
+      return el('div', { class: 'row mine', dataset: { eventId: event.id } },
+        el('div', { class: 'sender' }, `${who} → `, ...senderLabel(body.to)),
+        el('div', { class: 'bubble' }, messageContent(body)),
+        statusMeta(statuses.get(String(event.id))));
+    }
+    if (event.type === STATUS || event.type === TYPING) return undefined;
+    if (event.type.startsWith('member:')) {
+      const user = (body.user && (body.user.display_name || body.user.name)) || 'someone';
+      return el('div', { class: 'row system' }, el('div', { class: 'bubble' }, `${user} ${event.type.slice(7)} the conversation`));
+    }
+    return el('div', { class: 'row system' }, el('div', { class: 'bubble' }, `${event.type} event`));
+  }
+
+  function renderAgentMessages() {
+    const container = $('agent-messages');
+    const id = state.selectedConversation;
+    const head = $('conversation-head');
+    if (!id) {
+      head.replaceChildren('No conversation');
+      container.replaceChildren(el('div', { class: 'empty' }, 'No conversations yet.'));
+      return;
+    }
+    const conversation = state.conversations.get(id);
+    head.replaceChildren(el('strong', {}, conversation ? conversation.display_name || conversation.name : id), ` · ${id}`);
+    const events = [...eventsOf(id).values()].sort((a, b) => a.id - b.id);
+    const statuses = statusesOf(id);
+    const rows = events.map((e) => agentRow(e, statuses)).filter(Boolean);
+    stickToBottom(container, () => {
+      container.replaceChildren(...(rows.length ? rows : [el('div', { class: 'empty' }, 'No messages yet. Send one from the WeChat phone.')]));
+    });
+  }
+
+  /** WeChat users who wrote in the selected conversation, newest last. */
+  function inboundSenders() {
+    const senders = [];
+    for (const event of [...eventsOf(state.selectedConversation).values()].sort((a, b) => a.id - b.id)) {
+      const body = event.body || {};
+      if (event.type === MESSAGE && body.direction === 'inbound' && typeof body.from === 'string') {
+        const at = senders.indexOf(body.from);
+        if (at >= 0) senders.splice(at, 1);
+        senders.push(body.from);
+      }
+    }
+    return senders;
+  }
+
+  function currentTo() {
+    const senders = inboundSenders();
+    if (state.replyTo && senders.includes(state.replyTo)) return state.replyTo;
+    return senders[senders.length - 1];
+  }
+
+  function renderToOptions() {
+    const select = $('agent-to');
+    const senders = inboundSenders().reverse();
+    const to = currentTo();
+    select.replaceChildren(
+      ...senders.map((openid) => el('option', { value: openid, selected: openid === to }, `${nickname(openid) || 'WeChat user'} · ${shortId(openid)}`)),
+    );
+    if (senders.length === 0) select.append(el('option', { value: '' }, 'nobody has written yet'));
+    for (const id of ['agent-input', 'agent-send', 'agent-image']) $(id).disabled = senders.length === 0;
+  }
+
+  function addVonageEvent(conversationId, event) {
+    eventsOf(conversationId).set(event.id, event);
+    if (conversationId === state.selectedConversation) {
+      renderAgentMessages();
+      renderToOptions();
+    }
+    renderConversationList();
+  }
+
+  async function ensureMember(conversationId) {
+    if (state.memberIds.has(conversationId)) return state.memberIds.get(conversationId);
+    const members = await listAll(`/conversations/${encodeURIComponent(conversationId)}/members?page_size=100`, (page) => page._embedded.members);
+    let mine = members.find((m) => m._embedded && m._embedded.user && m._embedded.user.name === state.agent.name);
+    if (!mine) {
+      mine = await vonage('POST', `/conversations/${encodeURIComponent(conversationId)}/members`, {
+        state: 'joined',
+        user: { name: state.agent.name },
+        channel: { type: 'app' },
+      });
+    }
+    state.memberIds.set(conversationId, mine.id);
+    return mine.id;
+  }
+
+  async function selectConversation(id) {
+    state.selectedConversation = id;
+    state.replyTo = undefined;
+    renderConversationList();
+    renderAgentMessages();
+    try {
+      await ensureMember(id);
+      const events = await listAll(`/conversations/${encodeURIComponent(id)}/events?page_size=100`, (page) => page._embedded);
+      for (const event of events) eventsOf(id).set(event.id, event);
+    } catch (error) {
+      showAgentError(error.message);
+    }
+    renderConversationList();
+    renderAgentMessages();
+    renderToOptions();
+  }
+
+  function showAgentError(message) {
+    $('agent-error').textContent = message || '';
+  }
+
+  async function postAgentEvent(type, body) {
+    const id = state.selectedConversation;
+    const from = await ensureMember(id);
+    return vonage('POST', `/conversations/${encodeURIComponent(id)}/events`, { type, from, body });
+  }
+
+  function wireAgent() {
+    $('agent-to').addEventListener('change', (event) => {
+      state.replyTo = event.target.value;
+      renderAgentMessages();
+    });
+    $('agent-composer').addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const input = $('agent-input');
+      const content = input.value;
+      const to = $('agent-to').value;
+      if (content.trim() === '' || !to) return;
+      input.value = '';
+      showAgentError('');
+      try {
+        await postAgentEvent(MESSAGE, { direction: 'outbound', to, content });
+      } catch (error) {
+        input.value = content;
+        showAgentError(error.message);
+      }
+    });
+    $('agent-input').addEventListener('input', () => {
+      const to = $('agent-to').value;
+      // A typing indicator for the WeChat user, at most every 15 s (it lasts 15 s there).
+      if (!to || Date.now() - state.lastTypingSentAt < 15_000) return;
+      state.lastTypingSentAt = Date.now();
+      postAgentEvent(TYPING, { to, command: 'Typing' }).catch(() => undefined);
+    });
+    $('agent-image').addEventListener('click', () => $('agent-image-file').click());
+    $('agent-image-file').addEventListener('change', async (event) => {
+      const file = event.target.files[0];
+      event.target.value = '';
+      const to = $('agent-to').value;
+      if (!file || !to) return;
+      showAgentError('');
+      try {
+        // The account's backend uploads the image to WeChat (media/upload); the event carries its media_id.
+        const { media_id } = await api('POST', '/sandbox/api/agent/media', { dataUrl: await readFileAsDataUrl(file) });
+        await postAgentEvent(MESSAGE, { direction: 'outbound', to, msg_type: 'image', media_id });
+      } catch (error) {
+        showAgentError(error.message);
+      }
+    });
+  }
+
+  async function startAgent() {
+    try {
+      const conversations = await listAll('/conversations?page_size=100', (page) => page._embedded.conversations);
+      for (const c of conversations) state.conversations.set(c.id, c);
+      renderConversationList();
+      if (conversations[0]) await selectConversation(conversations[0].id);
+      else renderAgentMessages();
+    } catch (error) {
+      showAgentError(error.message);
+    }
+  }
+
+  function onVonageChange(change) {
+    if (change.type === 'conversation') {
+      state.conversations.set(change.conversation.id, change.conversation);
+      renderConversationList();
+      if (!state.selectedConversation) selectConversation(change.conversation.id);
+    } else if (change.type === 'event') {
+      addVonageEvent(change.conversationId, change.event);
+    }
+  }
+
+  // =========================================================================================
+  // Traffic
+  // =========================================================================================
+
+  const CHANNEL_LABEL = {
+    'wechat-push': () => 'WeChat → bridge',
+    'wechat-api': (entry) => `${entry.caller} → WeChat`,
+    'vonage-api': (entry) => `${entry.caller} → Vonage`,
+    'vonage-webhook': () => 'Vonage → bridge',
+  };
+
+  function trafficVisible(entry) {
+    const box = document.querySelector(`#traffic-filters input[data-channel="${entry.channel}"]`);
+    if (box && !box.checked) return false;
+    if (entry.method === 'GET' && entry.channel === 'vonage-api' && !$('show-reads').checked) return false;
+    return entry.seq > state.trafficCleared;
+  }
+
+  function pretty(text) {
+    if (text === undefined) return '';
+    const trimmed = text.trim();
+    if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
+      try {
+        return JSON.stringify(JSON.parse(trimmed), null, 2);
+      } catch (_) {
+        return text;
+      }
+    }
+    return text;
+  }
+
+  function preview(entry) {
+    const body = entry.requestBody || '';
+    if (entry.channel === 'wechat-push') {
+      const type = /<MsgType><!\[CDATA\[(\w+)/.exec(body);
+      const content = /<(?:Content|Label)><!\[CDATA\[([\s\S]*?)\]\]>/.exec(body);
+      const eventName = /<Event><!\[CDATA\[(\w+)/.exec(body);
+      if (/<Encrypt>/.test(body) && !type) return 'encrypted: <Encrypt>…</Encrypt>';
+      return [type && type[1], eventName && eventName[1], content && `“${content[1]}”`].filter(Boolean).join(' · ');
+    }
+    return body.replace(/\s+/g, ' ').slice(0, 140);
+  }
+
+  function trafficItem(entry) {
+    const ok = entry.status !== undefined && entry.status >= 200 && entry.status < 300 && !/"errcode":\s*[1-9-]/.test(entry.responseBody || '');
+    const statusText = entry.status !== undefined ? String(entry.status) : 'no answer';
+    const errcode = /"errcode":\s*(-?\d+)/.exec(entry.responseBody || '');
+    const path = entry.path.length > 90 ? `${entry.path.slice(0, 90)}…` : entry.path;
+    const item = el('li', { class: entry.channel, dataset: { seq: entry.seq, at: entry.at } },
+      el('div', { class: 'summary' },
+        el('span', { class: 'time' }, time(entry.at)),
+        el('span', { class: 'who' }, CHANNEL_LABEL[entry.channel](entry)),
+        el('span', { class: 'request', title: entry.path }, `${entry.method} ${path}`),
+        el('span', { class: `status ${ok ? 'ok' : 'bad'}` }, errcode && errcode[1] !== '0' ? `${statusText} · ${errcode[1]}` : statusText)),
+      el('div', { class: 'preview' }, preview(entry)),
+      entry.note ? el('div', { class: 'note' }, entry.note.split('\n')[0]) : undefined,
+      el('div', { class: 'details', onclick: (e) => e.stopPropagation() },
+        el('h4', {}, 'Request'),
+        el('pre', {}, `${entry.method} ${entry.path}${entry.requestBody ? `\n\n${pretty(entry.requestBody)}` : ''}`),
+        el('h4', {}, `Response${entry.durationMs !== undefined ? ` · ${entry.durationMs} ms` : ''}`),
+        el('pre', {}, entry.error ? `(${entry.error})` : `${statusText}${entry.responseBody ? `\n\n${pretty(entry.responseBody)}` : ''}`),
+        entry.note && entry.note.includes('\n') ? [el('h4', {}, 'Note'), el('pre', {}, entry.note)] : undefined));
+    item.addEventListener('click', () => item.classList.toggle('open'));
+    return item;
+  }
+
+  /** Entries are recorded when an answer came back; they are shown in the order the requests started. */
+  const byStart = (a, b) => a.at - b.at || a.seq - b.seq;
+
+  function addTraffic(entry) {
+    state.traffic.push(entry);
+    state.traffic.sort(byStart);
+    if (state.traffic.length > 1000) state.traffic.splice(0, state.traffic.length - 1000);
+    if (!trafficVisible(entry)) return;
+    const list = $('traffic');
+    const later = [...list.children].find((li) => byStart({ at: Number(li.dataset.at), seq: Number(li.dataset.seq) }, entry) > 0);
+    stickToBottom(list, () => list.insertBefore(trafficItem(entry), later || null));
+  }
+
+  function renderTraffic() {
+    const list = $('traffic');
+    list.replaceChildren(...state.traffic.filter(trafficVisible).map(trafficItem));
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function wireTraffic() {
+    for (const box of document.querySelectorAll('#traffic-filters input')) box.addEventListener('change', renderTraffic);
+    $('clear-traffic').addEventListener('click', () => {
+      state.trafficCleared = state.traffic.length ? state.traffic[state.traffic.length - 1].seq : 0;
+      renderTraffic();
+    });
+  }
+
+  // =========================================================================================
+  // Top bar, stream, start
+  // =========================================================================================
+
+  function wireTopBar() {
+    $('push-mode').addEventListener('change', async (event) => {
+      await api('POST', '/sandbox/api/wechat/push-mode', { mode: event.target.value });
+    });
+    $('skip-time').addEventListener('click', async () => {
+      const { clockOffsetMs } = await api('POST', '/sandbox/api/wechat/clock', { hours: 49 });
+      state.clockOffsetMs = clockOffsetMs;
+      renderClock();
+    });
+    $('expire-tokens').addEventListener('click', () => api('POST', '/sandbox/api/wechat/expire-tokens'));
+  }
+
+  function setLive(status, text) {
+    const live = $('live');
+    live.dataset.state = status;
+    live.querySelector('.live-text').textContent = text;
+  }
+
+  function connectStream() {
+    const source = new EventSource('/sandbox/api/stream');
+    source.addEventListener('open', () => setLive('live', 'live'));
+    source.addEventListener('error', () => setLive('down', 'reconnecting…'));
+    source.addEventListener('traffic', (e) => addTraffic(JSON.parse(e.data)));
+    source.addEventListener('wechat', (e) => onWeChatChange(JSON.parse(e.data)));
+    source.addEventListener('vonage', (e) => onVonageChange(JSON.parse(e.data)));
+  }
+
+  async function start() {
+    wirePhone();
+    wireAgent();
+    wireTraffic();
+    wireTopBar();
+    connectStream();
+    const initial = await api('GET', '/sandbox/api/state');
+    for (const user of initial.users) state.users.set(user.openid, user);
+    state.selectedOpenid = initial.users[0] && initial.users[0].openid;
+    state.clockOffsetMs = initial.clockOffsetMs;
+    state.agent.name = initial.agent.name;
+    state.agent.displayName = initial.agent.displayName;
+    state.agent.vonageApiBase = initial.vonageApiBase;
+    $('agent-name').textContent = `· ${initial.agent.displayName} (user ${initial.agent.name})`;
+    $('push-mode').value = initial.pushMode || 'plain';
+    // Entries that also came through the stream before this answer are not shown twice.
+    const seen = new Set(state.traffic.map((t) => t.seq));
+    state.traffic = [...initial.traffic.filter((t) => !seen.has(t.seq)), ...state.traffic].sort(byStart);
+    renderTraffic();
+    renderClock();
+    renderUserSelect();
+    renderPhone();
+    await startAgent();
+    document.body.dataset.ready = 'true';
+  }
+
+  start().catch((error) => {
+    setLive('down', `failed to start: ${error.message}`);
+  });
+})();

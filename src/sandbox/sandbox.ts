@@ -1,0 +1,216 @@
+/**
+ * The sandbox: the production bridge (`startBridge`, unchanged) with its two remote ends replaced by
+ * the emulators on loopback, a throwaway SQLite store, and the browser console mounted at `/`.
+ *
+ * Everything is made up at start: WeChat token, AppID, app secret and EncodingAESKey, a Vonage
+ * application id with a fresh RSA key pair, a signature secret (so `/rtcEvent` runs in signed mode,
+ * as it should in production). The conversation every WeChat user's messages go to is created in
+ * the Vonage emulator through its API, like a user would with curl; so are the agent user and its
+ * membership. Nothing here reaches beyond 127.0.0.1.
+ */
+import * as crypto from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import type { Config } from '../config';
+import { createLogger, type Logger } from '../logger';
+import { startBridge, type RunningBridge } from '../server';
+import { decodeEncodingAesKey } from '../wechat/crypto';
+import { createConsoleRoutes } from './console-routes';
+import { createTrafficRecorder, type TrafficRecorder } from './traffic';
+import { startVonageEmulator, type VonageEmulator } from './vonage-emulator';
+import { startWeChatPlatform, type WeChatPlatform } from './wechat-platform';
+
+export interface SandboxOptions {
+  /** The console's and the bridge's port; default 3000, 0 picks a free one. */
+  port?: number;
+  /** Default 127.0.0.1: the sandbox has no credentials worth stealing, but stays on this machine. */
+  host?: string;
+  /** The bridge's logger; default errors only, to stdout. */
+  logger?: Logger;
+  /** Simulated users who follow the account at start (nicknames); default one. */
+  users?: string[];
+}
+
+export interface Sandbox {
+  /** The console, e.g. `http://localhost:3000/`. */
+  url: string;
+  port: number;
+  bridge: RunningBridge;
+  weChat: WeChatPlatform;
+  vonage: VonageEmulator;
+  traffic: TrafficRecorder;
+  /** The conversation the bridge posts every WeChat user's messages to. */
+  conversationId: string;
+  /** The Vonage user the console's agent pane acts as. */
+  agent: { name: string; displayName: string };
+  /** The throwaway SQLite file (deleted by `stop`). */
+  databasePath: string;
+  /** Stops everything and deletes the store. */
+  stop(): Promise<void>;
+}
+
+const AGENT = { name: 'alex', displayName: 'Agent Alex' };
+const CONVERSATION = { name: 'wechat-sandbox', display_name: 'WeChat customers' };
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+const randomText = (length: number) => Array.from({ length }, () => ALPHANUMERIC[crypto.randomInt(ALPHANUMERIC.length)]).join('');
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const logger = options.logger ?? createLogger({ level: 'error' });
+  const host = options.host ?? '127.0.0.1';
+  const traffic = createTrafficRecorder({ keep: 1000 });
+
+  const weChatCredentials = {
+    appId: `wx${crypto.randomBytes(8).toString('hex')}`,
+    appSecret: crypto.randomBytes(16).toString('hex'),
+    token: randomText(32),
+    encodingAesKey: randomText(43),
+  };
+  const vonageApplicationId = crypto.randomUUID();
+  const signatureSecret = crypto.randomBytes(24).toString('base64url');
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+
+  // Stopped in reverse order: the console's streams, the bridge (so that its worker does not retry
+  // against closed ports), the emulators, then the store's files.
+  const started: Array<() => Promise<void>> = [];
+  const cleanUp = async () => {
+    for (const stop of started.splice(0).reverse()) await stop().catch(() => undefined);
+  };
+  try {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wechat-bridge-sandbox-'));
+    started.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const databasePath = path.join(dir, 'bridge.db');
+
+    const weChat = await startWeChatPlatform({
+      appId: weChatCredentials.appId,
+      appSecret: weChatCredentials.appSecret,
+      traffic,
+      callerOf: (req) => (req.headers['x-sandbox-caller'] === 'console' ? 'sandbox console' : 'bridge'),
+    });
+    started.push(() => weChat.close());
+    const vonage = await startVonageEmulator({
+      publicKeyPem: publicKey,
+      applicationId: vonageApplicationId,
+      signatureSecret,
+      traffic,
+      callerOf: (claims) =>
+        claims['sandbox_caller'] === 'setup' ? 'sandbox setup' : typeof claims.sub === 'string' ? `agent (${claims.sub})` : 'bridge',
+    });
+    started.push(() => vonage.close());
+
+    // As a user would with curl and an application JWT. `sandbox_caller` only labels these calls in
+    // the traffic panel (Vonage ignores claims it does not know).
+    const setupToken = () => {
+      const iat = Math.floor(Date.now() / 1000);
+      return jwt.sign(
+        { application_id: vonageApplicationId, iat, jti: crypto.randomUUID(), exp: iat + 300, sandbox_caller: 'setup' },
+        privateKey,
+        { algorithm: 'RS256' },
+      );
+    };
+    const vonageApi = async (method: string, apiPath: string, body: unknown) => {
+      const response = await fetch(`${vonage.baseUrl}${apiPath}`, {
+        method,
+        headers: { authorization: `Bearer ${setupToken()}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const json = (await response.json()) as Record<string, unknown>;
+      if (!response.ok) throw new Error(`sandbox setup: ${method} ${apiPath} answered ${response.status} ${String(json.code)}`);
+      return json;
+    };
+    const conversationId = String((await vonageApi('POST', '/conversations', CONVERSATION)).id);
+
+    const mintAgentToken = () => {
+      const iat = Math.floor(Date.now() / 1000);
+      // A Client SDK user token, as an application's backend mints it for its users.
+      return jwt.sign(
+        {
+          application_id: vonageApplicationId,
+          iat,
+          jti: crypto.randomUUID(),
+          exp: iat + 3600,
+          sub: AGENT.name,
+          acl: { paths: { '/*/users/**': {}, '/*/conversations/**': {}, '/*/sessions/**': {} } },
+        },
+        privateKey,
+        { algorithm: 'RS256' },
+      );
+    };
+
+    const consoleRoutes = createConsoleRoutes({
+      weChat,
+      vonage,
+      traffic,
+      agent: AGENT,
+      mintAgentToken,
+      weChatCredentials: { appId: weChatCredentials.appId, appSecret: weChatCredentials.appSecret },
+      logger: logger.child({ component: 'sandbox-console' }),
+    });
+
+    const config: Config = {
+      port: options.port ?? 3000,
+      host,
+      publicUrl: undefined,
+      weChat: {
+        token: weChatCredentials.token,
+        appId: weChatCredentials.appId,
+        appSecret: weChatCredentials.appSecret,
+        aesKeys: [decodeEncodingAesKey(weChatCredentials.encodingAesKey)],
+        apiBaseUrl: weChat.baseUrl,
+      },
+      vonage: {
+        applicationId: vonageApplicationId,
+        privateKeyPem: privateKey,
+        apiBaseUrl: vonage.baseUrl,
+        conversationId,
+        signatureSecret,
+      },
+      databaseUrl: `sqlite:${databasePath}`,
+      logLevel: logger.level as Config['logLevel'],
+    };
+    const bridge = await startBridge(config, logger, { extraRoutes: (app) => consoleRoutes.mount(app) });
+    started.push(() => bridge.stop());
+    // Open console streams would keep the bridge's server from closing.
+    started.push(async () => consoleRoutes.close());
+
+    const loopback = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    const bridgeUrl = `http://${loopback}:${bridge.port}`;
+    // The two dashboards: Vonage's RTC event_url, WeChat's server configuration (URL, Token, key).
+    vonage.setRtcEventUrl(`${bridgeUrl}/rtcEvent`);
+    weChat.connect({ url: `${bridgeUrl}/weChatEvent`, token: weChatCredentials.token, mode: 'plain', encodingAesKey: weChatCredentials.encodingAesKey });
+
+    await vonageApi('POST', '/users', { name: AGENT.name, display_name: AGENT.displayName });
+    await vonageApi('POST', `/conversations/${encodeURIComponent(conversationId)}/members`, {
+      state: 'joined',
+      user: { name: AGENT.name },
+      channel: { type: 'app' },
+    });
+    for (const nickname of options.users ?? ['Li Wei']) {
+      const user = await weChat.addUser({ nickname, follow: false });
+      void weChat.follow(user.openid).catch(() => undefined);
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      url: `http://localhost:${bridge.port}/`,
+      port: bridge.port,
+      bridge,
+      weChat,
+      vonage,
+      traffic,
+      conversationId,
+      agent: AGENT,
+      databasePath,
+      stop: () => (stopping ??= cleanUp()),
+    };
+  } catch (error) {
+    await cleanUp();
+    throw error;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The XML WeChat pushes for what a user does, in the layout of the official samples
+ * (test/fixtures/messages/official): strings in CDATA, numbers bare, `MsgId` a bare 64-bit integer.
+ * Pure: values in, XML out.
+ */
+
+export type UserAction =
+  | { kind: 'text'; content: string }
+  | { kind: 'image'; picUrl: string; mediaId: string }
+  | { kind: 'location'; latitude: number; longitude: number; scale?: number; label?: string }
+  | { kind: 'follow' }
+  | { kind: 'unfollow' };
+
+export interface UserMessageEnvelope {
+  /** The account's original id (`gh_…`). */
+  toUserName: string;
+  /** The user's openid. */
+  fromUserName: string;
+  /** Seconds since the epoch. */
+  createTime: number;
+  /** Digits; messages have one, events do not. */
+  msgId?: string;
+}
+
+type Field = readonly [tag: string, value: string | number, form: 'cdata' | 'bare'];
+
+export function userActionXml(action: UserAction, envelope: UserMessageEnvelope): string {
+  const head: Field[] = [
+    ['ToUserName', envelope.toUserName, 'cdata'],
+    ['FromUserName', envelope.fromUserName, 'cdata'],
+    ['CreateTime', envelope.createTime, 'bare'],
+  ];
+  const msgId: Field[] = envelope.msgId !== undefined ? [['MsgId', envelope.msgId, 'bare']] : [];
+  switch (action.kind) {
+    case 'text':
+      return render([...head, ['MsgType', 'text', 'cdata'], ['Content', action.content, 'cdata'], ...msgId]);
+    case 'image':
+      return render([
+        ...head,
+        ['MsgType', 'image', 'cdata'],
+        ['PicUrl', action.picUrl, 'cdata'],
+        ['MediaId', action.mediaId, 'cdata'],
+        ...msgId,
+      ]);
+    case 'location':
+      return render([
+        ...head,
+        ['MsgType', 'location', 'cdata'],
+        ['Location_X', action.latitude, 'bare'],
+        ['Location_Y', action.longitude, 'bare'],
+        ['Scale', action.scale ?? 15, 'bare'],
+        ['Label', action.label ?? '', 'cdata'],
+        ...msgId,
+      ]);
+    case 'follow':
+      return render([...head, ['MsgType', 'event', 'cdata'], ['Event', 'subscribe', 'cdata'], ['EventKey', '', 'cdata']]);
+    case 'unfollow':
+      return render([...head, ['MsgType', 'event', 'cdata'], ['Event', 'unsubscribe', 'cdata'], ['EventKey', '', 'cdata']]);
+  }
+}
+
+/** Whether WeChat gives this action a MsgId (messages do, events do not). */
+export const actionHasMsgId = (action: UserAction): boolean => action.kind !== 'follow' && action.kind !== 'unfollow';
+
+function render(fields: readonly Field[]): string {
+  const lines = fields.map(([tag, value, form]) => {
+    if (form === 'bare') return `<${tag}>${typeof value === 'number' ? formatNumber(value) : value}</${tag}>`;
+    return `<${tag}><![CDATA[${String(value).replaceAll(']]>', ']]]]><![CDATA[>')}]]></${tag}>`;
+  });
+  return `<xml>\n${lines.join('\n')}\n</xml>`;
+}
+
+/** Coordinates keep their decimals as typed (23.134521), integers stay integers. */
+function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) throw new TypeError('not a finite number');
+  return String(value);
+}

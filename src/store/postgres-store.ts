@@ -1,0 +1,629 @@
+/**
+ * The durable store on PostgreSQL (`pg`): several bridge instances share one database and its work.
+ *
+ * Sharing: a claim takes runnable heads with `FOR UPDATE SKIP LOCKED`, so concurrent claims from
+ * any number of instances never hand out the same job and never wait for each other; per-key order
+ * comes from `is_head`, kept right across instances by per-key advisory locks (see
+ * postgres-migrations.ts). Leases are not released at open (other instances are alive and may hold
+ * them): a crashed instance's jobs are taken over when their lease runs out, and its late outcome
+ * calls, if it was only stalled, are no-ops because the lease token changed.
+ *
+ * Durability: `synchronous_commit` stays on; `enqueue` resolves only after its commit returned.
+ *
+ * Group commit: enqueue calls are gathered while earlier batches are in flight and written by one
+ * `bridge_enqueue` call (one statement, one commit, one WAL flush), at most `maxConcurrentBatches`
+ * at a time. Each call still gets exactly its own results. A batch that fails rejects every call in
+ * it; nothing of it was acknowledged, and a retried message finds its dedup key if the commit did
+ * land after all.
+ *
+ * Losing the database: pool errors on idle connections are logged, never thrown; every query has a
+ * client-side read timeout and a server-side statement timeout, and taking a connection has a
+ * connect timeout, so a call fails within a few seconds instead of hanging (WeChat's 5-second
+ * budget); `enqueue` additionally rejects after `enqueueTimeoutMs`. `ping()` fails while the
+ * database is unreachable. The pool opens new connections when the database is back: nothing needs
+ * a restart.
+ *
+ * Clock: by default the database's (`bridge_now_ms()`), so leases mean the same on every instance;
+ * tests pass `now` to move time themselves.
+ */
+import { randomUUID } from 'node:crypto';
+import { Client, Pool, type PoolConfig } from 'pg';
+import { applyPostgresMigrations, postgresMigrations } from './postgres-migrations';
+import type {
+  DeadLetter,
+  EnqueueResult,
+  Job,
+  JobKind,
+  JobLease,
+  NewJob,
+  QueueStats,
+  Store,
+  StoredToken,
+} from './store';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** Upper bound of rows deleted by one prune statement. */
+const PRUNE_BATCH = 5000;
+
+export interface PostgresStoreOptions {
+  /** Clock (epoch ms) for tests; by default the database's clock. */
+  now?: () => number;
+  /** How long a dedup key is remembered. Default 7 days. */
+  dedupRetentionMs?: number;
+  /** Expired dedup and seen keys are pruned after an enqueue at most this often. Default 10 minutes. */
+  pruneIntervalMs?: number;
+  /** Connections in this instance's pool. Default 10 (instances × this must stay under `max_connections`). */
+  poolSize?: number;
+  /** Taking a pooled connection (including connecting) fails after this. Default 2 s. */
+  connectionTimeoutMs?: number;
+  /** A statement is cancelled by the server after this, and abandoned by the client shortly after. Default 3 s. */
+  statementTimeoutMs?: number;
+  /** An enqueue call not committed after this is rejected (the caller answers 503). Default 3.5 s. */
+  enqueueTimeoutMs?: number;
+  /** Enqueue batches in flight at once. Default 4. */
+  maxConcurrentBatches?: number;
+  /** Jobs in one enqueue batch at most. Default 500. */
+  maxBatchJobs?: number;
+  /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
+  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
+  /** Where connection losses and background failures are reported; they never fail a caller by themselves. */
+  logger?: { warn(details: object, message: string): void };
+  /** Shown in pg_stat_activity. Default `wechat-conversation-bridge`. */
+  applicationName?: string;
+  /** How long the schema migration at open may take (waiting for another instance's included). Default 5 min. */
+  migrationTimeoutMs?: number;
+}
+
+interface PreparedJob {
+  kind: string;
+  orderKey: string;
+  payloadJson: string;
+  dedupKey: string | null;
+  runAt: number | null;
+}
+
+interface PendingEnqueue {
+  jobs: PreparedJob[];
+  settled: boolean;
+  timer: NodeJS.Timeout;
+  resolve: (results: EnqueueResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** `$n::bigint` for the clock: the test clock's value, or NULL for the database's own. */
+const NOW = (n: number) => `coalesce($${n}::bigint, bridge_now_ms())`;
+
+const SQL = {
+  enqueue: `SELECT bridge_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], ${NOW(6)}, ${NOW(6)} - $7::bigint) AS stored`,
+  claim: `
+    WITH picked AS (
+      SELECT seq FROM jobs
+      WHERE is_head AND available_at <= ${NOW(1)} AND ($4::text[] IS NULL OR kind = ANY ($4::text[]))
+      ORDER BY available_at, seq
+      LIMIT $2
+      FOR UPDATE SKIP LOCKED)
+    UPDATE jobs AS j
+    SET attempts = j.attempts + 1, lease_until = ${NOW(1)} + $3::bigint, available_at = ${NOW(1)} + $3::bigint,
+        lease_token = $5, interrupted = j.interrupted OR j.running, running = true
+    FROM picked WHERE j.seq = picked.seq
+    RETURNING j.seq::text AS seq, j.kind, j.order_key, j.payload, j.attempts, j.created_at::float8 AS created_at,
+              j.last_error, j.interrupted`,
+  renewLeases: `
+    UPDATE jobs AS j SET lease_until = ${NOW(3)} + $4::bigint, available_at = ${NOW(3)} + $4::bigint
+    FROM unnest($1::bigint[], $2::text[]) AS l(seq, lease_token)
+    WHERE j.seq = l.seq AND j.lease_token = l.lease_token AND j.running
+    RETURNING j.seq::text AS seq`,
+  finish: `SELECT bridge_finish_job($1::bigint, $2, $3, ${NOW(4)}) AS done`,
+  retry: `
+    UPDATE jobs SET run_at = $3, available_at = $3, lease_until = NULL, last_error = $4, running = false
+    WHERE seq = $1 AND lease_token = $2`,
+  listDeadLetters: `
+    SELECT id::text AS id, kind, order_key, payload, attempts, created_at::float8 AS created_at,
+           dead_at::float8 AS dead_at, reason
+    FROM dead_letters ORDER BY dead_at DESC, id DESC LIMIT $1`,
+  getDeadLetter: `
+    SELECT id::text AS id, kind, order_key, payload, attempts, created_at::float8 AS created_at,
+           dead_at::float8 AS dead_at, reason
+    FROM dead_letters WHERE id = $1`,
+  purgeDeadLetter: `DELETE FROM dead_letters WHERE id = $1`,
+  replayDeadLetter: `SELECT bridge_replay_dead_letter($1::bigint, ${NOW(2)}) AS replayed`,
+  stats: `
+    SELECT ${NOW(1)}::float8 AS now,
+           (SELECT count(*)::int FROM dead_letters) AS dead_letters,
+           coalesce((SELECT json_agg(json_build_object('kind', kind, 'depth', depth, 'oldest', oldest))
+                     FROM (SELECT kind, count(*) AS depth, min(created_at) AS oldest FROM jobs GROUP BY kind) AS per_kind),
+                    '[]'::json) AS kinds`,
+  markSeen: `
+    INSERT INTO seen_keys AS s (key, expires_at) VALUES ($1, $2)
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE s.expires_at <= ${NOW(3)}`,
+  getToken: `SELECT value, expires_at::float8 AS expires_at FROM tokens WHERE name = $1`,
+  putToken: `
+    INSERT INTO tokens (name, value, expires_at) VALUES ($1, $2, $3)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  tryLock: `
+    INSERT INTO locks AS l (name, owner, expires_at) VALUES ($1, $2, ${NOW(4)} + $3::bigint)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE l.expires_at <= ${NOW(4)} OR l.owner = excluded.owner`,
+  unlock: `DELETE FROM locks WHERE name = $1 AND owner = $2`,
+  ping: `SELECT version FROM schema_migrations LIMIT 1`,
+  pruneDedupKeys: `
+    DELETE FROM dedup_keys WHERE key IN (
+      SELECT key FROM dedup_keys WHERE created_at <= ${NOW(1)} - $2::bigint LIMIT ${PRUNE_BATCH})`,
+  pruneSeenKeys: `
+    DELETE FROM seen_keys WHERE key IN (
+      SELECT key FROM seen_keys WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
+  pruneLocks: `DELETE FROM locks WHERE expires_at <= ${NOW(1)}`,
+} as const;
+
+export class PostgresStore implements Store {
+  private readonly pool: Pool;
+  private readonly now: (() => number) | undefined;
+  private readonly dedupRetentionMs: number;
+  private readonly pruneIntervalMs: number;
+  private readonly enqueueTimeoutMs: number;
+  private readonly maxConcurrentBatches: number;
+  private readonly maxBatchJobs: number;
+  private readonly onBatchCommit: PostgresStoreOptions['onBatchCommit'];
+  private readonly logger: PostgresStoreOptions['logger'];
+  private pending: PendingEnqueue[] = [];
+  private flushHandle: NodeJS.Immediate | undefined;
+  private readonly batchesInFlight = new Set<Promise<void>>();
+  private lastPruneAt = Date.now();
+  private pruning = false;
+  private closed = false;
+
+  /**
+   * Connects to `connectionString` (a `postgres://` or `postgresql://` URL) and brings the schema up
+   * to date (safe when several instances start at once). Errors never contain the URL.
+   */
+  static async open(connectionString: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const statementTimeoutMs = options.statementTimeoutMs ?? 3_000;
+    const config: PoolConfig = {
+      connectionString,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 2_000,
+      idleTimeoutMillis: 30_000,
+      statement_timeout: statementTimeoutMs,
+      // The client gives up a little after the server would have: this catches a server or network
+      // that went silent (no answer at all), where the server-side timeout cannot help.
+      query_timeout: statementTimeoutMs + 500,
+      idle_in_transaction_session_timeout: 10_000,
+      keepAlive: true,
+      application_name: options.applicationName ?? 'wechat-conversation-bridge',
+    };
+    // Migrations run on a connection of their own, without the pool's short timeouts: a migration
+    // may take a while, and another instance's migration may hold the lock meanwhile.
+    const migrator = new Client({
+      connectionString,
+      connectionTimeoutMillis: config.connectionTimeoutMillis,
+      statement_timeout: options.migrationTimeoutMs ?? 300_000,
+      keepAlive: true,
+      application_name: config.application_name,
+    });
+    migrator.on('error', () => undefined); // a break surfaces as the failing query's error
+    try {
+      await migrator.connect();
+      await applyPostgresMigrations(migrator, postgresMigrations);
+    } catch (error) {
+      throw describeConnectionError(error);
+    } finally {
+      await migrator.end().catch(() => undefined);
+    }
+    return new PostgresStore(new Pool(config), options);
+  }
+
+  private constructor(pool: Pool, options: PostgresStoreOptions) {
+    this.pool = pool;
+    this.now = options.now;
+    this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
+    this.enqueueTimeoutMs = options.enqueueTimeoutMs ?? 3_500;
+    this.maxConcurrentBatches = Math.max(1, Math.floor(options.maxConcurrentBatches ?? 4));
+    this.maxBatchJobs = Math.max(1, Math.floor(options.maxBatchJobs ?? 500));
+    this.onBatchCommit = options.onBatchCommit;
+    this.logger = options.logger;
+    // An idle connection that breaks (database restarted, network cut) emits 'error' on the pool;
+    // without a listener that would crash the process. The pool drops the connection and opens a
+    // new one on the next query.
+    this.pool.on('error', (error) => {
+      this.logger?.warn({ error: describeError(error) }, 'idle PostgreSQL connection lost; it will be replaced');
+    });
+  }
+
+  // ---- jobs ----------------------------------------------------------------------------------
+
+  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]> {
+    return new Promise((resolve, reject) => {
+      this.assertOpen();
+      const prepared = jobs.map(prepareJob);
+      if (prepared.length === 0) return resolve([]);
+      const call: PendingEnqueue = {
+        jobs: prepared,
+        settled: false,
+        resolve: (results) => {
+          if (call.settled) return;
+          call.settled = true;
+          clearTimeout(call.timer);
+          resolve(results);
+        },
+        reject: (error) => {
+          if (call.settled) return;
+          call.settled = true;
+          clearTimeout(call.timer);
+          reject(error);
+        },
+        timer: setTimeout(() => {
+          // Not known to be stored: never let the caller acknowledge it. If the commit lands later,
+          // the retried message finds its dedup key.
+          call.reject(new Error(`enqueue not committed within ${this.enqueueTimeoutMs} ms (database slow or unreachable)`));
+        }, this.enqueueTimeoutMs),
+      };
+      this.pending.push(call);
+      this.scheduleFlush();
+    });
+  }
+
+  async claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]> {
+    this.assertOpen();
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0) || options.kinds?.length === 0) return [];
+    const leaseToken = randomUUID();
+    const { rows } = await this.pool.query<{
+      seq: string;
+      kind: string;
+      order_key: string;
+      payload: string;
+      attempts: number;
+      created_at: number;
+      last_error: string | null;
+      interrupted: boolean;
+    }>(SQL.claim, [this.clock(), limit, Math.floor(options.leaseMs), options.kinds ?? null, leaseToken]);
+    return rows
+      .map((row) => ({
+        id: row.seq,
+        kind: row.kind,
+        orderKey: row.order_key,
+        payload: JSON.parse(row.payload) as unknown,
+        // The row already counts this claim; the job reports the attempts before it.
+        attempts: row.attempts - 1,
+        createdAt: row.created_at,
+        lastError: row.last_error ?? undefined,
+        leaseToken,
+        interrupted: row.interrupted,
+      }))
+      .sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]> {
+    this.assertOpen();
+    const valid = leases.filter((lease) => parseJobId(lease.id) !== undefined);
+    if (valid.length === 0) return [];
+    const { rows } = await this.pool.query<{ seq: string }>(SQL.renewLeases, [
+      valid.map((lease) => lease.id),
+      valid.map((lease) => lease.leaseToken),
+      this.clock(),
+      Math.floor(leaseMs),
+    ]);
+    const renewed = new Set(rows.map((row) => row.seq));
+    return valid.filter((lease) => renewed.has(lease.id)).map((lease) => lease.id);
+  }
+
+  async complete(lease: JobLease): Promise<boolean> {
+    return this.finish(lease, null);
+  }
+
+  async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
+    this.assertOpen();
+    if (parseJobId(lease.id) === undefined) return false;
+    const result = await this.pool.query(SQL.retry, [lease.id, lease.leaseToken, Math.floor(runAt), cleanText(error)]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
+    return this.finish(lease, cleanText(reason));
+  }
+
+  async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    this.assertOpen();
+    const limit = Math.max(0, Math.floor(options.limit ?? 100));
+    const { rows } = await this.pool.query<DeadLetterRow>(SQL.listDeadLetters, [limit]);
+    return rows.map(toDeadLetter);
+  }
+
+  async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    this.assertOpen();
+    if (parseJobId(id) === undefined) return undefined;
+    const { rows } = await this.pool.query<DeadLetterRow>(SQL.getDeadLetter, [id]);
+    return rows[0] ? toDeadLetter(rows[0]) : undefined;
+  }
+
+  async purgeDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    if (parseJobId(id) === undefined) return false;
+    const result = await this.pool.query(SQL.purgeDeadLetter, [id]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async replayDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    if (parseJobId(id) === undefined) return false;
+    const { rows } = await this.pool.query<{ replayed: boolean }>(SQL.replayDeadLetter, [id, this.clock()]);
+    return rows[0]?.replayed === true;
+  }
+
+  async stats(): Promise<QueueStats> {
+    this.assertOpen();
+    const { rows } = await this.pool.query<{
+      now: number;
+      dead_letters: number;
+      kinds: Array<{ kind: string; depth: number; oldest: number }>;
+    }>(SQL.stats, [this.clock()]);
+    const row = rows[0]!;
+    const depth: Record<JobKind, number> = {};
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const each of row.kinds) {
+      depth[each.kind] = Number(each.depth);
+      oldest = Math.min(oldest, Number(each.oldest));
+    }
+    return {
+      depth,
+      oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, row.now - oldest) : 0,
+      deadLetters: row.dead_letters,
+    };
+  }
+
+  // ---- seen keys, tokens, locks ------------------------------------------------------------
+
+  async markSeen(key: string, expiresAt: number): Promise<boolean> {
+    this.assertOpen();
+    const result = await this.pool.query(SQL.markSeen, [cleanText(key), Math.floor(expiresAt), this.clock()]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */
+  async getToken(name: string): Promise<StoredToken | undefined> {
+    this.assertOpen();
+    const { rows } = await this.pool.query<{ value: string; expires_at: number }>(SQL.getToken, [name]);
+    const row = rows[0];
+    return row ? { value: row.value, expiresAt: row.expires_at } : undefined;
+  }
+
+  async putToken(name: string, token: StoredToken): Promise<void> {
+    this.assertOpen();
+    await this.pool.query(SQL.putToken, [name, token.value, Math.floor(token.expiresAt)]);
+  }
+
+  /** Taking a lock you already hold succeeds and extends it to `ttlMs` from now. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    const result = await this.pool.query(SQL.tryLock, [name, owner, Math.floor(ttlMs), this.clock()]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    this.assertOpen();
+    await this.pool.query(SQL.unlock, [name, owner]);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    await this.pool.query(SQL.ping);
+  }
+
+  /** Writes any pending enqueue batch, waits for the batches in flight, then closes the pool. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    for (;;) {
+      this.startBatches();
+      if (this.batchesInFlight.size === 0) break;
+      await Promise.race(this.batchesInFlight);
+    }
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
+  async pruneExpired(): Promise<{ dedupKeys: number; seenKeys: number }> {
+    this.assertOpen();
+    const now = this.clock();
+    const dedup = await this.pool.query(SQL.pruneDedupKeys, [now, this.dedupRetentionMs]);
+    const seen = await this.pool.query(SQL.pruneSeenKeys, [now]);
+    await this.pool.query(SQL.pruneLocks, [now]);
+    return { dedupKeys: dedup.rowCount ?? 0, seenKeys: seen.rowCount ?? 0 };
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private clock(): number | null {
+    return this.now ? Math.floor(this.now()) : null;
+  }
+
+  /** Gathers the calls of this event-loop turn before writing (the first batch of a burst). */
+  private scheduleFlush(): void {
+    this.flushHandle ??= setImmediate(() => {
+      this.flushHandle = undefined;
+      this.startBatches();
+    });
+  }
+
+  /** Starts batches while there is pending work and room for another batch in flight. */
+  private startBatches(): void {
+    while (this.batchesInFlight.size < this.maxConcurrentBatches) {
+      // Calls that timed out while waiting are already rejected: leave them out.
+      this.pending = this.pending.filter((call) => !call.settled);
+      if (this.pending.length === 0) return;
+      const batch: PendingEnqueue[] = [];
+      let jobs = 0;
+      while (this.pending.length > 0 && (batch.length === 0 || jobs + this.pending[0]!.jobs.length <= this.maxBatchJobs)) {
+        const call = this.pending.shift()!;
+        batch.push(call);
+        jobs += call.jobs.length;
+      }
+      const running: Promise<void> = this.writeBatch(batch).finally(() => {
+        this.batchesInFlight.delete(running);
+        // Whatever arrived meanwhile is the next batch: under load batches grow, idle they stay small.
+        if (!this.closed) this.startBatches();
+      });
+      this.batchesInFlight.add(running);
+    }
+  }
+
+  private async writeBatch(batch: PendingEnqueue[]): Promise<void> {
+    const jobs = batch.flatMap((call) => call.jobs);
+    let stored: boolean[];
+    try {
+      const { rows } = await this.pool.query<{ stored: boolean[] }>(SQL.enqueue, [
+        jobs.map((job) => job.kind),
+        jobs.map((job) => job.orderKey),
+        jobs.map((job) => job.payloadJson),
+        jobs.map((job) => job.dedupKey),
+        jobs.map((job) => job.runAt),
+        this.clock(),
+        this.dedupRetentionMs,
+      ]);
+      stored = rows[0]?.stored ?? [];
+      if (stored.length !== jobs.length) throw new Error('bridge_enqueue returned an unexpected result');
+    } catch (error) {
+      // Nothing of this batch is known to be stored: acknowledge none of it.
+      for (const call of batch) call.reject(error);
+      return;
+    }
+
+    let offset = 0;
+    let storedCount = 0;
+    for (const call of batch) {
+      const results = call.jobs.map((_, index): EnqueueResult => {
+        const isStored = stored[offset + index] === true;
+        if (isStored) storedCount += 1;
+        return { outcome: isStored ? 'stored' : 'duplicate' };
+      });
+      offset += call.jobs.length;
+      call.resolve(results);
+    }
+    try {
+      this.onBatchCommit?.({ calls: batch.length, jobs: jobs.length, stored: storedCount });
+    } catch (error) {
+      this.logger?.warn({ error: describeError(error) }, 'onBatchCommit hook threw');
+    }
+    this.pruneWhenDue();
+  }
+
+  private async finish(lease: JobLease, deadReason: string | null): Promise<boolean> {
+    this.assertOpen();
+    if (parseJobId(lease.id) === undefined) return false;
+    const { rows } = await this.pool.query<{ done: boolean }>(SQL.finish, [lease.id, lease.leaseToken, deadReason, this.clock()]);
+    return rows[0]?.done === true;
+  }
+
+  private pruneWhenDue(): void {
+    const now = Date.now();
+    if (this.pruning || now - this.lastPruneAt < this.pruneIntervalMs) return;
+    this.lastPruneAt = now;
+    this.pruning = true;
+    this.pruneExpired()
+      .catch((error: unknown) => {
+        this.logger?.warn({ error: describeError(error) }, 'pruning expired dedup keys failed; will retry later');
+      })
+      .finally(() => {
+        this.pruning = false;
+      });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the store is closed');
+  }
+}
+
+/**
+ * Validates and serialises a job at call time, so a bad job rejects only its own call. PostgreSQL
+ * text cannot hold NUL characters or unpaired surrogates (they would fail the whole batch, or be
+ * changed silently), so keys with them are refused here; in the payload JSON escapes them.
+ */
+function prepareJob(job: NewJob): PreparedJob {
+  if (typeof job.kind !== 'string' || job.kind === '') throw new TypeError('job kind must be a non-empty string');
+  if (typeof job.orderKey !== 'string') throw new TypeError('job orderKey must be a string');
+  if (job.dedupKey !== undefined && typeof job.dedupKey !== 'string') {
+    throw new TypeError('job dedupKey must be a string when set');
+  }
+  for (const [name, value] of [['kind', job.kind], ['orderKey', job.orderKey], ['dedupKey', job.dedupKey]] as const) {
+    if (value !== undefined && !storableText(value)) {
+      throw new TypeError(`job ${name} must not contain NUL characters or unpaired surrogates`);
+    }
+  }
+  if (job.runAt !== undefined && !Number.isFinite(job.runAt)) throw new TypeError('job runAt must be a finite number');
+  const payloadJson: string | undefined = JSON.stringify(job.payload);
+  if (payloadJson === undefined) throw new TypeError('job payload must be JSON-serialisable');
+  return {
+    kind: job.kind,
+    orderKey: job.orderKey,
+    payloadJson,
+    dedupKey: job.dedupKey ?? null,
+    runAt: job.runAt === undefined ? null : Math.floor(job.runAt),
+  };
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function storableText(value: string): boolean {
+  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
+}
+
+/** Error texts and seen keys come from outside: make them storable rather than failing on them. */
+function cleanText(value: string): string {
+  return value.replaceAll('\u0000', '\uFFFD').replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD');
+}
+
+interface DeadLetterRow {
+  id: string;
+  kind: string;
+  order_key: string;
+  payload: string;
+  attempts: number;
+  created_at: number;
+  dead_at: number;
+  reason: string;
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    id: row.id,
+    kind: row.kind,
+    orderKey: row.order_key,
+    payload: JSON.parse(row.payload) as unknown,
+    attempts: row.attempts,
+    createdAt: row.created_at,
+    deadAt: row.dead_at,
+    reason: row.reason,
+  };
+}
+
+/** Job ids are the decimal rendering of the row's sequence number; anything else names no job. */
+function parseJobId(id: string): string | undefined {
+  return /^[1-9][0-9]{0,17}$/.test(id) ? id : undefined;
+}
+
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
+}
+
+/**
+ * The error to throw from `open`: pg's own message (it names host and port at most, never the
+ * password), without the URL that some parse errors carry in extra fields.
+ */
+function describeConnectionError(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  const clean = new Error(`PostgreSQL: ${message}`);
+  if (typeof code === 'string') (clean as Error & { code?: string }).code = code;
+  return clean;
+}

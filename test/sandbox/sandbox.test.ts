@@ -1,0 +1,123 @@
+/**
+ * The sandbox in this process, without a browser: the production bridge between the two emulators,
+ * driven the way the console drives it (the WeChat user's actions, a Vonage client with a user token
+ * through /sandbox/vonage), and production left untouched (`/` is 404 without the sandbox).
+ */
+import { startHarness } from '../support/bridge-harness';
+import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
+import { createLogger } from '../../src/logger';
+
+const silent = createLogger({ level: 'silent' });
+
+async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 8_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the sandbox', () => {
+  let sandbox: Sandbox;
+  let base: string;
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0, logger: silent });
+    base = `http://127.0.0.1:${sandbox.port}`;
+  });
+  afterAll(() => sandbox.stop());
+
+  test('serves the console at / with the bridge routes beside it', async () => {
+    const page = await fetch(`${base}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('console.js');
+    expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/); // no CDN
+    expect((await fetch(`${base}/console.js`)).status).toBe(200);
+    expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok');
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect((await fetch(`${base}/no-such-page`)).status).toBe(404);
+    const state = (await (await fetch(`${base}/sandbox/api/state`)).json()) as Record<string, any>;
+    expect(state.users).toHaveLength(1);
+    expect(state.users[0]).toMatchObject({ nickname: 'Li Wei', following: true });
+    expect(state.agent).toEqual(sandbox.agent);
+    expect(sandbox.url).toBe(`http://localhost:${sandbox.port}/`);
+  });
+
+  test('a WeChat message reaches the conversation; an agent reply with a user token reaches the phone, with a delivered status', async () => {
+    const [user] = sandbox.weChat.users();
+    const result = await sandbox.weChat.sendText(user!.openid, 'Where is my parcel?');
+    expect(result.deliveries.map((d) => [d.status, d.body])).toEqual([[200, 'success']]);
+
+    const inbound = await waitFor('the inbound event', () =>
+      sandbox.vonage.conversationEvents(sandbox.conversationId).find((e) => e.body.content === 'Where is my parcel?'),
+    );
+    expect(inbound.body).toMatchObject({ direction: 'inbound', from: user!.openid, msg_id: result.msgId });
+    // Vonage echoes the bridge's own event to /rtcEvent, signed; the bridge answers 200 and sends nothing.
+    await sandbox.vonage.waitForDispatches((all) => all.some((d) => d.eventId === inbound.id && d.outcome === 'delivered'));
+
+    // The agent pane's calls: a user token from the sandbox, then the Conversation API through the proxy.
+    const { token } = (await (await fetch(`${base}/sandbox/api/agent/token`, { method: 'POST' })).json()) as { token: string };
+    const api = `${base}/sandbox/vonage/v1/conversations/${encodeURIComponent(sandbox.conversationId)}`;
+    const members = (await (await fetch(`${api}/members`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, any>;
+    const mine = members._embedded.members.find((m: any) => m._embedded.user.name === sandbox.agent.name);
+    const posted = await fetch(`${api}/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'custom:wechat:message', from: mine.id, body: { direction: 'outbound', to: user!.openid, content: 'On its way!' } }),
+    });
+    expect(posted.status).toBe(201);
+    const reply = (await posted.json()) as { id: number };
+
+    await waitFor('the reply on the phone', () => sandbox.weChat.chat(user!.openid).find((c) => c.from === 'account' && c.text === 'On its way!'));
+    const status = await waitFor('the status event', () =>
+      sandbox.vonage.conversationEvents(sandbox.conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
+    );
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user!.openid });
+
+    const channels = new Set(sandbox.traffic.recent().map((t) => t.channel));
+    expect(channels).toEqual(new Set(['wechat-push', 'wechat-api', 'vonage-api', 'vonage-webhook']));
+    expect(JSON.stringify(sandbox.traffic.recent())).not.toMatch(/access_token=(?!\[redacted\])/);
+  });
+
+  test('the stream sends changes as Server-Sent Events', async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${base}/sandbox/api/stream`, { signal: controller.signal });
+    expect(response.headers.get('content-type')).toBe('text/event-stream');
+    const reader = response.body!.getReader();
+    await fetch(`${base}/sandbox/api/wechat/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"nickname":"Wu Tao"}' });
+    let text = '';
+    while (!text.includes('Wu Tao')) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).toMatch(/event: wechat\ndata: \{"type":"user"/);
+    controller.abort();
+  });
+
+  test('the agent can send an image: uploaded to WeChat with media/upload, sent by media_id', async () => {
+    const png = `data:image/png;base64,${Buffer.from('89504e470d0a1a0a', 'hex').toString('base64')}`;
+    const upload = await fetch(`${base}/sandbox/api/agent/media`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ dataUrl: png }),
+    });
+    const { media_id: mediaId } = (await upload.json()) as { media_id: string };
+    expect(sandbox.weChat.media(mediaId)?.contentType).toBe('image/png');
+    expect(sandbox.traffic.recent().some((t) => t.caller === 'sandbox console' && t.path.startsWith('/cgi-bin/media/upload'))).toBe(true);
+    const served = await fetch(`${base}/sandbox/api/wechat/media/${mediaId}`);
+    expect(served.headers.get('content-type')).toBe('image/png');
+  });
+});
+
+test('without the sandbox, / and /sandbox/* are 404 (production is unchanged)', async () => {
+  const harness = await startHarness();
+  try {
+    for (const path of ['/', '/index.html', '/console.js', '/sandbox/api/state']) {
+      const response = await fetch(`${harness.baseUrl}${path}`);
+      expect(response.status).toBe(404);
+      expect(await response.text()).toBe('not found');
+    }
+  } finally {
+    await harness.close();
+  }
+});

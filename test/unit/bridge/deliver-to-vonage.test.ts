@@ -1,0 +1,75 @@
+/**
+ * The deliver-to-vonage handler against the fake Conversation API: a retry first looks for its own
+ * event, so an event whose first post went through (but whose answer was lost) is not posted twice.
+ */
+import { createDeliverToVonageHandler } from '../../../src/bridge/deliver-to-vonage';
+import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../../../src/bridge/ports';
+import type { Job } from '../../../src/store/store';
+import { createVonageClient } from '../../../src/vonage/client';
+import { createApplicationTokenSource } from '../../../src/vonage/jwt';
+import { startFakeVonage, type FakeVonage } from '../../support/fake-vonage';
+import { testKeyPair } from '../../support/keys';
+
+const APP_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
+const CONVERSATION = 'CON-deliver-test';
+
+describe('deliver-to-vonage', () => {
+  let vonage: FakeVonage;
+  let handler: ReturnType<typeof createDeliverToVonageHandler>;
+  let client: ReturnType<typeof createVonageClient>;
+
+  beforeEach(async () => {
+    vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: APP_ID });
+    client = createVonageClient({
+      baseUrl: vonage.baseUrl,
+      tokenSource: createApplicationTokenSource({ applicationId: APP_ID, privateKey: testKeyPair().privateKeyPem }),
+    });
+    handler = createDeliverToVonageHandler({ backend: client });
+  });
+  afterEach(() => vonage.close());
+
+  const job = (attempts: number, body: Record<string, unknown>): Job => ({
+    id: '1',
+    kind: JOB_DELIVER_TO_VONAGE,
+    orderKey: 'wechat:o1',
+    payload: { conversationId: CONVERSATION, event: { type: 'custom:wechat:message', body } } satisfies DeliverToVonagePayload,
+    attempts,
+    createdAt: Date.now(),
+    lastError: undefined,
+    leaseToken: 'lease-1',
+    interrupted: false,
+  });
+
+  test('a first attempt posts the event', async () => {
+    await handler(job(0, { direction: 'inbound', msg_id: '1', content: 'hi' }));
+    expect(vonage.events.map((e) => e.body)).toEqual([{ direction: 'inbound', msg_id: '1', content: 'hi' }]);
+  });
+
+  test('a retry whose event already exists (keys in any order) does not post it again', async () => {
+    await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { msg_id: '2', content: 'hi', direction: 'inbound' } });
+    await handler(job(1, { direction: 'inbound', msg_id: '2', content: 'hi' }));
+    expect(vonage.events).toHaveLength(1);
+  });
+
+  test('a retry pages back through a busy conversation to find its own event', async () => {
+    await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: 'mine' } });
+    for (let i = 0; i < 250; i++) {
+      await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: `other-${i}` } });
+    }
+    await handler(job(1, { direction: 'inbound', msg_id: 'mine' }));
+    expect(vonage.events.filter((e) => e.body.msg_id === 'mine')).toHaveLength(1);
+    expect(vonage.events).toHaveLength(251);
+  });
+
+  test('a retry whose event is not there posts it', async () => {
+    await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: '3', content: 'other' } });
+    await handler(job(2, { direction: 'inbound', msg_id: '4', content: 'other' }));
+    expect(vonage.events.map((e) => e.body.msg_id)).toEqual(['3', '4']);
+  });
+
+  test('an event of another type with the same body does not count', async () => {
+    await client.createEvent(CONVERSATION, { type: 'custom:wechat:status', body: { direction: 'inbound', msg_id: '5' } });
+    await handler(job(1, { direction: 'inbound', msg_id: '5' }));
+    expect(vonage.events.map((e) => e.type)).toEqual(['custom:wechat:status', 'custom:wechat:message']);
+  });
+});

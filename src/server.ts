@@ -14,6 +14,8 @@ import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat'
 import type { Config } from './config';
 import { createApp, type AppDeps } from './http/app';
 import type { Logger } from './logger';
+import { createMetrics, type BridgeMetrics } from './metrics';
+import { observeJobOutcome } from './bridge/job-metrics';
 import { DEFAULT_BACKOFF } from './queue/backoff';
 import { JobWorker } from './queue/worker';
 import { openStore } from './store/open-store';
@@ -31,6 +33,7 @@ export interface RunningBridge {
   /** The port actually bound (useful with PORT=0). */
   port: number;
   store: Store;
+  metrics: BridgeMetrics;
   /** Stops accepting, lets requests and jobs in flight finish, closes the store. */
   stop(): Promise<void>;
 }
@@ -43,6 +46,8 @@ export interface BridgeOptions {
 export async function startBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<RunningBridge> {
   // This process runs the workers: jobs a crashed predecessor had leased are ours to run now.
   const store = await openStore(config.databaseUrl, { releaseLeasesOnOpen: true, logger: logger.child({ component: 'store' }) });
+
+  const metrics = createMetrics({ queueStats: () => store.stats() });
 
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,
@@ -59,11 +64,13 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     baseUrl: config.weChat.apiBaseUrl,
     store,
     logger: logger.child({ component: 'wechat-token' }),
+    onRefresh: () => metrics.tokenRefreshed(),
   });
   const weChat = createWeChatApiClient({
     baseUrl: config.weChat.apiBaseUrl,
     tokens: weChatTokens,
     logger: logger.child({ component: 'wechat-api' }),
+    onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
   });
 
   const worker = new JobWorker({
@@ -71,6 +78,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     logger: logger.child({ component: 'worker' }),
     giveUpAfterMs: GIVE_UP_AFTER_MS,
     backoff: DEFAULT_BACKOFF,
+    onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     handlers: {
       [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
@@ -80,6 +88,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         // The handler reports "failed" itself before the worker would give up silently.
         giveUpAfterMs: GIVE_UP_AFTER_MS,
         maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
+        metrics,
       }),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
         weChat,
@@ -91,6 +100,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   const app = createApp({
     logger: logger.child({ component: 'http' }),
     store,
+    metrics,
     weChat: config.weChat,
     jobsFor: (message) => inboundJobs(message, { conversationId: config.vonage.conversationId }),
     rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: planOutbound },
@@ -117,5 +127,5 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       logger.info('bridge stopped');
     })());
 
-  return { server, port, store, stop };
+  return { server, port, store, metrics, stop };
 }

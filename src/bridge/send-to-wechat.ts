@@ -27,6 +27,7 @@ import type { Job, Store } from '../store/store';
 import type { WeChatApiClient } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
 import { outboundRecipient, statusJob, type SendOutcome } from './outbound';
+import type { BridgeMetrics } from '../metrics';
 import type { OutboundEventPayload } from './ports';
 
 export interface SendToWeChatDeps {
@@ -38,6 +39,8 @@ export interface SendToWeChatDeps {
   giveUpAfterMs?: number;
   /** The longest backoff the worker waits between two runs. Default 5 min. */
   maxRetryDelayMs?: number;
+  /** Counts each outcome (delivered, or failed with its code). */
+  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
 }
 
 /** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
@@ -74,8 +77,11 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
-  async function report(payload: OutboundEventPayload, outcome: SendOutcome): Promise<void> {
+  async function report(job: Job, outcome: SendOutcome): Promise<void> {
+    const payload = job.payload as OutboundEventPayload;
     const [result] = await store.enqueue([statusJob(payload, outcome)]);
+    if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
+    else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
     const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
     if (result?.outcome === 'duplicate') {
       logger.info(context, 'outbound event already had a status; kept the first one');
@@ -92,13 +98,13 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
 
     if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(payload, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
       return;
     }
 
     const to = outboundRecipient(payload.body);
     if (to === undefined) {
-      await report(payload, {
+      await report(job, {
         status: 'failed',
         errorCode: STATUS_CODES.missingRecipient,
         errorMessage:
@@ -112,13 +118,13 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       request = buildCustomSendBody({ to, body: payload.body });
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
-      await report(payload, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: error.message });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: error.message });
       return;
     }
 
     if (!(await store.markSeen(attemptKey(payload, job.attempts, 'sending'), markerExpiresAt))) {
       // Another run of this very attempt got here first (a lease taken over): never send twice.
-      await report(payload, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
       return;
     }
 
@@ -130,7 +136,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         // The latest the worker could run it next (plus a minute of slack for clock reads).
         const nextRunAt = now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000;
         if (nextRunAt > job.createdAt + giveUpAfterMs) {
-          await report(payload, {
+          await report(job, {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
@@ -140,11 +146,11 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
         throw error;
       }
-      await report(payload, failureOf(error, logger, payload));
+      await report(job, failureOf(error, logger, payload));
       return;
     }
 
-    await report(payload, { status: 'delivered' });
+    await report(job, { status: 'delivered' });
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import express, { type Express } from 'express';
 import type { Logger } from '../logger';
+import type { BridgeMetrics } from '../metrics';
 import type { NewJob, Store } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
@@ -14,6 +15,7 @@ import { weChatWebhookRouter } from './wechat-webhook';
 export interface AppDeps {
   logger: Logger;
   store: Store;
+  metrics: BridgeMetrics;
   weChat: { token: string; appId: string; aesKeys: Buffer[] };
   jobsFor: (message: WeChatMessage) => NewJob[];
   /** `/rtcEvent`: Vonage's RTC webhook. */
@@ -40,6 +42,12 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
 
+  // Every request's arrival time, for the acknowledgement latency metric.
+  app.use((_req, res, next) => {
+    res.locals.arrivedAt = performance.now();
+    next();
+  });
+
   app.get('/healthz', (_req, res) => {
     res.status(200).type('text/plain').send('ok');
   });
@@ -53,10 +61,15 @@ export function createApp(deps: AppDeps): Express {
     }
   });
 
+  app.get('/metrics', async (_req, res) => {
+    res.status(200).type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
   app.use(
     weChatWebhookRouter({
       logger: deps.logger,
       store: deps.store,
+      metrics: deps.metrics,
       weChat: deps.weChat,
       jobsFor: deps.jobsFor,
       onJobsStored: deps.onJobsStored,
@@ -69,6 +82,7 @@ export function createApp(deps: AppDeps): Express {
     rtcWebhookRouter({
       logger: deps.logger,
       store: deps.store,
+      metrics: deps.metrics,
       signatureSecret: deps.rtc.signatureSecret,
       jobFor: deps.rtc.jobFor,
       onJobsStored: deps.onJobsStored,

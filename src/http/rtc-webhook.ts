@@ -11,9 +11,9 @@
  */
 import express, { type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
-import type { Logger } from '../logger';
-import type { NewJob, Store } from '../store/store';
+import type { NewJob } from '../store/store';
 import { parseRtcEvent, signatureSecretKey, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
+import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
 
 /** Vonage's custom event bodies are at most 4096 bytes; whole RTC payloads stay far below this. */
 export const RTC_BODY_LIMIT = '256kb';
@@ -21,18 +21,12 @@ export const RTC_BODY_LIMIT = '256kb';
 /** A signed request is good for this long either side of its `iat` (and its `jti` is kept as long). */
 const SIGNATURE_MAX_AGE_SECONDS = 300;
 
-export interface RtcWebhookDeps {
-  logger: Logger;
-  store: Pick<Store, 'enqueue' | 'markSeen'>;
+export interface RtcWebhookDeps extends DurableAckDeps {
   /** VONAGE_SIGNATURE_SECRET; when undefined the route accepts unsigned requests (main.ts warns). */
   signatureSecret: string | undefined;
   /** What the bridge does with an event: a job, or undefined to ignore it. */
   jobFor: (event: RtcEvent) => NewJob | undefined;
-  /** Called once a job is stored, to wake the workers at once. */
-  onJobsStored: () => void;
   now: () => number;
-  /** Answer 503 (Vonage retries) rather than hang when the store is stuck. */
-  ackTimeoutMs: number;
 }
 
 /** The raw bytes of the body (the signature covers them exactly), or an empty buffer. */
@@ -91,30 +85,12 @@ export function storeAndAcknowledge(deps: RtcWebhookDeps): RequestHandler {
       return;
     }
 
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const stored = deps.store.enqueue([job]);
-      const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), deps.ackTimeoutMs);
-      });
-      const results = await Promise.race([stored, timeout]);
-      if (results === 'timeout') {
-        // Not acknowledged: Vonage retries, and the dedup key absorbs the copy if the write did land.
-        stored.catch(() => undefined);
-        deps.logger.error(context, 'store too slow, answered 503 so that Vonage retries');
-        res.status(503).type('text/plain').send('try again');
-        return;
-      }
-      const duplicate = results[0]?.outcome === 'duplicate';
-      deps.logger.debug({ ...context, kind: job.kind, duplicate }, 'rtc event accepted');
-      if (!duplicate) deps.onJobsStored();
-      res.status(200).type('text/plain').send('ok');
-    } catch (error) {
-      deps.logger.error({ ...context, err: error }, 'could not store rtc event, answered 503');
-      if (!res.headersSent) res.status(503).type('text/plain').send('try again');
-    } finally {
-      clearTimeout(timer);
-    }
+    await storeThenAcknowledge(deps, res, {
+      jobs: [job],
+      direction: 'outbound',
+      successText: 'ok',
+      context: { ...context, kind: job.kind },
+    });
   };
 }
 

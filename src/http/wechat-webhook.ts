@@ -8,26 +8,20 @@
  */
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
-import type { Logger } from '../logger';
-import type { NewJob, Store } from '../store/store';
+import type { NewJob } from '../store/store';
 import { decryptWeChatMessage, WeChatCryptoError } from '../wechat/crypto';
 import { parseWeChatMessage, type WeChatMessage } from '../wechat/message';
 import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
 import { parseWeChatXml } from '../wechat/xml';
+import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
 
 export const WECHAT_BODY_LIMIT = '64kb';
 
-export interface WeChatWebhookDeps {
-  logger: Logger;
-  store: Store;
+export interface WeChatWebhookDeps extends DurableAckDeps {
   weChat: { token: string; appId: string; aesKeys: Buffer[] };
   /** The jobs that deliver one accepted message (the bridge decides where it goes). */
   jobsFor: (message: WeChatMessage) => NewJob[];
-  /** Called once jobs are stored, to wake the workers at once. */
-  onJobsStored: () => void;
   now: () => number;
-  /** WeChat hangs up after 5 s; answer 503 before that if the store is stuck, so WeChat retries. */
-  ackTimeoutMs: number;
 }
 
 /** A query parameter as a single string; repeated or missing parameters are `undefined`. */
@@ -108,31 +102,12 @@ function decryptWithAnyKey(encrypt: string, weChat: WeChatWebhookDeps['weChat'])
 export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
   return async (_req, res: Response) => {
     const message = res.locals.weChatMessage as WeChatMessage;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const stored = deps.store.enqueue(deps.jobsFor(message));
-      const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), deps.ackTimeoutMs);
-      });
-      const results = await Promise.race([stored, timeout]);
-      if (results === 'timeout') {
-        // Not acknowledged: WeChat retries, and the dedup key absorbs the copy if the write did land.
-        stored.catch(() => undefined);
-        deps.logger.error({ msgType: message.msgType }, 'store too slow, answered 503 so that WeChat retries');
-        res.status(503).type('text/plain').send('try again');
-        return;
-      }
-      const duplicate = results[0]?.outcome === 'duplicate';
-      deps.logger.debug({ msgType: message.msgType, event: message.event, duplicate }, 'wechat message acknowledged');
-      if (!duplicate) deps.onJobsStored();
-      res.status(200).type('text/plain').send('success');
-    } catch (error) {
-      // Never acknowledge what was not stored: a 503 makes WeChat try again.
-      deps.logger.error({ err: error }, 'could not store wechat message, answered 503');
-      if (!res.headersSent) res.status(503).type('text/plain').send('try again');
-    } finally {
-      clearTimeout(timer);
-    }
+    await storeThenAcknowledge(deps, res, {
+      jobs: deps.jobsFor(message),
+      direction: 'inbound',
+      successText: 'success',
+      context: { msgType: message.msgType, event: message.event },
+    });
   };
 }
 

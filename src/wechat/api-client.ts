@@ -255,6 +255,8 @@ export interface WeChatApiClientOptions {
   /** Whole-request budget in ms (connect, send, answer). Default 10 s. */
   timeoutMs?: number;
   logger?: Logger;
+  /** Called with every non-zero errcode WeChat answers (a metrics hook). */
+  onErrcode?: (errcode: number) => void;
 }
 
 type AttemptOutcome = { kind: 'ok' } | { kind: 'token-rejected'; errcode: number; errmsg: string };
@@ -298,6 +300,7 @@ export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatAp
     const errcode = readErrcode(parsed);
     const errmsg = readErrmsg(parsed);
     if (errcode === 0) return { kind: 'ok' };
+    options.onErrcode?.(errcode);
     if (TOKEN_REJECTED_ERRCODES.has(errcode)) return { kind: 'token-rejected', errcode, errmsg };
     const later = retryLaterError(errcode, errmsg, `WeChat ${what}`);
     if (later) throw later;

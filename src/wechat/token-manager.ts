@@ -62,6 +62,8 @@ export interface AccessTokenManagerOptions {
   lockWaitMs?: number;
   /** How often it re-reads the store meanwhile. Default 50 ms. */
   lockPollMs?: number;
+  /** Called after each token this instance fetched (a metrics hook). */
+  onRefresh?: () => void;
 }
 
 /** stable_token errcodes that mean "fix the configuration", with what to do. */
@@ -96,6 +98,7 @@ export class AccessTokenManager {
   private readonly now: () => number;
   private readonly owner: string;
   private readonly logger: Logger | undefined;
+  private readonly onRefresh: (() => void) | undefined;
   private readonly tokenName: string;
   private readonly lockName: string;
   private readonly lockTtlMs: number;
@@ -113,6 +116,7 @@ export class AccessTokenManager {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.refreshBeforeMs = options.refreshBeforeMs ?? 300_000;
     this.now = options.now ?? Date.now;
+    this.onRefresh = options.onRefresh;
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.logger = options.logger;
     this.tokenName = `wechat:access_token:${options.appId}`;
@@ -198,6 +202,7 @@ export class AccessTokenManager {
     const token: StoredToken = { value: accessToken, expiresAt: startedAt + expiresInSeconds * 1000 };
     await this.store.putToken(this.tokenName, token);
     this.logger?.info({ appId: this.appId, expiresInSeconds }, 'fetched WeChat access token');
+    this.onRefresh?.();
     return accessToken;
   }
 

@@ -1,0 +1,57 @@
+/**
+ * The one rule both webhooks live by: answer `2xx` only once the work is stored durably.
+ *
+ * `storeThenAcknowledge` enqueues the jobs, waits at most `ackTimeoutMs` (WeChat hangs up after 5 s),
+ * and answers: the success text when stored (or already stored: a redelivery), `503` when the store
+ * failed or was too slow, so that the sender tries again and the dedup key absorbs the copy if the
+ * write did land after all. It also reports to the metrics, so both directions are counted alike.
+ */
+import type { Response } from 'express';
+import type { Logger } from '../logger';
+import type { BridgeMetrics, Direction } from '../metrics';
+import type { NewJob, Store } from '../store/store';
+
+export interface DurableAckDeps {
+  logger: Logger;
+  store: Store;
+  metrics: BridgeMetrics;
+  /** Called once new jobs are stored, to wake the workers at once. */
+  onJobsStored: () => void;
+  ackTimeoutMs: number;
+}
+
+/** When the request arrived, for the acknowledgement latency (set by `stampArrival`). */
+export const arrivalOf = (res: Response): number => (typeof res.locals.arrivedAt === 'number' ? res.locals.arrivedAt : performance.now());
+
+export async function storeThenAcknowledge(
+  deps: DurableAckDeps,
+  res: Response,
+  work: { jobs: NewJob[]; direction: Direction; successText: string; context: Record<string, unknown> },
+): Promise<void> {
+  deps.metrics.received(work.direction);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const stored = deps.store.enqueue(work.jobs);
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), deps.ackTimeoutMs);
+    });
+    const results = await Promise.race([stored, timeout]);
+    if (results === 'timeout') {
+      stored.catch(() => undefined);
+      deps.logger.error(work.context, 'store too slow, answered 503 so that the sender retries');
+      res.status(503).type('text/plain').send('try again');
+      return;
+    }
+    const outcome = results[0]?.outcome === 'duplicate' ? 'duplicate' : 'stored';
+    deps.logger.debug({ ...work.context, outcome }, 'stored and acknowledged');
+    if (outcome === 'stored') deps.onJobsStored();
+    res.status(200).type('text/plain').send(work.successText);
+    deps.metrics.acknowledged(work.direction, outcome, (performance.now() - arrivalOf(res)) / 1000);
+  } catch (error) {
+    // Never acknowledge what was not stored.
+    deps.logger.error({ ...work.context, err: error }, 'could not store, answered 503 so that the sender retries');
+    if (!res.headersSent) res.status(503).type('text/plain').send('try again');
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Graceful shutdown of the real process (`node dist/main.js`): SIGTERM while WeChat is pushing.
+ * Every message answered `success` before or during the drain is delivered (after a restart if the
+ * drain left it queued), none twice, and the process exits 0 well inside its 30-second limit.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { startFakeVonage } from '../support/fake-vonage';
+import { testKeyPair } from '../support/keys';
+import { freePort, waitForHttp } from '../support/net';
+import { pushToBridge } from '../support/wechat-push';
+
+const MAIN = path.join(__dirname, '../../dist/main.js');
+const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
+
+test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-shutdown-'));
+  const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID });
+  // Vonage answers slowly, so that jobs are in flight when the signal comes.
+  vonage.script(Array.from({ length: 40 }, () => ({ delayMs: 200 })));
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WECHAT_TOKEN: TEST_TOKEN,
+    WECHAT_APP_ID: TEST_APP_ID,
+    WECHAT_APP_SECRET: 'secret',
+    VONAGE_APPLICATION_ID: TEST_VONAGE_APP_ID,
+    VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
+    VONAGE_CONVERSATION_ID: TEST_CONVERSATION_ID,
+    VONAGE_API_BASE_URL: vonage.baseUrl,
+    DATABASE_URL: `sqlite:${path.join(dir, 'bridge.db')}`,
+    LOG_LEVEL: 'warn',
+  };
+  const start = () => {
+    const child = spawn(process.execPath, [MAIN], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    return { child, exited };
+  };
+  try {
+    const first = start();
+    await waitForHttp(`${baseUrl}/healthz`);
+
+    // 60 messages from 6 users, pushed concurrently; SIGTERM after the first 20 are answered.
+    const acknowledged: string[] = [];
+    const xmlFor = (i: number) =>
+      TEXT.replace('fromUser', `user${i % 6}`).replace('1234567890123456', String(5000 + i)).replace('this is a test', `m${i}`);
+    let signalled = 0;
+    const pushes = Array.from({ length: 60 }, async (_, i) => {
+      await new Promise((resolve) => setTimeout(resolve, i * 5));
+      try {
+        const answer = await pushToBridge(baseUrl, xmlFor(i), { token: TEST_TOKEN });
+        if (answer.status === 200 && answer.text === 'success') acknowledged.push(String(5000 + i));
+      } catch {
+        // refused after the listener closed: not acknowledged, WeChat would retry
+      }
+      if (acknowledged.length === 20 && signalled === 0) {
+        signalled = Date.now();
+        first.child.kill('SIGTERM');
+      }
+    });
+    await Promise.all(pushes);
+    const code = await first.exited;
+    expect(code).toBe(0);
+    expect(signalled).toBeGreaterThan(0);
+    expect(Date.now() - signalled).toBeLessThan(30_000);
+    expect(acknowledged.length).toBeGreaterThanOrEqual(20);
+
+    // Whatever the drain left queued is delivered by the next process.
+    const second = start();
+    try {
+      await waitForHttp(`${baseUrl}/healthz`);
+      const deadline = Date.now() + 20_000;
+      const delivered = () => new Set(vonage.events.map((e) => String(e.body.msg_id)));
+      while (Date.now() < deadline && !acknowledged.every((id) => delivered().has(id))) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      for (const id of acknowledged) expect(delivered().has(id)).toBe(true);
+      const ids = vonage.events.map((e) => String(e.body.msg_id));
+      expect(ids.length).toBe(new Set(ids).size); // none twice
+    } finally {
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    }
+  } finally {
+    await vonage.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,196 @@
+/**
+ * Fault injection, both directions at once, against the real process (`node dist/main.js`):
+ *
+ * - Vonage answers 503, 429 with and without Retry-After, answers too slowly (past the client's
+ *   10-second timeout), and drops connections;
+ * - WeChat answers errcode -1, HTTP 503, answers too slowly after accepting the message, and drops
+ *   connections;
+ * - the bridge is killed with SIGKILL at random moments while WeChat users write and agents reply,
+ *   and started again at once.
+ *
+ * The senders behave like WeChat and Vonage: each user's next message goes only after the previous
+ * one was acknowledged, and anything not acknowledged is sent again. Then the test counts what the
+ * fakes received: every acknowledged message reached the other side exactly once (outbound: at most
+ * once, and exactly once when its status says delivered), in order per user, and every outbound
+ * event got exactly one status.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { TEST_APP_ID, TEST_APP_SECRET, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
+import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
+import { testKeyPair } from '../support/keys';
+import { freePort, waitForHttp } from '../support/net';
+import { outboundMessage, postRtcEvent } from '../support/rtc-events';
+import { pushToBridge } from '../support/wechat-push';
+
+const MAIN = path.join(__dirname, '../../dist/main.js');
+const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
+const USERS = 6;
+const INBOUND_PER_USER = 12;
+const OUTBOUND_PER_USER = 5;
+const KILLS = 3;
+const SEND_PATH = '/cgi-bin/message/custom/send';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const openid = (user: number) => `oFaultUser${user}`;
+const inboundId = (user: number, n: number) => String(700_000 + user * 1000 + n);
+const outboundContent = (user: number, n: number) => `reply-${user}-${n}`;
+
+test('faults in both directions and SIGKILLs: nothing acknowledged lost, nothing doubled, order kept', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-faults-'));
+  const vonage: FakeVonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID });
+  const weChat: FakeWeChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    WECHAT_TOKEN: TEST_TOKEN,
+    WECHAT_APP_ID: TEST_APP_ID,
+    WECHAT_APP_SECRET: TEST_APP_SECRET,
+    WECHAT_API_BASE_URL: weChat.baseUrl,
+    VONAGE_APPLICATION_ID: TEST_VONAGE_APP_ID,
+    VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
+    VONAGE_CONVERSATION_ID: TEST_CONVERSATION_ID,
+    VONAGE_API_BASE_URL: vonage.baseUrl,
+    DATABASE_URL: `sqlite:${path.join(dir, 'bridge.db')}`,
+    LOG_LEVEL: 'warn',
+  };
+  let bridge: ChildProcess | undefined;
+  const startBridgeProcess = async () => {
+    bridge = spawn(process.execPath, [MAIN], { cwd: dir, env, stdio: 'ignore' });
+    await waitForHttp(`${baseUrl}/healthz`);
+  };
+
+  try {
+    await startBridgeProcess();
+
+    // --- the senders ------------------------------------------------------------------------------
+    const acknowledgedInbound = new Map<number, string[]>();
+    const acknowledgedOutbound = new Map<number, Array<{ id: number; content: string }>>();
+    const inboundSender = async (user: number) => {
+      const done: string[] = [];
+      acknowledgedInbound.set(user, done);
+      for (let n = 0; n < INBOUND_PER_USER; n++) {
+        const xml = TEXT.replace('fromUser', openid(user)).replace('1234567890123456', inboundId(user, n)).replace('this is a test', `in-${user}-${n}`);
+        for (;;) {
+          const answer = await pushToBridge(baseUrl, xml, { token: TEST_TOKEN }).catch(() => undefined);
+          if (answer?.status === 200 && answer.text === 'success') break;
+          await sleep(100); // WeChat pushes again
+        }
+        done.push(inboundId(user, n));
+      }
+    };
+    const outboundSender = async (user: number) => {
+      const done: Array<{ id: number; content: string }> = [];
+      acknowledgedOutbound.set(user, done);
+      for (let n = 0; n < OUTBOUND_PER_USER; n++) {
+        const event = outboundMessage(openid(user), { content: outboundContent(user, n) });
+        for (;;) {
+          const answer = await postRtcEvent(baseUrl, event).catch(() => undefined);
+          if (answer?.status === 200) break;
+          await sleep(100); // Vonage dispatches again
+        }
+        done.push({ id: Number(event.id), content: outboundContent(user, n) });
+        await sleep(50);
+      }
+    };
+
+    // --- the faults -------------------------------------------------------------------------------
+    let loadRunning = true;
+    const vonageFaults = [{ status: 503 }, { status: 429, retryAfter: '1' }, { status: 429 }, { reset: true as const }, { status: 500 }];
+    const weChatFaults = [{ errcode: -1 }, { status: 503 }, { reset: true as const }, { errcode: -1 }];
+    const injector = (async () => {
+      let i = 0;
+      // One slow answer each, early: past the 10-second client timeout, so it resolves during the run.
+      vonage.script([{ delayMs: 10_500 }]);
+      weChat.inject(SEND_PATH, [{ delayMs: 10_500 }]);
+      // A fault every 400 ms while the load runs: enough that most jobs meet one, few enough that
+      // exponential backoff (1 s doubling) still drains the queue within the wait below.
+      while (loadRunning) {
+        await sleep(400);
+        vonage.script([vonageFaults[i % vonageFaults.length]!]);
+        if (i % 2 === 0) weChat.inject(SEND_PATH, [weChatFaults[(i / 2) % weChatFaults.length]!]);
+        i++;
+      }
+    })();
+    const killer = (async () => {
+      for (let k = 0; k < KILLS; k++) {
+        await sleep(1200 + Math.floor(Math.random() * 1500));
+        bridge!.kill('SIGKILL');
+        await new Promise((resolve) => bridge!.once('exit', resolve));
+        await startBridgeProcess();
+      }
+    })();
+
+    const senders = Promise.all([
+      ...Array.from({ length: USERS }, (_, user) => inboundSender(user)),
+      ...Array.from({ length: USERS }, (_, user) => outboundSender(user)),
+    ]);
+    await Promise.all([senders, killer]);
+    loadRunning = false;
+    await injector;
+
+    // --- wait until everything acknowledged has come out the other side ---------------------------------
+    const inboundEvents = () => vonage.events.filter((e) => e.type === 'custom:wechat:message' && e.body.direction === 'inbound');
+    const statusEvents = () => vonage.events.filter((e) => e.type === 'custom:wechat:status');
+    const totalOutbound = USERS * OUTBOUND_PER_USER;
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      const inboundIds = new Set(inboundEvents().map((e) => String(e.body.msg_id)));
+      const refs = new Set(statusEvents().map((e) => String(e.body.ref_event_id)));
+      const allIn = [...acknowledgedInbound.values()].every((ids) => ids.every((id) => inboundIds.has(id)));
+      if (allIn && refs.size >= totalOutbound) break;
+      await sleep(200);
+    }
+    await sleep(500); // anything still in flight would show up as a duplicate now
+
+    // --- inbound: exactly once, in order per user ------------------------------------------------------
+    for (let user = 0; user < USERS; user++) {
+      const sequence = inboundEvents()
+        .filter((e) => e.body.from === openid(user))
+        .map((e) => String(e.body.msg_id));
+      expect(sequence).toEqual(acknowledgedInbound.get(user));
+    }
+
+    // --- outbound: one status each; at most one send, exactly one when delivered; order kept ----------
+    const statuses = statusEvents();
+    const sendsOf = (content: string) => weChat.sent.filter((s) => s.path === SEND_PATH && (s.json as { text?: { content?: string } }).text?.content === content);
+    let delivered = 0;
+    for (let user = 0; user < USERS; user++) {
+      const acknowledged = acknowledgedOutbound.get(user)!;
+      expect(acknowledged).toHaveLength(OUTBOUND_PER_USER);
+      for (const { id, content } of acknowledged) {
+        const own = statuses.filter((e) => String(e.body.ref_event_id) === String(id));
+        expect(own).toHaveLength(1);
+        const sends = sendsOf(content).length;
+        expect(sends).toBeLessThanOrEqual(1);
+        if (own[0]!.body.status === 'delivered') {
+          expect(sends).toBe(1);
+          delivered++;
+        } else {
+          // Failed only where a send was genuinely uncertain (an answer lost after WeChat had it).
+          expect(own[0]!.body.error_code).toBe('uncertain');
+        }
+      }
+      const order = weChat.sent
+        .filter((s) => s.path === SEND_PATH && (s.json as { touser?: string }).touser === openid(user))
+        .map((s) => (s.json as { text: { content: string } }).text.content);
+      expect(order).toEqual(acknowledged.map((a) => a.content).filter((c) => order.includes(c)));
+    }
+    expect(delivered).toBeGreaterThan(totalOutbound / 2);
+    process.stdout.write(
+      `faults: ${USERS * INBOUND_PER_USER} inbound delivered once each; ${delivered}/${totalOutbound} outbound delivered, ` +
+        `the rest reported uncertain; ${KILLS} SIGKILLs\n`,
+    );
+  } finally {
+    bridge?.kill('SIGKILL');
+    await vonage.close();
+    await weChat.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 180_000);

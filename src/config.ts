@@ -24,11 +24,26 @@ export interface Config {
     applicationId: string;
     privateKeyPem: string;
     apiBaseUrl: string;
-    conversationId: string;
+    /** Fixed mode: every WeChat user's messages go here. Undefined: per-user conversation mode. */
+    conversationId: string | undefined;
     signatureSecret: string | undefined;
   };
+  /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
+  media?: MediaConfig;
   databaseUrl: string;
   logLevel: LogLevel;
+}
+
+export interface MediaConfig {
+  /** MEDIA_CACHE_DIR: where WeChat users' media are cached for their links. Default `./data/media`. */
+  cacheDir?: string;
+  /** MEDIA_LINK_SECRET: signs media links; default derived from WECHAT_APP_SECRET. */
+  linkSecret?: string | undefined;
+  /**
+   * Tests and the sandbox only (no environment variable): agents' `media_url` may be http:// and on
+   * loopback or private addresses. Production refuses both (SSRF).
+   */
+  allowPrivateNetworks?: boolean;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -87,12 +102,8 @@ const schema = z.object({
     z.string({ required_error: "is required (PEM text or a path to the application's private.key)" }),
   ),
   VONAGE_API_BASE_URL: optional(httpUrl).default('https://api.nexmo.com/v1'),
-  VONAGE_CONVERSATION_ID: required(
-    z.string({
-      required_error:
-        'is required for now: set the id (CON-…) of the conversation WeChat messages go to (per-user conversations are not available yet)',
-    }),
-  ),
+  // Set: every WeChat user in this one conversation. Unset: a conversation per WeChat user.
+  VONAGE_CONVERSATION_ID: optional(z.string().regex(/^\S+$/, 'must be a conversation id (CON-…) without spaces')),
   VONAGE_SIGNATURE_SECRET: optional(z.string()),
   DATABASE_URL: optional(
     z
@@ -103,6 +114,8 @@ const schema = z.object({
       ),
   ).default('sqlite:./data/bridge.db'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
+  MEDIA_CACHE_DIR: optional(z.string()).default('./data/media'),
+  MEDIA_LINK_SECRET: optional(z.string().min(16, 'must be at least 16 characters (a random secret)')),
 });
 
 /** `NAME reason`, one line per bad variable. */
@@ -170,6 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         conversationId: d.VONAGE_CONVERSATION_ID,
         signatureSecret: d.VONAGE_SIGNATURE_SECRET,
       },
+      media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
     },

@@ -5,13 +5,12 @@
  */
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { inboundJobs } from './bridge/accept-inbound';
 import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
-import { planOutbound } from './bridge/outbound';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import type { Config } from './config';
+import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
 import type { Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
@@ -72,6 +71,8 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     logger: logger.child({ component: 'wechat-api' }),
     onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
   });
+  // Fixed or per-user conversations, and media links / uploads (issue 4).
+  const relay = createConversationsAndMedia({ config, store, vonage, weChatTokens, logger });
 
   const worker = new JobWorker({
     store,
@@ -80,7 +81,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     backoff: DEFAULT_BACKOFF,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage }),
+      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat,
         store,
@@ -89,10 +90,13 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         giveUpAfterMs: GIVE_UP_AFTER_MS,
         maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
         metrics,
+        recipientOf: relay.recipientOf,
+        media: relay.outboundMedia,
       }),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
         weChat,
         logger: logger.child({ component: 'send-typing-to-wechat' }),
+        recipientOf: relay.recipientOf,
       }),
     },
   });
@@ -102,13 +106,15 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     store,
     metrics,
     weChat: config.weChat,
-    jobsFor: (message) => inboundJobs(message, { conversationId: config.vonage.conversationId }),
-    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: planOutbound },
+    jobsFor: relay.jobsFor,
+    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
+    media: relay.mediaRoute,
     checkReady: () => store.ping(),
     extraRoutes: options.extraRoutes,
   });
 
+  await relay.start();
   worker.start();
   const server = app.listen(config.port, config.host);
   await once(server, 'listening');
@@ -123,6 +129,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       server.closeIdleConnections();
       await closed;
       await worker.stop();
+      await relay.stop();
       await store.close();
       logger.info('bridge stopped');
     })());

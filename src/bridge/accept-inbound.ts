@@ -8,19 +8,28 @@
 import type { NewJob } from '../store/store';
 import type { WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
-import { toInboundEventBodies, WECHAT_MESSAGE_EVENT } from './inbound';
+import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './inbound';
 import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
 
 /** Per-user order: every job about one WeChat user waits for the previous one. */
 export const weChatUserOrderKey = (openid: string): string => `wechat:${openid}`;
 
-export function inboundJobs(message: WeChatMessage, target: { conversationId: string }): NewJob[] {
+/**
+ * Where the message goes: one fixed conversation (`VONAGE_CONVERSATION_ID`), or (undefined) the
+ * sender's own conversation, resolved by the worker when the job runs (conversation-routing.ts).
+ */
+export interface InboundTarget {
+  conversationId: string | undefined;
+}
+
+export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundBodyOptions = {}): NewJob[] {
   const dedupKey = weChatDedupKey(message);
-  return toInboundEventBodies(message).map((body, index) => {
-    const payload: DeliverToVonagePayload = {
-      conversationId: target.conversationId,
-      event: { type: WECHAT_MESSAGE_EVENT, body },
-    };
+  return toInboundEventBodies(message, VONAGE_BODY_LIMIT_BYTES, options).map((body, index) => {
+    const event = { type: WECHAT_MESSAGE_EVENT, body };
+    const payload: DeliverToVonagePayload =
+      target.conversationId !== undefined
+        ? { conversationId: target.conversationId, event }
+        : { route: { openid: message.fromUserName, account: message.toUserName }, event };
     return {
       kind: JOB_DELIVER_TO_VONAGE,
       orderKey: weChatUserOrderKey(message.fromUserName),

@@ -14,7 +14,9 @@
  * than `RECONCILE_MAX_PAGES` pages since the job was created is not searched to the end: the job then
  * posts, accepting a possible duplicate over a lost message.
  */
+import { PermanentError } from '../errors';
 import type { Job } from '../store/store';
+import type { ConversationRouter } from './conversation-routing';
 import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from './ports';
 
 /** Vonage's largest page, and how many a retry reads at most. */
@@ -36,7 +38,17 @@ function canonicalJson(value: unknown): string {
 const sameEvent = (a: ConversationEvent, b: { type: string; body: Record<string, unknown> }): boolean =>
   a.type === b.type && canonicalJson(a.body) === canonicalJson(b.body);
 
-export function createDeliverToVonageHandler(deps: { backend: ConversationBackend }) {
+export interface DeliverToVonageDeps {
+  backend: ConversationBackend;
+  /**
+   * Per-user mode: finds or makes the sender's conversation for a job that carries a `route`
+   * instead of a conversation id (see conversation-routing.ts). The event is then posted from the
+   * user's member. Without a router, such a job fails for good (the bridge runs in fixed mode).
+   */
+  router?: ConversationRouter;
+}
+
+export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
   async function alreadyPosted(conversationId: string, event: ConversationEvent, createdAt: number): Promise<boolean> {
     let cursor: string | undefined;
     for (let page = 0; page < RECONCILE_MAX_PAGES; page++) {
@@ -49,8 +61,19 @@ export function createDeliverToVonageHandler(deps: { backend: ConversationBacken
     return false;
   }
 
+  /** The conversation and the event to post there: as stored, or routed to the sender's own conversation. */
+  async function target(payload: DeliverToVonagePayload): Promise<{ conversationId: string; event: ConversationEvent }> {
+    if (payload.conversationId !== undefined) return { conversationId: payload.conversationId, event: payload.event };
+    if (payload.route === undefined) throw new PermanentError('deliver-to-vonage job names neither a conversation nor a WeChat user');
+    if (deps.router === undefined) {
+      throw new PermanentError('per-user job, but the bridge runs with a fixed VONAGE_CONVERSATION_ID: replay it after unsetting it');
+    }
+    const { conversationId, memberId } = await deps.router.resolve(payload.route);
+    return { conversationId, event: { ...payload.event, from: memberId } };
+  }
+
   return async function deliverToVonage(job: Job): Promise<void> {
-    const { conversationId, event } = job.payload as DeliverToVonagePayload;
+    const { conversationId, event } = await target(job.payload as DeliverToVonagePayload);
     if (job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) return;
     await deps.backend.createEvent(conversationId, event);
   };

@@ -83,8 +83,19 @@ function renderEvent(m: WeChatMessage): string {
   }
 }
 
+/** Message types whose `media_id` names a file the user sent (fetchable with media/get for 3 days). */
+export const MEDIA_MESSAGE_TYPES: ReadonlySet<string> = new Set(['image', 'voice', 'video', 'shortvideo']);
+
+export interface InboundBodyOptions {
+  /**
+   * A link a Vonage client can open for a user's media (`PUBLIC_URL` + the bridge's signed media
+   * route), or undefined when the bridge has no public URL: the body then carries no `media_url`.
+   */
+  mediaUrl?: (mediaId: string) => string | undefined;
+}
+
 /** The whole event body, before any splitting. */
-export function toInboundEventBody(m: WeChatMessage): InboundEventBody {
+export function toInboundEventBody(m: WeChatMessage, options: InboundBodyOptions = {}): InboundEventBody {
   const createTime = Number(m.createTime);
   const body: InboundEventBody = {
     direction: 'inbound',
@@ -99,6 +110,11 @@ export function toInboundEventBody(m: WeChatMessage): InboundEventBody {
   for (const [key, value] of Object.entries(m.fields)) {
     // The text's `content` is already the rendered content; every other field is kept as is.
     if (!RESERVED_KEYS.has(key)) body[key] = value;
+  }
+  const mediaId = m.fields.media_id;
+  if (options.mediaUrl && MEDIA_MESSAGE_TYPES.has(m.msgType) && typeof mediaId === 'string' && mediaId !== '') {
+    const url = options.mediaUrl(mediaId);
+    if (url !== undefined) body.media_url = url;
   }
   return body;
 }
@@ -163,6 +179,6 @@ function chunkBySerialisedSize(text: string, budget: number): string[] {
 }
 
 /** Every event body (one, or its ordered parts) for a WeChat message. */
-export function toInboundEventBodies(m: WeChatMessage, limit = VONAGE_BODY_LIMIT_BYTES): InboundEventBody[] {
-  return splitEventBody(toInboundEventBody(m), limit);
+export function toInboundEventBodies(m: WeChatMessage, limit = VONAGE_BODY_LIMIT_BYTES, options: InboundBodyOptions = {}): InboundEventBody[] {
+  return splitEventBody(toInboundEventBody(m, options), limit);
 }

@@ -31,7 +31,8 @@ export function observeJobOutcome(metrics: BridgeMetrics, job: Job, outcome: Job
         const { conversationId, event } = job.payload as DeliverToVonagePayload;
         // A split message counts once, on its first part.
         const firstPart = event.body.part === undefined || event.body.part === 1;
-        if (typeof event.body.from === 'string' && firstPart) metrics.userMessage(event.body.from, conversationId);
+        // Per-user mode resolves the conversation when the job runs; the payload has only the route.
+        if (typeof event.body.from === 'string' && firstPart) metrics.userMessage(event.body.from, conversationId ?? 'per-user');
       }
       return;
     case 'retried':

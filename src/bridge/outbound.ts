@@ -37,6 +37,11 @@ export function outboundRecipient(body: Record<string, unknown>): string | undef
   return typeof to === 'string' && to.trim() !== '' ? to : undefined;
 }
 
+export interface PlanOptions {
+  /** Per-user conversation mode: each conversation is one WeChat user's (`to` may be omitted). */
+  perUserConversations?: boolean;
+}
+
 /**
  * The job for an RTC event, or undefined when the bridge ignores it.
  *
@@ -44,15 +49,19 @@ export function outboundRecipient(body: Record<string, unknown>): string | undef
  * the inbound path uses), so one user's outbound messages reach WeChat in the order Vonage sent
  * them. An event without `to` cannot be sent; it still gets a job, whose run reports the failure
  * as a status event in its conversation.
+ *
+ * In per-user mode a conversation is one user's, so its queue is the user's outbound queue: every
+ * outbound event of the conversation runs in order behind the previous one, whether it names `to`
+ * or leaves it to the conversation (decided here without a store read: the webhook stays pure).
  */
-export function planOutbound(event: RtcEvent): NewJob | undefined {
+export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob | undefined {
   const kind = outboundJobKind(event);
   if (kind === undefined) return undefined;
   const to = outboundRecipient(event.body);
   const payload: OutboundEventPayload = { conversationId: event.conversationId, eventId: event.id, body: event.body };
   return {
     kind,
-    orderKey: to !== undefined ? weChatUserOrderKey(to) : `conversation:${event.conversationId}`,
+    orderKey: to !== undefined && !options.perUserConversations ? weChatUserOrderKey(to) : `conversation:${event.conversationId}`,
     payload,
     dedupKey: rtcEventDedupKey(event.conversationId, event.id),
   };

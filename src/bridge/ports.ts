@@ -23,12 +23,45 @@ export interface ConversationBackend {
   ): Promise<{ events: Array<{ type: string; body: Record<string, unknown>; timestamp: number | undefined }>; nextCursor: string | undefined }>;
 }
 
+/** A page of a list, with the cursor of the next page (undefined on the last). */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | undefined;
+}
+
+/**
+ * What per-user conversation mode needs from the backend: conversations, users and members, made
+ * once per WeChat user. Creates report a taken name as a PermanentError whose `code` says so (409);
+ * the lookups let the caller find what an earlier, interrupted run already made.
+ */
+export interface ConversationDirectory {
+  createConversation(input: { name: string; displayName?: string; properties?: Record<string, unknown> }): Promise<{ id: string }>;
+  listConversations(options: { pageSize?: number; cursor?: string; order?: 'asc' | 'desc' }): Promise<Page<{ id: string; name: string }>>;
+  createUser(input: { name: string; displayName?: string }): Promise<{ id: string }>;
+  findUserByName(name: string): Promise<{ id: string } | undefined>;
+  createMember(conversationId: string, input: { userId: string }): Promise<{ id: string }>;
+  listMembers(conversationId: string, options: { pageSize?: number; cursor?: string }): Promise<Page<{ id: string; userId: string | undefined }>>;
+}
+
 /** Job kinds, one handler each. */
 export const JOB_DELIVER_TO_VONAGE = 'deliver-to-vonage';
 
-/** The payload of a `deliver-to-vonage` job: one event, ready to post. */
+/** Where an inbound event goes in per-user mode: the WeChat user's own conversation, found or made when the job runs. */
+export interface WeChatUserRoute {
+  /** FromUserName. */
+  openid: string;
+  /** ToUserName: the account's original id (`gh_…`), for the conversation's display name. */
+  account: string;
+}
+
+/**
+ * The payload of a `deliver-to-vonage` job: one event, ready to post, to a known conversation
+ * (fixed mode, and every status event) or to the sender's own conversation (`route`, per-user mode).
+ * Exactly one of `conversationId` and `route` is set.
+ */
 export interface DeliverToVonagePayload {
-  conversationId: string;
+  conversationId?: string;
+  route?: WeChatUserRoute;
   event: ConversationEvent;
 }
 

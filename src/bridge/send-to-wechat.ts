@@ -26,8 +26,10 @@ import type { Logger } from '../logger';
 import type { Job, Store } from '../store/store';
 import type { WeChatApiClient } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
-import { outboundRecipient, statusJob, type SendOutcome } from './outbound';
+import { statusJob, type SendOutcome } from './outbound';
 import type { BridgeMetrics } from '../metrics';
+import type { OutboundMedia } from './outbound-media';
+import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
 
 export interface SendToWeChatDeps {
@@ -41,6 +43,10 @@ export interface SendToWeChatDeps {
   maxRetryDelayMs?: number;
   /** Counts each outcome (delivered, or failed with its code). */
   metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
+  /** Who the event is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
+  recipientOf?: RecipientResolver;
+  /** Turns a `media_url` into an uploaded `media_id` before the send (outbound-media.ts). */
+  media?: OutboundMedia;
 }
 
 /** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
@@ -92,6 +98,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     }
   }
 
+  /** Whether the worker's deadline comes before it could run the job again (plus a minute of slack for clock reads). */
+  const givesUpBeforeNextRun = (job: Job, error: RetryableError): boolean =>
+    now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000 > job.createdAt + giveUpAfterMs;
+
   return async function sendToWeChat(job: Job): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
     // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
@@ -102,23 +112,27 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
 
-    const to = outboundRecipient(payload.body);
-    if (to === undefined) {
-      await report(job, {
-        status: 'failed',
-        errorCode: STATUS_CODES.missingRecipient,
-        errorMessage:
-          '`to` is missing: the event body must name the recipient openid in `to` (per-user conversations, where it is implied, are not available yet)',
-      });
+    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
+    if (!recipient.ok) {
+      await report(job, { status: 'failed', errorCode: recipient.errorCode, errorMessage: recipient.errorMessage });
       return;
     }
+    const to = recipient.openid;
 
     let request: Record<string, unknown>;
     try {
-      request = buildCustomSendBody({ to, body: payload.body });
+      // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
+      const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+      request = buildCustomSendBody({ to, body });
     } catch (error) {
-      if (!(error instanceof InvalidInputError)) throw error;
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: error.message });
+      // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
+      // anything unexpected (a store hiccup), is the worker's to retry.
+      const endsHere =
+        error instanceof InvalidInputError ||
+        error instanceof PermanentError ||
+        (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
+      if (!endsHere) throw error;
+      await report(job, failureOf(error, logger, payload, job.attempts));
       return;
     }
 
@@ -133,9 +147,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     } catch (error) {
       if (error instanceof RetryableError) {
         // Nothing reached WeChat (or WeChat said so): safe to try again, unless time is up.
-        // The latest the worker could run it next (plus a minute of slack for clock reads).
-        const nextRunAt = now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000;
-        if (nextRunAt > job.createdAt + giveUpAfterMs) {
+        if (givesUpBeforeNextRun(job, error)) {
           await report(job, {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
@@ -158,7 +170,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
  * The failed status for an error that ends the job. Permanent errors carry WeChat's errcode (or
  * `uncertain`, `http_4xx`) as `code`; their message starts with it, which the status does not repeat.
  */
-function failureOf(error: unknown, logger: Logger, payload: OutboundEventPayload): SendOutcome {
+function failureOf(error: unknown, logger: Logger, payload: OutboundEventPayload, attempts?: number): SendOutcome {
+  if (error instanceof RetryableError) {
+    return { status: 'failed', errorCode: STATUS_CODES.retriesExhausted, errorMessage: `gave up after ${(attempts ?? 0) + 1} attempts: ${error.message}` };
+  }
   if (error instanceof PermanentError) {
     const errorCode = error.code ?? STATUS_CODES.internal;
     const errorMessage = error.message.startsWith(`${errorCode} `) ? error.message.slice(errorCode.length + 1) : error.message;

@@ -14,12 +14,14 @@ import type { Logger } from '../logger';
 import type { Job } from '../store/store';
 import type { WeChatApiClient } from '../wechat/api-client';
 import { buildTypingBody, type TypingCommand } from '../wechat/custom-message';
-import { outboundRecipient } from './outbound';
+import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
 
 export interface SendTypingToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendTyping'>;
   logger: Logger;
+  /** Who the indicator is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
+  recipientOf?: RecipientResolver;
 }
 
 export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
@@ -29,9 +31,9 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
 
     let request: Record<string, unknown>;
     try {
-      const to = outboundRecipient(payload.body);
-      if (to === undefined) throw new InvalidInputError(400, '`to` (the recipient openid) is missing');
-      request = buildTypingBody(to, payload.body['command'] as TypingCommand);
+      const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
+      if (!recipient.ok) throw new InvalidInputError(400, recipient.errorMessage);
+      request = buildTypingBody(recipient.openid, payload.body['command'] as TypingCommand);
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       deps.logger.warn({ ...context, reason: error.message }, 'typing event ignored');

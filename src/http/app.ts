@@ -2,7 +2,7 @@
  * `createApp(deps)`: the HTTP surface, built from explicit dependencies so that tests and the
  * sandbox assemble it exactly as production does, with their own store, clock and backends.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type Router } from 'express';
 import type { Logger } from '../logger';
 import type { BridgeMetrics } from '../metrics';
 import type { NewJob, Store } from '../store/store';
@@ -26,6 +26,8 @@ export interface AppDeps {
     jobFor: (event: RtcEvent) => NewJob | undefined;
   };
   onJobsStored: () => void;
+  /** `GET /media/:mediaId`: signed links to WeChat users' media (media-route.ts). */
+  media?: Router;
   /** Resolves when the bridge can do its work (store reachable, workers running); rejects with the reason. */
   checkReady: () => Promise<void>;
   now?: () => number;
@@ -90,6 +92,8 @@ export function createApp(deps: AppDeps): Express {
       ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
     }),
   );
+
+  if (deps.media) app.use(deps.media);
 
   deps.extraRoutes?.(app);
 

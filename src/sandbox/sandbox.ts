@@ -4,12 +4,16 @@
  *
  * Everything is made up at start: WeChat token, AppID, app secret and EncodingAESKey, a Vonage
  * application id with a fresh RSA key pair, a signature secret (so `/rtcEvent` runs in signed mode,
- * as it should in production). The conversation every WeChat user's messages go to is created in
- * the Vonage emulator through its API, like a user would with curl; so are the agent user and its
- * membership. Nothing here reaches beyond 127.0.0.1.
+ * as it should in production). The bridge runs in per-user conversation mode (no
+ * VONAGE_CONVERSATION_ID): each simulated WeChat user gets a conversation of their own, made by the
+ * bridge on first contact; the agent user is created through the emulator's API like a user would
+ * with curl, and joins a conversation when the console opens it. PUBLIC_URL is the sandbox's own
+ * address, so inbound images carry a `media_url` the agent pane can show. Nothing here reaches
+ * beyond 127.0.0.1.
  */
 import * as crypto from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
@@ -41,8 +45,8 @@ export interface Sandbox {
   weChat: WeChatPlatform;
   vonage: VonageEmulator;
   traffic: TrafficRecorder;
-  /** The conversation the bridge posts every WeChat user's messages to. */
-  conversationId: string;
+  /** The conversation the bridge made for a WeChat user (`wechat:<openid>`), once they wrote or followed. */
+  conversationOf(openid: string): string | undefined;
   /** The Vonage user the console's agent pane acts as. */
   agent: { name: string; displayName: string };
   /** The throwaway SQLite file (deleted by `stop`). */
@@ -52,10 +56,21 @@ export interface Sandbox {
 }
 
 const AGENT = { name: 'alex', displayName: 'Agent Alex' };
-const CONVERSATION = { name: 'wechat-sandbox', display_name: 'WeChat customers' };
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 const randomText = (length: number) => Array.from({ length }, () => ALPHANUMERIC[crypto.randomInt(ALPHANUMERIC.length)]).join('');
+
+/** A port that was free a moment ago: PUBLIC_URL must name the port before the bridge listens. */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const logger = options.logger ?? createLogger({ level: 'error' });
@@ -124,8 +139,6 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       if (!response.ok) throw new Error(`sandbox setup: ${method} ${apiPath} answered ${response.status} ${String(json.code)}`);
       return json;
     };
-    const conversationId = String((await vonageApi('POST', '/conversations', CONVERSATION)).id);
-
     const mintAgentToken = () => {
       const iat = Math.floor(Date.now() / 1000);
       // A Client SDK user token, as an application's backend mints it for its users.
@@ -153,10 +166,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       logger: logger.child({ component: 'sandbox-console' }),
     });
 
+    const loopback = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    const port = options.port === 0 ? await freePort(host) : (options.port ?? 3000);
     const config: Config = {
-      port: options.port ?? 3000,
+      port,
       host,
-      publicUrl: undefined,
+      // The sandbox's own address: media links open in the console (which is served from it).
+      publicUrl: `http://${loopback === '127.0.0.1' ? 'localhost' : loopback}:${port}`,
       weChat: {
         token: weChatCredentials.token,
         appId: weChatCredentials.appId,
@@ -168,8 +184,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         applicationId: vonageApplicationId,
         privateKeyPem: privateKey,
         apiBaseUrl: vonage.baseUrl,
-        conversationId,
+        // Per-user mode: a conversation per simulated WeChat user.
+        conversationId: undefined,
         signatureSecret,
+      },
+      media: {
+        cacheDir: path.join(dir, 'media'),
+        // Everything in the sandbox is on loopback, agents' media_url included.
+        allowPrivateNetworks: true,
       },
       databaseUrl: `sqlite:${databasePath}`,
       logLevel: logger.level as Config['logLevel'],
@@ -179,18 +201,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     // Open console streams would keep the bridge's server from closing.
     started.push(async () => consoleRoutes.close());
 
-    const loopback = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
     const bridgeUrl = `http://${loopback}:${bridge.port}`;
     // The two dashboards: Vonage's RTC event_url, WeChat's server configuration (URL, Token, key).
     vonage.setRtcEventUrl(`${bridgeUrl}/rtcEvent`);
     weChat.connect({ url: `${bridgeUrl}/weChatEvent`, token: weChatCredentials.token, mode: 'plain', encodingAesKey: weChatCredentials.encodingAesKey });
 
     await vonageApi('POST', '/users', { name: AGENT.name, display_name: AGENT.displayName });
-    await vonageApi('POST', `/conversations/${encodeURIComponent(conversationId)}/members`, {
-      state: 'joined',
-      user: { name: AGENT.name },
-      channel: { type: 'app' },
-    });
     for (const nickname of options.users ?? ['Li Wei']) {
       const user = await weChat.addUser({ nickname, follow: false });
       void weChat.follow(user.openid).catch(() => undefined);
@@ -204,7 +220,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       weChat,
       vonage,
       traffic,
-      conversationId,
+      conversationOf: (openid) => vonage.conversations().find((c) => c.name === `wechat:${openid}`)?.id,
       agent: AGENT,
       databasePath,
       stop: () => (stopping ??= cleanUp()),

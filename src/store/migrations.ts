@@ -93,6 +93,31 @@ export const sqliteMigrations: readonly Migration[] = [
       ALTER TABLE jobs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 3,
+    name: 'per-user conversation mappings, uploaded media',
+    sql: `
+      -- One Vonage conversation per WeChat user, with the set-up progress (user_id, member_id set
+      -- as each remote call succeeds), so a crash between the calls resumes instead of duplicating.
+      CREATE TABLE conversation_mappings (
+        openid          TEXT    PRIMARY KEY,
+        conversation_id TEXT    NOT NULL UNIQUE,
+        user_id         TEXT,
+        member_id       TEXT,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+      );
+
+      -- Files uploaded to WeChat (media/upload), by a key for their source, while the media_id lives.
+      CREATE TABLE uploaded_media (
+        key        TEXT    PRIMARY KEY,
+        media_id   TEXT    NOT NULL,
+        type       TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX uploaded_media_expires_at ON uploaded_media (expires_at);
+    `,
+  },
 ];
 
 /**

@@ -190,6 +190,31 @@ export const postgresMigrations: readonly PostgresMigration[] = [
       END $$;
     `,
   },
+  {
+    version: 2,
+    name: 'per-user conversation mappings, uploaded media',
+    sql: `
+      -- One Vonage conversation per WeChat user, with the set-up progress (user_id, member_id set
+      -- as each remote call succeeds), so a crash between the calls resumes instead of duplicating.
+      CREATE TABLE conversation_mappings (
+        openid          text   PRIMARY KEY,
+        conversation_id text   NOT NULL UNIQUE,
+        user_id         text,
+        member_id       text,
+        created_at      bigint NOT NULL,
+        updated_at      bigint NOT NULL
+      );
+
+      -- Files uploaded to WeChat (media/upload), by a key for their source, while the media_id lives.
+      CREATE TABLE uploaded_media (
+        key        text   PRIMARY KEY,
+        media_id   text   NOT NULL,
+        type       text   NOT NULL,
+        expires_at bigint NOT NULL
+      );
+      CREATE INDEX uploaded_media_expires_at ON uploaded_media (expires_at);
+    `,
+  },
 ];
 
 /**

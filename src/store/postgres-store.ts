@@ -29,7 +29,10 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolConfig } from 'pg';
 import { applyPostgresMigrations, postgresMigrations } from './postgres-migrations';
+import { checkMappingUpdate } from './mapping';
 import type {
+  ConversationMapping,
+  ConversationMappingUpdate,
   DeadLetter,
   EnqueueResult,
   Job,
@@ -39,6 +42,7 @@ import type {
   QueueStats,
   Store,
   StoredToken,
+  UploadedMedia,
 } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -145,6 +149,31 @@ const SQL = {
     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
     WHERE l.expires_at <= ${NOW(4)} OR l.owner = excluded.owner`,
   unlock: `DELETE FROM locks WHERE name = $1 AND owner = $2`,
+  getMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at::float8 AS created_at, updated_at::float8 AS updated_at
+    FROM conversation_mappings WHERE openid = $1`,
+  findMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at::float8 AS created_at, updated_at::float8 AS updated_at
+    FROM conversation_mappings WHERE conversation_id = $1`,
+  // First writer wins: the conversation id never changes once stored; user and member ids are
+  // only filled in while empty, and only by an update about the stored conversation. The row lock
+  // of ON CONFLICT serialises racing writers of one openid.
+  saveMapping: `
+    INSERT INTO conversation_mappings AS m (openid, conversation_id, user_id, member_id, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, ${NOW(5)}, ${NOW(5)})
+    ON CONFLICT (openid) DO UPDATE SET
+      user_id = CASE WHEN m.conversation_id = excluded.conversation_id THEN coalesce(m.user_id, excluded.user_id) ELSE m.user_id END,
+      member_id = CASE WHEN m.conversation_id = excluded.conversation_id THEN coalesce(m.member_id, excluded.member_id) ELSE m.member_id END,
+      updated_at = excluded.updated_at
+    RETURNING openid, conversation_id, user_id, member_id, created_at::float8 AS created_at, updated_at::float8 AS updated_at`,
+  getUploadedMedia: `
+    SELECT key, media_id, type, expires_at::float8 AS expires_at FROM uploaded_media WHERE key = $1 AND expires_at > ${NOW(2)}`,
+  putUploadedMedia: `
+    INSERT INTO uploaded_media (key, media_id, type, expires_at) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (key) DO UPDATE SET media_id = excluded.media_id, type = excluded.type, expires_at = excluded.expires_at`,
+  pruneUploadedMedia: `
+    DELETE FROM uploaded_media WHERE key IN (
+      SELECT key FROM uploaded_media WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
   ping: `SELECT version FROM schema_migrations LIMIT 1`,
   pruneDedupKeys: `
     DELETE FROM dedup_keys WHERE key IN (
@@ -405,6 +434,57 @@ export class PostgresStore implements Store {
     await this.pool.query(SQL.unlock, [name, owner]);
   }
 
+  // ---- conversation mappings, uploaded media ------------------------------------------------
+
+  async getConversationMapping(openid: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    if (!storableText(openid)) return undefined;
+    const { rows } = await this.pool.query<MappingRow>(SQL.getMapping, [openid]);
+    return rows[0] ? toMapping(rows[0]) : undefined;
+  }
+
+  async findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    if (!storableText(conversationId)) return undefined;
+    const { rows } = await this.pool.query<MappingRow>(SQL.findMapping, [conversationId]);
+    return rows[0] ? toMapping(rows[0]) : undefined;
+  }
+
+  async saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping> {
+    this.assertOpen();
+    checkMappingUpdate(update);
+    for (const value of [update.openid, update.conversationId, update.userId, update.memberId]) {
+      if (value !== undefined && !storableText(value)) {
+        throw new TypeError('conversation mapping ids must not contain NUL characters or unpaired surrogates');
+      }
+    }
+    const { rows } = await this.pool.query<MappingRow>(SQL.saveMapping, [
+      update.openid,
+      update.conversationId,
+      update.userId ?? null,
+      update.memberId ?? null,
+      this.clock(),
+    ]);
+    if (!rows[0]) throw new Error('saving the conversation mapping returned no row');
+    return toMapping(rows[0]);
+  }
+
+  async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
+    this.assertOpen();
+    if (!storableText(key)) return undefined;
+    const { rows } = await this.pool.query<{ key: string; media_id: string; type: string; expires_at: number }>(SQL.getUploadedMedia, [
+      key,
+      this.clock(),
+    ]);
+    const row = rows[0];
+    return row ? { key: row.key, mediaId: row.media_id, type: row.type, expiresAt: row.expires_at } : undefined;
+  }
+
+  async putUploadedMedia(media: UploadedMedia): Promise<void> {
+    this.assertOpen();
+    await this.pool.query(SQL.putUploadedMedia, [cleanText(media.key), cleanText(media.mediaId), cleanText(media.type), Math.floor(media.expiresAt)]);
+  }
+
   // ---- lifecycle -----------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -433,6 +513,7 @@ export class PostgresStore implements Store {
     const dedup = await this.pool.query(SQL.pruneDedupKeys, [now, this.dedupRetentionMs]);
     const seen = await this.pool.query(SQL.pruneSeenKeys, [now]);
     await this.pool.query(SQL.pruneLocks, [now]);
+    await this.pool.query(SQL.pruneUploadedMedia, [now]);
     return { dedupKeys: dedup.rowCount ?? 0, seenKeys: seen.rowCount ?? 0 };
   }
 
@@ -575,6 +656,26 @@ function storableText(value: string): boolean {
 /** Error texts and seen keys come from outside: make them storable rather than failing on them. */
 function cleanText(value: string): string {
   return value.replaceAll('\u0000', '\uFFFD').replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD');
+}
+
+interface MappingRow {
+  openid: string;
+  conversation_id: string;
+  user_id: string | null;
+  member_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function toMapping(row: MappingRow): ConversationMapping {
+  return {
+    openid: row.openid,
+    conversationId: row.conversation_id,
+    userId: row.user_id ?? undefined,
+    memberId: row.member_id ?? undefined,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 interface DeadLetterRow {

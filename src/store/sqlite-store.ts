@@ -30,7 +30,10 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { applyMigrations, sqliteMigrations } from './migrations';
+import { checkMappingUpdate } from './mapping';
 import type {
+  ConversationMapping,
+  ConversationMappingUpdate,
   DeadLetter,
   EnqueueResult,
   Job,
@@ -40,6 +43,7 @@ import type {
   QueueStats,
   Store,
   StoredToken,
+  UploadedMedia,
 } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -147,6 +151,31 @@ const SQL = {
     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
     WHERE locks.expires_at <= :now OR locks.owner = excluded.owner`,
   unlock: `DELETE FROM locks WHERE name = ? AND owner = ?`,
+  getMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at, updated_at
+    FROM conversation_mappings WHERE openid = ?`,
+  findMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at, updated_at
+    FROM conversation_mappings WHERE conversation_id = ?`,
+  // First writer wins: the conversation id never changes once stored; user and member ids are
+  // only filled in while empty, and only by an update about the stored conversation.
+  saveMapping: `
+    INSERT INTO conversation_mappings (openid, conversation_id, user_id, member_id, created_at, updated_at)
+    VALUES (:openid, :conversation_id, :user_id, :member_id, :now, :now)
+    ON CONFLICT (openid) DO UPDATE SET
+      user_id = CASE WHEN conversation_mappings.conversation_id = excluded.conversation_id
+                     THEN coalesce(conversation_mappings.user_id, excluded.user_id) ELSE conversation_mappings.user_id END,
+      member_id = CASE WHEN conversation_mappings.conversation_id = excluded.conversation_id
+                       THEN coalesce(conversation_mappings.member_id, excluded.member_id) ELSE conversation_mappings.member_id END,
+      updated_at = excluded.updated_at
+    RETURNING openid, conversation_id, user_id, member_id, created_at, updated_at`,
+  getUploadedMedia: `SELECT key, media_id, type, expires_at FROM uploaded_media WHERE key = ? AND expires_at > ?`,
+  putUploadedMedia: `
+    INSERT INTO uploaded_media (key, media_id, type, expires_at) VALUES (:key, :media_id, :type, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET media_id = excluded.media_id, type = excluded.type, expires_at = excluded.expires_at`,
+  pruneUploadedMedia: `
+    DELETE FROM uploaded_media WHERE rowid IN (
+      SELECT rowid FROM uploaded_media WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
   ping: `SELECT version FROM schema_migrations LIMIT 1`,
   pruneDedupKeys: `
     DELETE FROM dedup_keys WHERE rowid IN (
@@ -387,6 +416,52 @@ export class SqliteStore implements Store {
     this.statements.unlock.run(name, owner);
   }
 
+  // ---- conversation mappings, uploaded media ------------------------------------------------
+
+  async getConversationMapping(openid: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    const row = this.statements.getMapping.get(openid);
+    return row ? toMapping(row) : undefined;
+  }
+
+  async findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    const row = this.statements.findMapping.get(conversationId);
+    return row ? toMapping(row) : undefined;
+  }
+
+  async saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping> {
+    this.assertOpen();
+    checkMappingUpdate(update);
+    const row = this.statements.saveMapping.get({
+      openid: update.openid,
+      conversation_id: update.conversationId,
+      user_id: update.userId ?? null,
+      member_id: update.memberId ?? null,
+      now: this.now(),
+    });
+    if (!row) throw new Error('saving the conversation mapping returned no row');
+    return toMapping(row);
+  }
+
+  async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
+    this.assertOpen();
+    const row = this.statements.getUploadedMedia.get(key, this.now());
+    return row
+      ? { key: text(row.key), mediaId: text(row.media_id), type: text(row.type), expiresAt: int(row.expires_at) }
+      : undefined;
+  }
+
+  async putUploadedMedia(media: UploadedMedia): Promise<void> {
+    this.assertOpen();
+    this.statements.putUploadedMedia.run({
+      key: media.key,
+      media_id: media.mediaId,
+      type: media.type,
+      expires_at: Math.floor(media.expiresAt),
+    });
+  }
+
   // ---- lifecycle -----------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -503,6 +578,7 @@ export class SqliteStore implements Store {
     const dedupKeys = Number(this.statements.pruneDedupKeys.run(now - this.dedupRetentionMs).changes);
     const seenKeys = Number(this.statements.pruneSeenKeys.run(now).changes);
     this.statements.pruneLocks.run(now);
+    this.statements.pruneUploadedMedia.run(now);
     return { dedupKeys, seenKeys };
   }
 
@@ -567,6 +643,17 @@ function toDeadLetter(row: Record<string, SQLOutputValue>): DeadLetter {
     createdAt: int(row.created_at),
     deadAt: int(row.dead_at),
     reason: text(row.reason),
+  };
+}
+
+function toMapping(row: Record<string, SQLOutputValue>): ConversationMapping {
+  return {
+    openid: text(row.openid),
+    conversationId: text(row.conversation_id),
+    userId: row.user_id === null ? undefined : text(row.user_id),
+    memberId: row.member_id === null ? undefined : text(row.member_id),
+    createdAt: int(row.created_at),
+    updatedAt: int(row.updated_at),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * The one durable store. Everything that must survive a crash lives behind this interface:
- * the job queue (with dedup keys), dead letters, seen keys, tokens and locks (later mappings).
+ * the job queue (with dedup keys), dead letters, seen keys, tokens and locks, the per-user conversation
+ * mappings and the uploaded-media cache.
  *
  * Two implementations keep the same contract (test/support/store-contract.ts runs against both):
  * SQLite for one instance, PostgreSQL for several instances sharing one database. Everything here
@@ -93,6 +94,46 @@ export interface StoredToken {
   expiresAt: number;
 }
 
+/**
+ * Which Vonage conversation belongs to a WeChat user (per-user conversation mode), and how far its
+ * set-up got. Creating a conversation, its user and the member takes three remote calls; the row
+ * records each result as it comes, so a crash between two calls resumes where it stopped instead of
+ * creating a second conversation. The progress is read from which ids are set:
+ * conversation created → user created (`userId`) → member joined (`memberId`).
+ */
+export interface ConversationMapping {
+  /** The WeChat user's openid (per account). */
+  openid: string;
+  conversationId: string;
+  /** The Vonage user that stands for the WeChat user; undefined until created. */
+  userId: string | undefined;
+  /** That user's joined member of the conversation (the `from` of inbound events); undefined until joined. */
+  memberId: string | undefined;
+  /** Epoch ms. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Progress to record for an openid: `saveConversationMapping` merges it into what is stored. */
+export interface ConversationMappingUpdate {
+  openid: string;
+  conversationId: string;
+  userId?: string;
+  memberId?: string;
+}
+
+/** A file uploaded to WeChat (`media/upload`), remembered so that the same source is not uploaded again. */
+export interface UploadedMedia {
+  /** The caller's key for the source (e.g. a digest of the URL and the media type). */
+  key: string;
+  /** WeChat's `media_id`. */
+  mediaId: string;
+  /** `image`, `voice`, `video` or `thumb`. */
+  type: string;
+  /** Epoch ms after which the `media_id` must not be used (WeChat keeps temporary media 3 days). */
+  expiresAt: number;
+}
+
 export interface Store {
   /**
    * Stores jobs durably, each with its dedup key, in one transaction: when the promise
@@ -162,6 +203,27 @@ export interface Store {
    */
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
+
+  /** The conversation mapping of a WeChat user, or undefined. */
+  getConversationMapping(openid: string): Promise<ConversationMapping | undefined>;
+
+  /** The mapping whose conversation is `conversationId` (who an outbound event is for), or undefined. */
+  findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined>;
+
+  /**
+   * Records set-up progress for `update.openid` and resolves with the row as stored. First writer
+   * wins, field by field, so that racing writers (two processes) converge on one conversation: a
+   * conversation id, once stored for an openid, is never replaced (a different one in `update` is
+   * ignored: the caller must use the returned row); `userId` and `memberId` are filled in when empty
+   * and never overwritten. A conversation id already mapped to another openid is refused (throws).
+   */
+  saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping>;
+
+  /** An uploaded media record still valid now (its `expiresAt` is in the future), or undefined. */
+  getUploadedMedia(key: string): Promise<UploadedMedia | undefined>;
+
+  /** Stores (or replaces) an uploaded media record. Expired records are pruned. */
+  putUploadedMedia(media: UploadedMedia): Promise<void>;
 
   /** Throws when the store cannot serve (for /readyz): e.g. the database is unreachable. */
   ping(): Promise<void>;

@@ -49,6 +49,33 @@ export interface VonageEventPage {
   nextCursor: string | undefined;
 }
 
+/** A conversation as the client reads it (the fields the bridge uses). */
+export interface VonageConversation {
+  id: string;
+  name: string;
+  displayName: string | undefined;
+}
+
+/** A member of a conversation: which user, in which state (`JOINED`, `INVITED`, `LEFT`). */
+export interface VonageMember {
+  id: string;
+  userId: string | undefined;
+  state: string | undefined;
+}
+
+/** One page of a list; `nextCursor` is undefined on the last page. */
+export interface VonagePage<T> {
+  items: T[];
+  nextCursor: string | undefined;
+}
+
+export interface VonageListOptions {
+  /** 1–100; default 100. */
+  pageSize?: number;
+  cursor?: string;
+  order?: 'asc' | 'desc';
+}
+
 export interface VonageClient {
   /** Posts a custom event; resolves with Vonage's event id (as a string; empty if a 2xx had no body). */
   createEvent(conversationId: string, event: CustomEventInput): Promise<{ id: string }>;
@@ -57,6 +84,21 @@ export interface VonageClient {
    * find out whether an event whose post got no answer was created after all.
    */
   listRecentEvents(conversationId: string, options?: { pageSize?: number; eventType?: string; cursor?: string }): Promise<VonageEventPage>;
+
+  /** `POST /conversations`. A taken `name` is a PermanentError with code `conversation:error:duplicate-name`. */
+  createConversation(input: { name: string; displayName?: string; properties?: Record<string, unknown> }): Promise<VonageConversation>;
+  /** `GET /conversations/{id}`. */
+  getConversation(conversationId: string): Promise<VonageConversation>;
+  /** `GET /conversations`, one page (v1 has no filter by name). */
+  listConversations(options?: VonageListOptions): Promise<VonagePage<VonageConversation>>;
+  /** `POST /users`. A taken `name` is a PermanentError (409). */
+  createUser(input: { name: string; displayName?: string }): Promise<{ id: string; name: string }>;
+  /** `GET /users?name=`: the user with exactly this name, or undefined. */
+  findUserByName(name: string): Promise<{ id: string; name: string } | undefined>;
+  /** `POST /conversations/{id}/members` with state `joined` and an `app` channel. */
+  createMember(conversationId: string, input: { userId: string }): Promise<{ id: string }>;
+  /** `GET /conversations/{id}/members`, one page. */
+  listMembers(conversationId: string, options?: VonageListOptions): Promise<VonagePage<VonageMember>>;
 }
 
 /** Network-level failures that say nothing about whether the request itself was acceptable. */
@@ -153,6 +195,90 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
       });
       return { events, nextCursor: nextCursorOf(body) };
     },
+
+    async createConversation(input) {
+      const payload: Record<string, unknown> = { name: input.name };
+      if (input.displayName !== undefined) payload.display_name = input.displayName;
+      if (input.properties !== undefined) payload.properties = input.properties;
+      return toConversation(await call('POST', '/conversations', payload), 'POST /conversations');
+    },
+
+    async getConversation(conversationId) {
+      return toConversation(await call('GET', conversationPath(conversationId)), 'GET /conversations/{id}');
+    },
+
+    async listConversations(listOptions = {}) {
+      const body = await call('GET', `/conversations?${listQuery(listOptions)}`);
+      return { items: embeddedList(body, 'conversations').map((item) => toConversation(item, 'GET /conversations')), nextCursor: nextCursorOf(body) };
+    },
+
+    async createUser(input) {
+      const payload: Record<string, unknown> = { name: input.name };
+      if (input.displayName !== undefined) payload.display_name = input.displayName;
+      const body = await call('POST', '/users', payload);
+      return { id: requireId(body, 'POST /users'), name: isRecord(body) && typeof body.name === 'string' ? body.name : input.name };
+    },
+
+    async findUserByName(name) {
+      const body = await call('GET', `/users?${new URLSearchParams({ name, page_size: '10' })}`);
+      // Exact match only: a server that ignored the filter must not hand us someone else.
+      const user = embeddedList(body, 'users').find((item) => item.name === name);
+      return user ? { id: requireId(user, 'GET /users'), name } : undefined;
+    },
+
+    async createMember(conversationId, input) {
+      const body = await call('POST', `${conversationPath(conversationId)}/members`, {
+        state: 'joined',
+        user: { id: input.userId },
+        channel: { type: 'app' },
+      });
+      return { id: requireId(body, 'POST /conversations/{id}/members') };
+    },
+
+    async listMembers(conversationId, listOptions = {}) {
+      const body = await call('GET', `${conversationPath(conversationId)}/members?${listQuery(listOptions)}`);
+      const items = embeddedList(body, 'members').map((item) => {
+        const embedded = isRecord(item._embedded) ? item._embedded : undefined;
+        const user = embedded && isRecord(embedded.user) ? embedded.user : isRecord(item.user) ? item.user : undefined;
+        return {
+          id: requireId(item, 'GET /conversations/{id}/members'),
+          userId: user && typeof user.id === 'string' ? user.id : undefined,
+          state: typeof item.state === 'string' ? item.state : undefined,
+        };
+      });
+      return { items, nextCursor: nextCursorOf(body) };
+    },
+  };
+}
+
+function listQuery(options: VonageListOptions): URLSearchParams {
+  const query = new URLSearchParams({ page_size: String(Math.min(100, Math.max(1, options.pageSize ?? 100))) });
+  if (options.order !== undefined) query.set('order', options.order);
+  if (options.cursor !== undefined) query.set('cursor', options.cursor);
+  return query;
+}
+
+/** `_embedded.<name>` (v1 lists), or `_embedded` itself when it is the array. */
+function embeddedList(body: unknown, name: string): Array<Record<string, unknown>> {
+  const embedded = isRecord(body) ? body._embedded : undefined;
+  const items = Array.isArray(embedded) ? embedded : isRecord(embedded) && Array.isArray(embedded[name]) ? embedded[name] : [];
+  return (items as unknown[]).filter(isRecord);
+}
+
+/** A 2xx without the id we asked for cannot be used: permanent, with the operation named. */
+function requireId(body: unknown, what: string): string {
+  const id = isRecord(body) ? body.id : undefined;
+  if (typeof id === 'string' && id !== '') return id;
+  throw new PermanentError(`Vonage ${what}: the answer has no id`, { code: 'local:no-id' });
+}
+
+function toConversation(body: unknown, what: string): VonageConversation {
+  const id = requireId(body, what);
+  const record = body as Record<string, unknown>;
+  return {
+    id,
+    name: typeof record.name === 'string' ? record.name : '',
+    displayName: typeof record.display_name === 'string' ? record.display_name : undefined,
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * The console in a real browser: Debian's Chromium driven by playwright-core (no browser download;
- * .ci/run installs `chromium` with apt-get). A WeChat user writes, the agent sees it and replies, the
- * phone shows the reply and the agent sees "delivered"; then WeChat's clock jumps past the 48-hour
- * window and the agent sees the 45015 failure. A screenshot is kept in test-artifacts/.
+ * .ci/run installs `chromium` with apt-get). A WeChat user writes, the agent sees it in that user's
+ * own conversation (per-user mode), sees the user's picture through the bridge's media link, and
+ * replies; the phone shows the reply and the agent sees "delivered"; then WeChat's clock jumps past
+ * the 48-hour window and the agent sees the 45015 failure. A screenshot is kept in test-artifacts/.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { createLogger } from '../../src/logger';
 import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ONE_PIXEL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 
 describe('the sandbox console in Chromium', () => {
@@ -63,10 +65,22 @@ describe('the sandbox console in Chromium', () => {
     const sent = page.locator('#phone-chat .row.mine', { hasText: 'Hello, is my order on its way?' });
     await sent.locator('.meta', { hasText: 'delivered' }).waitFor();
 
-    // The agent pane: the message arrived in the conversation; the reply goes to its sender.
+    // The agent pane: the message arrived in that user's own conversation (per-user mode), which
+    // the pane opened; the reply goes to the conversation's user.
     await page.locator('#agent-messages .row.theirs', { hasText: 'Hello, is my order on its way?' }).waitFor();
-    expect(await page.inputValue('#agent-to')).toBe(sandbox!.weChat.users()[0]!.openid);
+    const openid = sandbox!.weChat.users()[0]!.openid;
+    expect(await page.locator('#conversation-head').textContent()).toContain(`Li Wei · WeChat · ${sandbox!.conversationOf(openid)}`);
+    await page.locator('#conversation-list button.selected', { hasText: 'Li Wei' }).waitFor();
+    expect(await page.inputValue('#agent-to')).toBe(openid);
     expect(await page.locator('#agent-to option:checked').textContent()).toContain('Li Wei');
+
+    // A picture from the phone shows in the agent pane through the bridge's signed media link.
+    await page.setInputFiles('#phone-image-file', { name: 'dot.png', mimeType: 'image/png', buffer: ONE_PIXEL_PNG });
+    const picture = page.locator('#agent-messages .row.theirs img[src^="/media/"]');
+    await picture.waitFor();
+    // Decoded: the browser got a real PNG (one pixel wide), not an error page.
+    await picture.evaluate((img) => (img as unknown as { decode(): Promise<void> }).decode());
+    expect(await picture.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(1);
     await page.fill('#agent-input', 'Yes, it left the warehouse this morning.');
     await page.click('#agent-send');
 

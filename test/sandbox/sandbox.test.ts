@@ -46,36 +46,44 @@ describe('the sandbox', () => {
     expect(sandbox.url).toBe(`http://localhost:${sandbox.port}/`);
   });
 
-  test('a WeChat message reaches the conversation; an agent reply with a user token reaches the phone, with a delivered status', async () => {
+  test('a WeChat message reaches that user\'s own conversation; an agent reply with a user token reaches the phone, with a delivered status', async () => {
     const [user] = sandbox.weChat.users();
     const result = await sandbox.weChat.sendText(user!.openid, 'Where is my parcel?');
     expect(result.deliveries.map((d) => [d.status, d.body])).toEqual([[200, 'success']]);
 
+    // Per-user mode: the bridge made the conversation `wechat:<openid>` on first contact (the follow at start).
+    const conversationId = await waitFor('the user\'s conversation', () => sandbox.conversationOf(user!.openid));
     const inbound = await waitFor('the inbound event', () =>
-      sandbox.vonage.conversationEvents(sandbox.conversationId).find((e) => e.body.content === 'Where is my parcel?'),
+      sandbox.vonage.conversationEvents(conversationId).find((e) => e.body.content === 'Where is my parcel?'),
     );
     expect(inbound.body).toMatchObject({ direction: 'inbound', from: user!.openid, msg_id: result.msgId });
+    expect(inbound._embedded?.from_user.name).toBe(`wechat-${user!.openid}`);
     // Vonage echoes the bridge's own event to /rtcEvent, signed; the bridge answers 200 and sends nothing.
     await sandbox.vonage.waitForDispatches((all) => all.some((d) => d.eventId === inbound.id && d.outcome === 'delivered'));
 
-    // The agent pane's calls: a user token from the sandbox, then the Conversation API through the proxy.
+    // The agent pane's calls: a user token from the sandbox, then the Conversation API through the proxy:
+    // join the user's conversation, then reply without `to` (the conversation names the user).
     const { token } = (await (await fetch(`${base}/sandbox/api/agent/token`, { method: 'POST' })).json()) as { token: string };
-    const api = `${base}/sandbox/vonage/v1/conversations/${encodeURIComponent(sandbox.conversationId)}`;
-    const members = (await (await fetch(`${api}/members`, { headers: { authorization: `Bearer ${token}` } })).json()) as Record<string, any>;
-    const mine = members._embedded.members.find((m: any) => m._embedded.user.name === sandbox.agent.name);
+    const api = `${base}/sandbox/vonage/v1/conversations/${encodeURIComponent(conversationId)}`;
+    const joined = await fetch(`${api}/members`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ state: 'joined', user: { name: sandbox.agent.name }, channel: { type: 'app' } }),
+    });
+    const mine = (await joined.json()) as { id: string };
     const posted = await fetch(`${api}/events`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'custom:wechat:message', from: mine.id, body: { direction: 'outbound', to: user!.openid, content: 'On its way!' } }),
+      body: JSON.stringify({ type: 'custom:wechat:message', from: mine.id, body: { direction: 'outbound', content: 'On its way!' } }),
     });
     expect(posted.status).toBe(201);
     const reply = (await posted.json()) as { id: number };
 
     await waitFor('the reply on the phone', () => sandbox.weChat.chat(user!.openid).find((c) => c.from === 'account' && c.text === 'On its way!'));
     const status = await waitFor('the status event', () =>
-      sandbox.vonage.conversationEvents(sandbox.conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
+      sandbox.vonage.conversationEvents(conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
     );
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user!.openid });
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: '' });
 
     const channels = new Set(sandbox.traffic.recent().map((t) => t.channel));
     expect(channels).toEqual(new Set(['wechat-push', 'wechat-api', 'vonage-api', 'vonage-webhook']));
@@ -92,6 +100,19 @@ describe('the sandbox', () => {
     while (!text.includes('Wu Tao')) text += new TextDecoder().decode((await reader.read()).value);
     expect(text).toMatch(/event: wechat\ndata: \{"type":"user"/);
     controller.abort();
+  });
+
+  test('a user\'s image carries a media_url at the sandbox\'s own address, which serves the file', async () => {
+    const [user] = sandbox.weChat.users();
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
+    await sandbox.weChat.sendImage(user!.openid, { bytes: png, contentType: 'image/png' });
+    const conversationId = await waitFor('the user\'s conversation', () => sandbox.conversationOf(user!.openid));
+    const image = await waitFor('the image event', () => sandbox.vonage.conversationEvents(conversationId).find((e) => e.body.msg_type === 'image'));
+    const mediaUrl = String(image.body.media_url);
+    expect(mediaUrl.startsWith(`http://localhost:${sandbox.port}/media/`)).toBe(true);
+    const file = await fetch(mediaUrl.replace('localhost', '127.0.0.1'));
+    expect(file.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await file.arrayBuffer()).equals(png)).toBe(true);
   });
 
   test('the agent can send an image: uploaded to WeChat with media/upload, sent by media_id', async () => {

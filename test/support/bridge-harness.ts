@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Config } from '../../src/config';
+import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { startBridge, type RunningBridge } from '../../src/server';
 import { decodeEncodingAesKey } from '../../src/wechat/crypto';
@@ -31,6 +32,9 @@ export interface Harness {
   /** Every log line the bridge wrote, as text (to assert that no secret leaks). */
   logs: string[];
   dbPath: string;
+  /** MEDIA_CACHE_DIR of this bridge. */
+  mediaCacheDir: string;
+  config: Config;
   close(): Promise<void>;
 }
 
@@ -40,11 +44,20 @@ export function testConfig(overrides: {
   aesKeys?: Buffer[];
   weChatBaseUrl?: string;
   signatureSecret?: string;
+  /** Per-user conversation mode: VONAGE_CONVERSATION_ID unset. */
+  perUser?: boolean;
+  /** VONAGE_CONVERSATION_ID in fixed mode; default TEST_CONVERSATION_ID. */
+  conversationId?: string;
+  publicUrl?: string;
+  port?: number;
+  mediaCacheDir?: string;
+  /** Agents' media_url may be http on loopback (the tests' file servers). */
+  allowPrivateMediaUrls?: boolean;
 }): Config {
   return {
-    port: 0,
+    port: overrides.port ?? 0,
     host: '127.0.0.1',
-    publicUrl: undefined,
+    publicUrl: overrides.publicUrl,
     weChat: {
       token: TEST_TOKEN,
       appId: TEST_APP_ID,
@@ -56,8 +69,12 @@ export function testConfig(overrides: {
       applicationId: TEST_VONAGE_APP_ID,
       privateKeyPem: testKeyPair().privateKeyPem,
       apiBaseUrl: overrides.vonageBaseUrl,
-      conversationId: TEST_CONVERSATION_ID,
+      conversationId: overrides.perUser ? undefined : (overrides.conversationId ?? TEST_CONVERSATION_ID),
       signatureSecret: overrides.signatureSecret,
+    },
+    media: {
+      ...(overrides.mediaCacheDir !== undefined ? { cacheDir: overrides.mediaCacheDir } : {}),
+      allowPrivateNetworks: overrides.allowPrivateMediaUrls === true,
     },
     databaseUrl: overrides.databaseUrl,
     logLevel: 'debug',
@@ -82,22 +99,53 @@ export interface HarnessOptions {
   aesKeys?: Buffer[];
   /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
   signatureSecret?: string;
+  /**
+   * Per-user conversation mode (VONAGE_CONVERSATION_ID unset). The harness's own fake Vonage then
+   * serves the whole API (conversations, users, members); a shared one must have `surface: 'full'`.
+   */
+  perUser?: boolean;
+  /** VONAGE_CONVERSATION_ID in fixed mode; default TEST_CONVERSATION_ID. */
+  conversationId?: string;
+  /** PUBLIC_URL: `self` for the bridge's own loopback address (so media links can be opened). */
+  publicUrl?: 'self' | string;
+  /** Agents' media_url may be http on loopback (the tests' file servers). */
+  allowPrivateMediaUrls?: boolean;
+  /** A directory of a stopped harness (`keepDirectory`): its database and media cache are reused, as after a restart. */
+  directory?: string;
+  /** Leave the directory for a later harness instead of deleting it on close. */
+  keepDirectory?: boolean;
+  /** DATABASE_URL instead of the harness's own SQLite file (e.g. a shared PostgreSQL test database). */
+  databaseUrl?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const vonage =
-    options.vonage ?? (await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID }));
+    options.vonage ??
+    (await startFakeVonage({
+      publicKeyPem: testKeyPair().publicKeyPem,
+      applicationId: TEST_VONAGE_APP_ID,
+      surface: options.perUser ? 'full' : 'events-only',
+    }));
   const weChat = options.weChat ?? (await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET }));
-  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-test-'));
+  const dir = options.directory ?? mkdtempSync(path.join(tmpdir(), 'bridge-test-'));
   const dbPath = path.join(dir, 'bridge.db');
+  const mediaCacheDir = path.join(dir, 'media');
   const { lines, destination } = captureLogs();
   const logger = createLogger({ level: 'debug', destination });
+  // PUBLIC_URL must name the bridge's own port, so it is chosen before the bridge starts.
+  const port = options.publicUrl === 'self' ? await freePort() : 0;
   const config = testConfig({
-    databaseUrl: `sqlite:${dbPath}`,
+    databaseUrl: options.databaseUrl ?? `sqlite:${dbPath}`,
     vonageBaseUrl: vonage.baseUrl,
     weChatBaseUrl: weChat.baseUrl,
     aesKeys: options.aesKeys,
     signatureSecret: options.signatureSecret,
+    perUser: options.perUser,
+    conversationId: options.conversationId,
+    port,
+    publicUrl: options.publicUrl === 'self' ? `http://127.0.0.1:${port}` : options.publicUrl,
+    mediaCacheDir,
+    allowPrivateMediaUrls: options.allowPrivateMediaUrls,
   });
   const bridge = await startBridge(config, logger);
   return {
@@ -107,11 +155,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     weChat,
     logs: lines,
     dbPath,
+    mediaCacheDir,
+    config,
     async close() {
       await bridge.stop();
       if (!options.vonage) await vonage.close();
       if (!options.weChat) await weChat.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.keepDirectory) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

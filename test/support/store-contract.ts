@@ -455,6 +455,67 @@ export function describeStoreContract(
       });
     });
 
+    describe('conversation mappings', () => {
+      test('progress is recorded step by step and read back by openid and by conversation', async () => {
+        await expect(store.getConversationMapping('o-user')).resolves.toBeUndefined();
+        await expect(store.findConversationMapping('CON-1')).resolves.toBeUndefined();
+
+        await expect(store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1' })).resolves.toEqual({
+          openid: 'o-user',
+          conversationId: 'CON-1',
+          userId: undefined,
+          memberId: undefined,
+          createdAt: T0,
+          updatedAt: T0,
+        });
+        advance(1_000);
+        await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1' });
+        advance(1_000);
+        const done = await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1', memberId: 'MEM-1' });
+        const expected = { openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1', memberId: 'MEM-1', createdAt: T0, updatedAt: T0 + 2_000 };
+        expect(done).toEqual(expected);
+        await expect(store.getConversationMapping('o-user')).resolves.toEqual(expected);
+        await expect(store.findConversationMapping('CON-1')).resolves.toEqual(expected);
+        await expect(store.getConversationMapping('o-other')).resolves.toBeUndefined();
+      });
+
+      test('first writer wins: a stored conversation, user or member is never replaced', async () => {
+        await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1' });
+        // Another writer that created a second conversation learns the first one from the answer.
+        const other = await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-2', userId: 'USR-2', memberId: 'MEM-2' });
+        expect(other).toMatchObject({ conversationId: 'CON-1', userId: 'USR-1', memberId: undefined });
+        await expect(store.findConversationMapping('CON-2')).resolves.toBeUndefined();
+        const joined = await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-9', memberId: 'MEM-1' });
+        expect(joined).toMatchObject({ conversationId: 'CON-1', userId: 'USR-1', memberId: 'MEM-1' });
+        const again = await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', memberId: 'MEM-9' });
+        expect(again).toMatchObject({ userId: 'USR-1', memberId: 'MEM-1' });
+      });
+
+      test('one conversation belongs to one openid; empty ids are refused', async () => {
+        await store.saveConversationMapping({ openid: 'o-a', conversationId: 'CON-1' });
+        await expect(store.saveConversationMapping({ openid: 'o-b', conversationId: 'CON-1' })).rejects.toThrow();
+        await expect(store.getConversationMapping('o-b')).resolves.toBeUndefined();
+        await expect(store.saveConversationMapping({ openid: '', conversationId: 'CON-2' })).rejects.toThrow(TypeError);
+        await expect(store.saveConversationMapping({ openid: 'o-c', conversationId: '' })).rejects.toThrow(TypeError);
+        await expect(store.saveConversationMapping({ openid: 'o-c', conversationId: 'CON-3', userId: '' })).rejects.toThrow(TypeError);
+      });
+    });
+
+    describe('uploaded media', () => {
+      test('a record is returned while it is valid, replaced on put, and gone once expired', async () => {
+        await expect(store.getUploadedMedia('url:abc')).resolves.toBeUndefined();
+        await store.putUploadedMedia({ key: 'url:abc', mediaId: 'media-1', type: 'image', expiresAt: T0 + 10_000 });
+        await expect(store.getUploadedMedia('url:abc')).resolves.toEqual({ key: 'url:abc', mediaId: 'media-1', type: 'image', expiresAt: T0 + 10_000 });
+        await store.putUploadedMedia({ key: 'url:abc', mediaId: 'media-2', type: 'image', expiresAt: T0 + 20_000 });
+        await expect(store.getUploadedMedia('url:abc')).resolves.toMatchObject({ mediaId: 'media-2' });
+        advance(19_999);
+        await expect(store.getUploadedMedia('url:abc')).resolves.toMatchObject({ mediaId: 'media-2' });
+        advance(1);
+        await expect(store.getUploadedMedia('url:abc')).resolves.toBeUndefined();
+        await expect(store.getUploadedMedia('url:other')).resolves.toBeUndefined();
+      });
+    });
+
     describe('stats and ping', () => {
       test('stats count live jobs per kind, the oldest age and the dead letters', async () => {
         await expect(store.stats()).resolves.toEqual({ depth: {}, oldestAgeMs: 0, deadLetters: 0 });
@@ -553,6 +614,19 @@ export function describeStoreContract(
           expect((await store.claim({ limit: 10, leaseMs: LEASE })).map((claimed) => claimed.payload)).toEqual(['a2']);
         });
 
+        test('two processes recording the first conversation of one user at once keep one', async () => {
+          const results = await Promise.all(
+            Array.from({ length: 10 }, (_, n) =>
+              (n % 2 === 0 ? store : peer).saveConversationMapping({ openid: 'o-race', conversationId: `CON-${n}` }),
+            ),
+          );
+          const kept = new Set(results.map((row) => row.conversationId));
+          expect(kept.size).toBe(1);
+          await expect(peer.getConversationMapping('o-race')).resolves.toMatchObject({ conversationId: [...kept][0] });
+          await store.putUploadedMedia({ key: 'k', mediaId: 'm', type: 'image', expiresAt: T0 + 1_000 });
+          await expect(peer.getUploadedMedia('k')).resolves.toMatchObject({ mediaId: 'm' });
+        });
+
         test('a seen key and a lock are shared', async () => {
           await expect(store.markSeen('jti', T0 + 1_000)).resolves.toBe(true);
           await expect(peer.markSeen('jti', T0 + 1_000)).resolves.toBe(false);
@@ -578,6 +652,8 @@ export function describeStoreContract(
           await store.putToken('t', { value: 'v', expiresAt: T0 + 1_000 });
           await store.tryLock('l', 'p1', 60_000);
           await store.markSeen('jti', T0 + 60_000);
+          await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1' });
+          await store.putUploadedMedia({ key: 'k', mediaId: 'm', type: 'voice', expiresAt: T0 + 60_000 });
 
           if (!fixture.reopen) throw new Error('a durable store fixture must provide reopen()');
           store = await fixture.reopen();
@@ -593,6 +669,8 @@ export function describeStoreContract(
           await expect(store.getToken('t')).resolves.toEqual({ value: 'v', expiresAt: T0 + 1_000 });
           await expect(store.tryLock('l', 'p2', 1_000)).resolves.toBe(false);
           await expect(store.markSeen('jti', T0 + 60_000)).resolves.toBe(false);
+          await expect(store.getConversationMapping('o-user')).resolves.toMatchObject({ conversationId: 'CON-1', userId: 'USR-1', memberId: undefined });
+          await expect(store.getUploadedMedia('k')).resolves.toMatchObject({ mediaId: 'm', type: 'voice' });
         });
       });
     }

@@ -75,12 +75,33 @@ describe('loadConfig', () => {
     expect(result.ok).toBe(false);
     const errors = result.ok ? [] : result.errors;
     const text = errors.join('\n');
-    for (const name of ['WECHAT_TOKEN', 'WECHAT_APP_SECRET', 'WECHAT_ENCODING_AES_KEY', 'VONAGE_APPLICATION_ID', 'VONAGE_PRIVATE_KEY', 'VONAGE_API_BASE_URL', 'VONAGE_CONVERSATION_ID', 'PORT', 'LOG_LEVEL', 'DATABASE_URL']) {
+    for (const name of ['WECHAT_TOKEN', 'WECHAT_APP_SECRET', 'WECHAT_ENCODING_AES_KEY', 'VONAGE_APPLICATION_ID', 'VONAGE_PRIVATE_KEY', 'VONAGE_API_BASE_URL', 'PORT', 'LOG_LEVEL', 'DATABASE_URL']) {
       expect(text).toContain(name);
     }
+    // Optional since per-user conversations: unset means a conversation per WeChat user.
+    expect(text).not.toContain('VONAGE_CONVERSATION_ID');
     expect(text).toMatch(/WECHAT_ENCODING_AES_KEY must be exactly 43/);
     expect(text).toMatch(/VONAGE_PRIVATE_KEY .*RSA/);
     expect(text).not.toContain('BEGIN');
+  });
+
+  test('without VONAGE_CONVERSATION_ID the bridge runs in per-user mode; media settings have defaults', () => {
+    const { VONAGE_CONVERSATION_ID: _fixed, ...perUser } = valid();
+    const result = loadConfig(perUser);
+    if (!result.ok) throw new Error(result.errors.join('; '));
+    expect(result.config.vonage.conversationId).toBeUndefined();
+    expect(result.config.media).toEqual({ cacheDir: './data/media', linkSecret: undefined });
+    const fixed = loadConfig({ ...valid(), MEDIA_CACHE_DIR: '/var/cache/bridge', MEDIA_LINK_SECRET: 'a-long-random-secret-value' });
+    if (!fixed.ok) throw new Error(fixed.errors.join('; '));
+    expect(fixed.config.vonage.conversationId).toBe('CON-1');
+    expect(fixed.config.media).toEqual({ cacheDir: '/var/cache/bridge', linkSecret: 'a-long-random-secret-value' });
+  });
+
+  test('a short MEDIA_LINK_SECRET is refused without echoing it', () => {
+    const result = loadConfig({ ...valid(), MEDIA_LINK_SECRET: 'short-secret' });
+    const errors = result.ok ? [] : result.errors;
+    expect(errors).toEqual([expect.stringMatching(/^MEDIA_LINK_SECRET must be at least 16/)]);
+    expect(errors.join('')).not.toContain('short-secret');
   });
 
   test('a previous AES key without a current one is refused', () => {

@@ -7,9 +7,11 @@
  * a Client SDK user token, through /sandbox/vonage (a plain pass-through to the Vonage emulator).
  * Right, the raw traffic of both emulators. Live updates arrive as Server-Sent Events.
  *
- * Conversations are listed from the API, and a reply goes to the `to` picked in the composer (the
- * sender of the last inbound message by default): when per-user conversations exist, a conversation
- * will name its user and the picker will simply preselect it.
+ * Conversations are listed from the API. The bridge runs in per-user mode: each WeChat user has a
+ * conversation of their own, named `wechat:<openid>`, so a reply there omits `to` (the bridge takes
+ * the recipient from the conversation). In any other conversation a reply goes to the `to` picked in
+ * the composer (the sender of the last inbound message by default). The agent pane follows the
+ * phone: picking a user there, or that user writing, opens their conversation.
  */
 (function () {
   'use strict';
@@ -78,6 +80,27 @@
     return svg;
   }
   const mediaUrl = (mediaId) => `/sandbox/api/wechat/media/${encodeURIComponent(mediaId)}`;
+  /** A bridge media link (absolute, at PUBLIC_URL) as a path on this page's origin, which serves it too. */
+  const sameOrigin = (url) => {
+    try {
+      const parsed = new URL(url);
+      return `${parsed.pathname}${parsed.search}`;
+    } catch (_) {
+      return undefined;
+    }
+  };
+  /** The WeChat user a per-user conversation belongs to (its name is `wechat:<openid>`), if any. */
+  const ownerOf = (conversationId) => {
+    const conversation = state.conversations.get(conversationId);
+    const match = conversation && /^wechat:(.+)$/.exec(conversation.name || '');
+    return match ? match[1] : undefined;
+  };
+  const conversationOfUser = (openid) => [...state.conversations.values()].find((c) => c.name === `wechat:${openid}`);
+  const conversationLabel = (c) => {
+    const owner = ownerOf(c.id);
+    const name = owner && nickname(owner);
+    return name ? `${name} · WeChat` : c.display_name || c.name;
+  };
 
   function stickToBottom(container, render) {
     const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 40;
@@ -214,6 +237,7 @@
         renderUserSelect();
         renderPhone();
         renderToOptions();
+        renderConversationList(); // conversation names show nicknames
         break;
       }
       case 'chat':
@@ -251,6 +275,7 @@
     $('user-select').addEventListener('change', (event) => {
       state.selectedOpenid = event.target.value;
       renderPhone();
+      followPhone();
     });
     $('add-user').addEventListener('click', () => {
       const form = $('add-user-form');
@@ -271,6 +296,7 @@
           state.selectedOpenid = added;
           renderUserSelect();
           renderPhone();
+          followPhone();
         } else setTimeout(pick, 50);
       };
       pick();
@@ -369,7 +395,7 @@
             title: c.id,
             onclick: () => selectConversation(c.id),
           },
-          el('span', { class: 'name' }, c.display_name || c.name),
+          el('span', { class: 'name' }, conversationLabel(c)),
           el('span', { class: 'sub' }, last ? String(last.body.content || '') : c.id)));
       }),
     );
@@ -387,6 +413,9 @@
   }
 
   function messageContent(body) {
+    // An inbound image links to the bridge's signed media route (media_url); an agent's image is a media_id.
+    const link = typeof body.media_url === 'string' ? sameOrigin(body.media_url) : undefined;
+    if (body.msg_type === 'image' && link) return el('img', { src: link, alt: 'image' });
     if ((body.msg_type === 'image') && typeof body.media_id === 'string') return el('img', { src: mediaUrl(body.media_id), alt: 'image' });
     if (body.msg_type === 'location') return [pinIcon(), String(body.content || '').replace(/^\[location\]\s*/, '')];
     const part = body.parts > 1 ? ` (part ${body.part}/${body.parts})` : '';
@@ -420,7 +449,9 @@
     }
     if (event.type === STATUS || event.type === TYPING) return undefined;
     if (event.type.startsWith('member:')) {
-      const user = (body.user && (body.user.display_name || body.user.name)) || 'someone';
+      // The bridge's user for a WeChat user is named `wechat-<openid>`: show the nickname.
+      const wechatUser = body.user && /^wechat-(.+)$/.exec(body.user.name || '');
+      const user = (wechatUser && nickname(wechatUser[1])) || (body.user && (body.user.display_name || body.user.name)) || 'someone';
       return el('div', { class: 'row system' }, el('div', { class: 'bubble' }, `${user} ${event.type.slice(7)} the conversation`));
     }
     return el('div', { class: 'row system' }, el('div', { class: 'bubble' }, `${event.type} event`));
@@ -436,7 +467,7 @@
       return;
     }
     const conversation = state.conversations.get(id);
-    head.replaceChildren(el('strong', {}, conversation ? conversation.display_name || conversation.name : id), ` · ${id}`);
+    head.replaceChildren(el('strong', {}, conversation ? conversationLabel(conversation) : id), ` · ${id}`);
     const events = [...eventsOf(id).values()].sort((a, b) => a.id - b.id);
     const statuses = statusesOf(id);
     const rows = events.map((e) => agentRow(e, statuses)).filter(Boolean);
@@ -460,6 +491,8 @@
   }
 
   function currentTo() {
+    const owner = ownerOf(state.selectedConversation);
+    if (owner) return owner;
     const senders = inboundSenders();
     if (state.replyTo && senders.includes(state.replyTo)) return state.replyTo;
     return senders[senders.length - 1];
@@ -467,6 +500,13 @@
 
   function renderToOptions() {
     const select = $('agent-to');
+    const owner = ownerOf(state.selectedConversation);
+    if (owner) {
+      // The conversation is the user's own: the bridge takes the recipient from it.
+      select.replaceChildren(el('option', { value: owner, selected: true }, `${nickname(owner) || 'WeChat user'} · ${shortId(owner)} (this conversation)`));
+      for (const id of ['agent-input', 'agent-send', 'agent-image']) $(id).disabled = false;
+      return;
+    }
     const senders = inboundSenders().reverse();
     const to = currentTo();
     select.replaceChildren(
@@ -476,8 +516,19 @@
     for (const id of ['agent-input', 'agent-send', 'agent-image']) $(id).disabled = senders.length === 0;
   }
 
+  /** Opens the conversation of the user on the phone, once it exists. */
+  function followPhone() {
+    const conversation = state.selectedOpenid && conversationOfUser(state.selectedOpenid);
+    if (conversation && conversation.id !== state.selectedConversation) selectConversation(conversation.id);
+  }
+
   function addVonageEvent(conversationId, event) {
     eventsOf(conversationId).set(event.id, event);
+    const body = event.body || {};
+    if (event.type === MESSAGE && body.direction === 'inbound' && body.from === state.selectedOpenid && conversationId !== state.selectedConversation) {
+      // The phone's user just wrote: show it where the agent looks.
+      followPhone();
+    }
     if (conversationId === state.selectedConversation) {
       renderAgentMessages();
       renderToOptions();
@@ -524,7 +575,10 @@
   async function postAgentEvent(type, body) {
     const id = state.selectedConversation;
     const from = await ensureMember(id);
-    return vonage('POST', `/conversations/${encodeURIComponent(id)}/events`, { type, from, body });
+    // In a user's own conversation `to` is implied: leave it out, as an agent desk would.
+    const { to, ...rest } = body;
+    const sent = ownerOf(id) ? rest : body;
+    return vonage('POST', `/conversations/${encodeURIComponent(id)}/events`, { type, from, body: sent });
   }
 
   function wireAgent() {
@@ -576,7 +630,9 @@
       const conversations = await listAll('/conversations?page_size=100', (page) => page._embedded.conversations);
       for (const c of conversations) state.conversations.set(c.id, c);
       renderConversationList();
-      if (conversations[0]) await selectConversation(conversations[0].id);
+      const first = (state.selectedOpenid && conversationOfUser(state.selectedOpenid)) || conversations[0];
+      if (state.selectedConversation) renderAgentMessages();
+      else if (first) await selectConversation(first.id);
       else renderAgentMessages();
     } catch (error) {
       showAgentError(error.message);
@@ -587,7 +643,7 @@
     if (change.type === 'conversation') {
       state.conversations.set(change.conversation.id, change.conversation);
       renderConversationList();
-      if (!state.selectedConversation) selectConversation(change.conversation.id);
+      if (!state.selectedConversation || change.conversation.name === `wechat:${state.selectedOpenid}`) selectConversation(change.conversation.id);
     } else if (change.type === 'event') {
       addVonageEvent(change.conversationId, change.event);
     }

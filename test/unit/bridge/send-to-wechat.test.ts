@@ -237,3 +237,60 @@ describe('send-to-wechat', () => {
     expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'delivered' })]);
   });
 });
+
+describe('send-to-wechat with media by URL', () => {
+  /** A handler whose media step does what `prepare` says; sends are recorded. */
+  function mediaSetup(prepare: (body: Record<string, unknown>) => Promise<Record<string, unknown>>) {
+    const clock = { now: Date.UTC(2026, 10, 21, 12) };
+    const store = SqliteStore.open(':memory:', { now: () => clock.now });
+    const sent: Array<Record<string, unknown>> = [];
+    const handler = createSendToWeChatHandler({
+      weChat: { sendCustomMessage: async (body) => void sent.push(body) },
+      store,
+      logger: createLogger({ level: 'silent' }),
+      now: () => clock.now,
+      giveUpAfterMs: DAY_MS,
+      maxRetryDelayMs: 300_000,
+      media: { prepare },
+    });
+    const claim = async () => (await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] }))[0]!;
+    const statuses = async () =>
+      (await store.claim({ limit: 100, leaseMs: DAY_MS, kinds: ['deliver-to-vonage'] })).map((j) => (j.payload as { event: { body: Record<string, unknown> } }).event.body);
+    return { clock, store, sent, handler, claim, statuses };
+  }
+
+  test('the uploaded media_id is what WeChat gets', async () => {
+    const s = mediaSetup(async (body) => ({ ...body, media_url: undefined, media_id: 'UPLOADED' }));
+    await enqueueOutbound(s.store, { to: 'oUser', msg_type: 'image', media_url: 'https://cdn.example/a.png' });
+    await s.handler(await s.claim());
+    expect(s.sent).toEqual([{ touser: 'oUser', msgtype: 'image', image: { media_id: 'UPLOADED' } }]);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'delivered' })]);
+    await s.store.close();
+  });
+
+  test('WeChat busy during the upload is retried by the worker; nothing is marked as sending', async () => {
+    const s = mediaSetup(async () => {
+      throw new RetryableError('WeChat media/upload: -1 system error');
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', msg_type: 'image', media_url: 'https://cdn.example/a.png' });
+    await expect(s.handler(await s.claim())).rejects.toBeInstanceOf(RetryableError);
+    expect(s.sent).toEqual([]);
+    expect(await s.statuses()).toEqual([]);
+    // Near the give-up deadline it ends with a status instead.
+    s.clock.now += DAY_MS - 60_000;
+    const late = await s.store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
+    await s.handler(late[0]!);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'retries_exhausted' })]);
+    await s.store.close();
+  });
+
+  test('an unexpected error (a store hiccup) is rethrown for the worker, not reported as a failure', async () => {
+    const s = mediaSetup(async () => {
+      throw new Error('database is locked');
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', msg_type: 'image', media_url: 'https://cdn.example/a.png' });
+    await expect(s.handler(await s.claim())).rejects.toThrow('database is locked');
+    expect(await s.statuses()).toEqual([]);
+    await s.store.close();
+  });
+});

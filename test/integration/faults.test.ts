@@ -18,7 +18,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TEST_APP_ID, TEST_APP_SECRET, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
 import { testKeyPair } from '../support/keys';
@@ -26,7 +27,6 @@ import { freePort, waitForHttp } from '../support/net';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { pushToBridge } from '../support/wechat-push';
 
-const MAIN = path.join(__dirname, '../../dist/main.js');
 const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
 const USERS = 6;
 const INBOUND_PER_USER = 12;
@@ -45,24 +45,10 @@ test('faults in both directions and SIGKILLs: nothing acknowledged lost, nothing
   const weChat: FakeWeChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    WECHAT_TOKEN: TEST_TOKEN,
-    WECHAT_APP_ID: TEST_APP_ID,
-    WECHAT_APP_SECRET: TEST_APP_SECRET,
-    WECHAT_API_BASE_URL: weChat.baseUrl,
-    VONAGE_APPLICATION_ID: TEST_VONAGE_APP_ID,
-    VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
-    VONAGE_CONVERSATION_ID: TEST_CONVERSATION_ID,
-    VONAGE_API_BASE_URL: vonage.baseUrl,
-    DATABASE_URL: `sqlite:${path.join(dir, 'bridge.db')}`,
-    LOG_LEVEL: 'warn',
-  };
+  const env = bridgeProcessEnv({ port, vonageBaseUrl: vonage.baseUrl, weChatBaseUrl: weChat.baseUrl, databaseUrl: `sqlite:${path.join(dir, 'bridge.db')}` });
   let bridge: ChildProcess | undefined;
   const startBridgeProcess = async () => {
-    bridge = spawn(process.execPath, [MAIN], { cwd: dir, env, stdio: 'ignore' });
+    bridge = spawn(process.execPath, [BRIDGE_MAIN], { cwd: dir, env, stdio: 'ignore' });
     await waitForHttp(`${baseUrl}/healthz`);
   };
 

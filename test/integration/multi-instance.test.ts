@@ -15,24 +15,21 @@
  * deliver-to-vonage handler first looks for its own event in the conversation before posting again.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { TEST_APP_ID, TEST_APP_SECRET, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
 import { testKeyPair } from '../support/keys';
 import { freePort, waitForHttp } from '../support/net';
+import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { signedPush } from '../support/wechat-push';
 
-const MAIN = path.join(__dirname, '../../dist/main.js');
 const INSTANCES = 3;
 const USERS = 50;
 const PER_USER = 40;
 const TOTAL = USERS * PER_USER;
 const OUTBOUND = 30;
-/** The worker's default concurrency: at most this many jobs were in flight on the killed instance. */
-const WORKER_CONCURRENCY = 8;
 const INTERRUPTED_LOG = 'job runs again after a run that recorded no outcome';
 
 interface Instance {
@@ -81,22 +78,8 @@ describe('three instances on one PostgreSQL database', () => {
   async function startInstance(index: number): Promise<Instance> {
     const port = await freePort();
     let output = '';
-    const child = spawn(process.execPath, [MAIN], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        WECHAT_TOKEN: TEST_TOKEN,
-        WECHAT_APP_ID: TEST_APP_ID,
-        WECHAT_APP_SECRET: TEST_APP_SECRET,
-        WECHAT_API_BASE_URL: weChat.baseUrl,
-        VONAGE_APPLICATION_ID: TEST_VONAGE_APP_ID,
-        VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
-        VONAGE_API_BASE_URL: vonage.baseUrl,
-        VONAGE_CONVERSATION_ID: TEST_CONVERSATION_ID,
-        DATABASE_URL: db.url,
-        LOG_LEVEL: 'warn',
-      },
+    const child = spawn(process.execPath, [BRIDGE_MAIN], {
+      env: bridgeProcessEnv({ port, vonageBaseUrl: vonage.baseUrl, weChatBaseUrl: weChat.baseUrl, databaseUrl: db.url }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

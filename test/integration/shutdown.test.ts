@@ -7,13 +7,13 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { startFakeVonage } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';
 import { freePort, waitForHttp } from '../support/net';
 import { pushToBridge } from '../support/wechat-push';
 
-const MAIN = path.join(__dirname, '../../dist/main.js');
 const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
 
 test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', async () => {
@@ -23,22 +23,9 @@ test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', asyn
   vonage.script(Array.from({ length: 40 }, () => ({ delayMs: 200 })));
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    WECHAT_TOKEN: TEST_TOKEN,
-    WECHAT_APP_ID: TEST_APP_ID,
-    WECHAT_APP_SECRET: 'secret',
-    VONAGE_APPLICATION_ID: TEST_VONAGE_APP_ID,
-    VONAGE_PRIVATE_KEY: testKeyPair().privateKeyPem,
-    VONAGE_CONVERSATION_ID: TEST_CONVERSATION_ID,
-    VONAGE_API_BASE_URL: vonage.baseUrl,
-    DATABASE_URL: `sqlite:${path.join(dir, 'bridge.db')}`,
-    LOG_LEVEL: 'warn',
-  };
+  const env = bridgeProcessEnv({ port, vonageBaseUrl: vonage.baseUrl, databaseUrl: `sqlite:${path.join(dir, 'bridge.db')}` });
   const start = () => {
-    const child = spawn(process.execPath, [MAIN], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BRIDGE_MAIN], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     return { child, exited };
   };

@@ -8,5 +8,8 @@ const app = express();
 app.post('/weChatEvent', express.text({ type: () => true, limit: '64kb' }), (_req, res) => {
   res.type('text/plain').send('success');
 });
-const server = app.listen(Number(process.env.PORT), '127.0.0.1', () => process.send?.('listening'));
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+const server = app.listen(Number(process.env.PORT), '127.0.0.1');
+process.on('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

@@ -14,31 +14,34 @@
  * `npm run build` must have run (the bench script does it). `bench/run.ts` calls `benchOutbound()`.
  */
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { startFakeWeChat } from '../test/support/fake-wechat';
 import { testKeyPair } from '../test/support/keys';
-import { freePort, waitForHttp } from '../test/support/net';
+import { CONVERSATION_ID, SIGNATURE_SECRET, startBridge, VONAGE_APP_ID, WECHAT_APP_ID, WECHAT_APP_SECRET } from './bridge';
+import { ChildProcesses, type ProcessMemory } from './processes';
 
-const ROOT = path.resolve(__dirname, '../..');
-const VONAGE_APP_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
-const WECHAT_APP_ID = 'wxbench0000000000';
-const WECHAT_APP_SECRET = 'bench-app-secret-0123456789abcdef';
-const SIGNATURE_SECRET = 'bench-signature-secret-0123456789';
-const CONVERSATION_ID = 'CON-bench';
-const USERS = 200;
+/** Outbound events go to this many WeChat users. */
+export const OUTBOUND_USERS = 200;
 
 export interface OutboundBenchResult {
   name: string;
+  /** Relayed per second, until the queue drained. */
   rps: number;
+  /** Acknowledgement latency of POST /rtcEvent, ms. */
   p50: number;
   p99: number;
+  acknowledged: number;
+  non2xx: number;
+  errors: number;
+  /** custom/send calls the fake WeChat accepted. */
+  sends: number;
+  /** Every acknowledged event reached WeChat before the drain timeout. */
+  drained: boolean;
+  tokenFetches: number;
   tokenFetchesPer10k: number;
+  memory: ProcessMemory | undefined;
 }
 
 export interface OutboundBenchOptions {
@@ -50,6 +53,24 @@ export interface OutboundBenchOptions {
   signed?: boolean;
   /** How long to wait for the queue to drain after the load. Default 120 s. */
   drainTimeoutMs?: number;
+  /** Who owns the bridge process (the run's, so that an interrupted run stops it); default its own. */
+  processes?: ChildProcesses;
+}
+
+/** An agent's outbound text as Vonage delivers it to the RTC event_url: the JSON body and its headers. */
+export function outboundEventRequest(id: number, signed: boolean): { body: string; headers: Record<string, string> } {
+  const body = JSON.stringify({
+    type: 'custom:wechat:message',
+    id,
+    conversation_id: CONVERSATION_ID,
+    application_id: VONAGE_APP_ID,
+    timestamp: new Date().toISOString(),
+    from: 'MEM-bench-agent',
+    body: { direction: 'outbound', to: `oBenchUser${id % OUTBOUND_USERS}`, msg_type: 'text', content: `reply number ${id}` },
+  });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signed) headers.authorization = sign(body);
+  return { body, headers };
 }
 
 export async function benchOutbound(options: OutboundBenchOptions = {}): Promise<OutboundBenchResult> {
@@ -57,86 +78,61 @@ export async function benchOutbound(options: OutboundBenchOptions = {}): Promise
   const connections = options.connections ?? Number(process.env.BENCH_CONNECTIONS ?? 50);
   const signed = options.signed ?? true;
   const drainTimeoutMs = options.drainTimeoutMs ?? 120_000;
+  const processes = options.processes ?? new ChildProcesses();
 
-  const keys = testKeyPair();
   const weChat = await startFakeWeChat({ appId: WECHAT_APP_ID, appSecret: WECHAT_APP_SECRET });
-  const vonage = await startFakeVonage({ publicKeyPem: keys.publicKeyPem, applicationId: VONAGE_APP_ID });
-  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-bench-outbound-'));
-  const port = await freePort();
-  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const bridge = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'dist/main.js')], {
-    cwd: dir,
-    stdio: 'ignore',
-    env: {
-      PATH: process.env.PATH ?? '',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      WECHAT_TOKEN: 'benchtoken',
-      WECHAT_APP_ID,
-      WECHAT_APP_SECRET,
-      WECHAT_API_BASE_URL: weChat.baseUrl,
-      VONAGE_APPLICATION_ID: VONAGE_APP_ID,
-      VONAGE_PRIVATE_KEY: keys.privateKeyPem,
-      VONAGE_API_BASE_URL: vonage.baseUrl,
-      VONAGE_CONVERSATION_ID: CONVERSATION_ID,
-      ...(signed ? { VONAGE_SIGNATURE_SECRET: SIGNATURE_SECRET } : {}),
-      DATABASE_URL: `sqlite:${path.join(dir, 'bench.db')}`,
-      LOG_LEVEL: 'warn',
-    },
-  });
-
+  const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: VONAGE_APP_ID });
   try {
-    await Promise.race([waitForHttp(`http://127.0.0.1:${port}/healthz`), exited(bridge)]);
-    let nextId = 1;
-    const startedAt = Date.now();
-    const result = await autocannon({
-      url: `http://127.0.0.1:${port}`,
-      connections,
-      duration: durationS,
-      requests: [
-        {
-          method: 'POST',
-          path: '/rtcEvent',
-          setupRequest: (request) => {
-            const id = nextId++;
-            const body = JSON.stringify({
-              type: 'custom:wechat:message',
-              id,
-              conversation_id: CONVERSATION_ID,
-              application_id: VONAGE_APP_ID,
-              timestamp: new Date().toISOString(),
-              from: 'MEM-bench-agent',
-              body: { direction: 'outbound', to: `oBenchUser${id % USERS}`, msg_type: 'text', content: `reply number ${id}` },
-            });
-            const headers: Record<string, string> = { 'content-type': 'application/json' };
-            if (signed) headers.authorization = sign(body);
-            return { ...request, body, headers };
+    const bridge = await startBridge({ processes, name: 'bridge (outbound)', vonage, weChatBaseUrl: weChat.baseUrl, signed });
+    try {
+      let nextId = 1;
+      const startedAt = Date.now();
+      const result = await autocannon({
+        url: `http://127.0.0.1:${bridge.port}`,
+        connections,
+        duration: durationS,
+        requests: [
+          {
+            method: 'POST',
+            path: '/rtcEvent',
+            setupRequest: (request) => ({ ...request, ...outboundEventRequest(nextId++, signed) }),
           },
-        },
-      ],
-    });
+        ],
+      });
 
-    // Every acknowledged event must reach WeChat: the relay rate counts until the queue is drained.
-    const acknowledged = result['2xx'];
-    const drainDeadline = Date.now() + drainTimeoutMs;
-    while (weChat.sent.length < acknowledged && Date.now() < drainDeadline) await sleep(20);
-    const elapsedS = (Date.now() - startedAt) / 1000;
-    const sends = weChat.sent.length;
-    if (sends < acknowledged) {
-      process.stderr.write(`bench outbound: only ${sends} of ${acknowledged} acknowledged events reached WeChat in time\n`);
+      // Every acknowledged event must reach WeChat: the relay rate counts until the queue is drained.
+      const acknowledged = result['2xx'];
+      const drainDeadline = Date.now() + drainTimeoutMs;
+      while (weChat.sent.length < acknowledged && Date.now() < drainDeadline) {
+        bridge.server.assertAlive();
+        vonage.events.splice(0); // status events: not looked at here, not kept either
+        await sleep(20);
+      }
+      const elapsedS = (Date.now() - startedAt) / 1000;
+      const sends = weChat.sent.length;
+      const memory = bridge.server.memory();
+      bridge.server.assertAlive();
+      return {
+        name: `bridge: ${signed ? 'signed ' : ''}RTC event → durable SQLite → WeChat custom/send`,
+        rps: sends / elapsedS,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        acknowledged,
+        non2xx: result.non2xx,
+        errors: result.errors + result.timeouts,
+        sends,
+        drained: sends >= acknowledged,
+        tokenFetches: weChat.tokenFetches,
+        tokenFetchesPer10k: sends === 0 ? Number.NaN : (weChat.tokenFetches / sends) * 10_000,
+        memory,
+      };
+    } finally {
+      await bridge.stop();
     }
-    return {
-      name: `bridge: ${signed ? 'signed ' : ''}RTC event → durable SQLite → WeChat custom/send (relayed/s)`,
-      rps: sends / elapsedS,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      tokenFetchesPer10k: sends === 0 ? Number.NaN : (weChat.tokenFetches / sends) * 10_000,
-    };
   } finally {
-    await stop(bridge);
     await weChat.close();
     await vonage.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (!options.processes) processes.killAll();
   }
 }
 
@@ -151,21 +147,6 @@ function sign(body: string): string {
   return `Bearer ${jwt.sign(claims, SIGNATURE_SECRET, { algorithm: 'HS256' })}`;
 }
 
-/** Rejects when the child exits (e.g. a configuration error), so a broken build fails fast. */
-function exited(child: ChildProcess): Promise<never> {
-  return new Promise((_resolve, reject) => {
-    child.once('exit', (code, signal) => reject(new Error(`the bridge exited (${code ?? signal}) before listening`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // `node dist-bench/bench/outbound.js` runs it on its own.
@@ -173,7 +154,7 @@ if (require.main === module) {
   benchOutbound().then(
     (row) => process.stdout.write(`${JSON.stringify(row)}\n`),
     (error: unknown) => {
-      process.stderr.write(`bench outbound failed: ${String(error)}\n`);
+      process.stderr.write(`bench outbound failed: ${error instanceof Error ? error.message : String(error)}\n`);
       process.exit(1);
     },
   );

@@ -1,8 +1,9 @@
 /**
  * Inbound acknowledgement on PostgreSQL: the real bridge (`dist/main.js`) with `DATABASE_URL` on the
- * local PostgreSQL server (127.0.0.1:5432, a fresh database per run, dropped afterwards), loaded
- * exactly like the SQLite row of bench/run.ts (autocannon, signed plain-text pushes, a distinct
- * MsgId and sender per request, a fake Vonage receiving the deliveries meanwhile):
+ * local PostgreSQL server (127.0.0.1:5432, a fresh database per row, dropped afterwards), loaded
+ * exactly like the SQLite row of bench/run.ts (a short autocannon warm-up, then autocannon with signed
+ * plain-text pushes, a distinct MsgId and sender per request, a fake Vonage receiving the deliveries
+ * meanwhile):
  *
  * - one instance;
  * - three instances on the same database, autocannon spreading its connections over them round robin.
@@ -14,30 +15,20 @@
  * `npm run build` must have run. bench/run.ts calls `benchPostgres()`; run alone
  * (`node dist-bench/bench/postgres.js`) it also measures SQLite the same way, for comparison.
  */
-import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { weChatSignature } from '../src/wechat/signature';
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
-import { freePort, waitForHttp } from '../test/support/net';
 import { createTestDatabase } from '../test/support/postgres';
+import { autocannonPushes, startBridge, VONAGE_APP_ID, type ClosedLoopRow, type RunningBridge } from './bridge';
+import { ChildProcesses } from './processes';
 
-const ROOT = path.resolve(__dirname, '../..');
-const TOKEN = 'benchtoken';
-const APP_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
-
-export interface PostgresBenchRow {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  /** Connection errors and timeouts. */
-  errors: number;
-  /** Answers other than 2xx (a 503 means the store could not take the message in time). */
-  non2xx: number;
+export interface PostgresBenchRow extends ClosedLoopRow {
+  database: 'sqlite' | 'postgres';
+  instances: number;
+  /** Peak resident memory of the busiest instance, MiB. */
+  peakRssMb: number | undefined;
 }
 
 export interface PostgresBenchOptions {
@@ -45,110 +36,76 @@ export interface PostgresBenchOptions {
   durationS?: number;
   /** Concurrent connections (rounded up to a multiple of the instance count). Default BENCH_CONNECTIONS or 50. */
   connections?: number;
+  /** Seconds of warm-up load before each row. Default 3. */
+  warmUpS?: number;
   /** Also measure one instance on SQLite first, the same way (for a standalone run). Default false. */
   withSqlite?: boolean;
+  /** Who owns the bridge processes; default its own. */
+  processes?: ChildProcesses;
 }
 
 export async function benchPostgres(options: PostgresBenchOptions = {}): Promise<PostgresBenchRow[]> {
   const durationS = options.durationS ?? Number(process.env.BENCH_DURATION ?? 10);
   const connections = options.connections ?? Number(process.env.BENCH_CONNECTIONS ?? 50);
+  const warmUpS = options.warmUpS ?? 3;
+  const processes = options.processes ?? new ChildProcesses();
   const rows: PostgresBenchRow[] = [];
-  if (options.withSqlite) {
-    const dir = mkdtempSync(path.join(tmpdir(), 'bridge-bench-sqlite-'));
-    try {
-      rows.push(
-        await measure('bridge ×1: signed text → durable SQLite → success', 1, `sqlite:${path.join(dir, 'bench.db')}`, durationS, connections),
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  for (const instances of [1, 3]) {
-    const db = await createTestDatabase('bridge_bench');
-    try {
-      const name = `bridge ×${instances}${instances > 1 ? ' (round robin)' : ''}: signed text → PostgreSQL → success`;
-      rows.push(await measure(name, instances, db.url, durationS, connections));
-    } finally {
-      await db.drop();
-    }
-  }
-  return rows;
-}
-
-async function measure(name: string, instances: number, databaseUrl: string, durationS: number, connections: number): Promise<PostgresBenchRow> {
-  const keys = testKeyPair();
-  const vonage = await startFakeVonage({ publicKeyPem: keys.publicKeyPem, applicationId: APP_ID });
-  const children: ChildProcess[] = [];
-  const dir = mkdtempSync(path.join(tmpdir(), 'bridge-bench-pg-'));
   try {
-    const ports: number[] = [];
-    for (let index = 0; index < instances; index += 1) {
-      const port = await freePort();
-      ports.push(port);
-      children.push(
-        spawn(process.execPath, [path.join(ROOT, 'dist/main.js')], {
-          cwd: dir,
-          stdio: 'ignore',
-          env: {
-            PATH: process.env.PATH ?? '',
-            PORT: String(port),
-            HOST: '127.0.0.1',
-            WECHAT_TOKEN: TOKEN,
-            WECHAT_APP_ID: 'wxbench0000000000',
-            WECHAT_APP_SECRET: 'bench-secret',
-            VONAGE_APPLICATION_ID: APP_ID,
-            VONAGE_PRIVATE_KEY: keys.privateKeyPem,
-            VONAGE_API_BASE_URL: vonage.baseUrl,
-            VONAGE_CONVERSATION_ID: 'CON-bench',
-            DATABASE_URL: databaseUrl,
-            LOG_LEVEL: 'warn',
-          },
-        }),
-      );
+    if (options.withSqlite) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'bridge-bench-sqlite-'));
+      try {
+        const name = 'bridge ×1: signed text → durable SQLite → success';
+        rows.push({ ...(await measure(processes, name, 1, `sqlite:${path.join(dir, 'bench.db')}`, durationS, warmUpS, connections)), database: 'sqlite' });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
-    await Promise.all(ports.map((port) => waitForHttp(`http://127.0.0.1:${port}/healthz`)));
-
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const nonce = '424242';
-    const query = new URLSearchParams({ signature: weChatSignature([TOKEN, timestamp, nonce]), timestamp, nonce, openid: 'oBenchUser' });
-    // A distinct id per request ([<id>]) as MsgId and in the sender's openid: nothing is deduplicated
-    // away and no user's ordering serialises the load (as in bench/run.ts).
-    const body =
-      '<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[oBenchUser[<id>]]]></FromUserName>' +
-      `<CreateTime>${timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello from the benchmark]]></Content>` +
-      '<MsgId>[<id>]</MsgId></xml>';
-    const urls = ports.map((port) => `http://127.0.0.1:${port}/weChatEvent?${query}`);
-    const result = await autocannon({
-      // autocannon spreads connections over several URLs (its README); @types/autocannon only says string.
-      url: (urls.length === 1 ? urls[0]! : urls) as string,
-      method: 'POST',
-      headers: { 'content-type': 'text/xml' },
-      body,
-      idReplacement: true,
-      connections: Math.ceil(connections / instances) * instances,
-      duration: durationS,
-    });
-    return {
-      name,
-      rps: result.requests.average,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      errors: result.errors + result.timeouts,
-      non2xx: result.non2xx,
-    };
+    for (const instances of [1, 3]) {
+      const db = await createTestDatabase('bridge_bench');
+      try {
+        const name = `bridge ×${instances}${instances > 1 ? ' (round robin)' : ''}: signed text → PostgreSQL → success`;
+        rows.push({ ...(await measure(processes, name, instances, db.url, durationS, warmUpS, connections)), database: 'postgres' });
+      } finally {
+        await db.drop();
+      }
+    }
+    return rows;
   } finally {
-    await Promise.all(children.map(stop));
-    await vonage.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (!options.processes) processes.killAll();
   }
 }
 
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
+async function measure(
+  processes: ChildProcesses,
+  name: string,
+  instances: number,
+  databaseUrl: string,
+  durationS: number,
+  warmUpS: number,
+  connections: number,
+): Promise<Omit<PostgresBenchRow, 'database'>> {
+  const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: VONAGE_APP_ID });
+  const bridges: RunningBridge[] = [];
+  try {
+    // One after the other: concurrent starts would race for the migration lock, which is tested elsewhere.
+    for (let index = 0; index < instances; index += 1) {
+      bridges.push(await startBridge({ processes, name: `bridge ${index + 1}/${instances} (PostgreSQL)`, vonage, databaseUrl }));
+    }
+    const ports = bridges.map((bridge) => bridge.port);
+    const drainEvents = setInterval(() => vonage.events.splice(0), 200); // deliveries: not looked at here
+    try {
+      if (warmUpS > 0) await autocannonPushes(`${name} (warm-up)`, ports, 0, warmUpS, connections);
+      const row = await autocannonPushes(name, ports, 1, durationS, connections);
+      for (const bridge of bridges) bridge.server.assertAlive();
+      const peaks = bridges.map((bridge) => bridge.server.memory()?.peakRssMb ?? 0);
+      return { ...row, instances, peakRssMb: Math.max(...peaks) || undefined };
+    } finally {
+      clearInterval(drainEvents);
+    }
+  } finally {
+    await Promise.all(bridges.map((bridge) => bridge.stop()));
+    await vonage.close();
+  }
 }
 
 if (require.main === module) {
@@ -162,7 +119,7 @@ if (require.main === module) {
       process.stdout.write(`${lines.join('\n')}\n`);
     })
     .catch((error: unknown) => {
-      process.stderr.write(`bench failed: ${String(error)}\n`);
+      process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
       process.exit(1);
     });
 }

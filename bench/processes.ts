@@ -1,0 +1,150 @@
+/**
+ * The bench's child processes (the bridge, the bare baselines), all on this Node (`process.execPath`,
+ * Node 24 under `npm run bench`), each owned by one `ChildProcesses` so that every one of them is
+ * stopped at the end of the run, whether it succeeded, failed or was interrupted.
+ *
+ * A child's stderr is kept (its last few KiB) so that a server that refuses to start, or dies under
+ * load, is reported with its own words rather than as a bare "never answered".
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { waitForHttp } from '../test/support/net';
+
+const STDERR_TAIL_BYTES = 4096;
+
+export interface ServerProcess {
+  name: string;
+  pid: number;
+  child: ChildProcess;
+  /** Resolves once `url` answers; rejects with the child's stderr if it exits first or never answers. */
+  ready(url: string, timeoutMs?: number): Promise<void>;
+  /** Resident memory now and at its peak (VmRSS / VmHWM of /proc/<pid>/status), MiB. */
+  memory(): ProcessMemory | undefined;
+  /** CPU seconds used so far (user + system). */
+  cpuSeconds(): number | undefined;
+  /** The last lines the child wrote to stderr. */
+  stderrTail(): string;
+  /** Throws (with the stderr tail) if the child has exited: call after a load to catch a crash. */
+  assertAlive(): void;
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface ProcessMemory {
+  rssMb: number;
+  peakRssMb: number;
+}
+
+export interface StartOptions {
+  /** Node arguments before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Reads VmRSS and VmHWM of a live process (Linux); undefined once it is gone. */
+export function processMemory(pid: number): ProcessMemory | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (!rss || !hwm) return undefined;
+    return { rssMb: Number(rss[1]) / 1024, peakRssMb: Number(hwm[1]) / 1024 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU seconds (user + system) a live process has used, from /proc/<pid>/stat (Linux; clock ticks
+ * of 1/100 s, USER_HZ on every Linux architecture the bench runs on); undefined once it is gone.
+ */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces), from field 3 on: utime is 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `BENCH_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): extra Node arguments for the bridge. */
+export function bridgeNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
+export class ChildProcesses {
+  private readonly live = new Set<ChildProcess>();
+
+  start(name: string, script: string, options: StartOptions): ServerProcess {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    if (child.pid === undefined) throw new Error(`could not start ${name} (${process.execPath} ${script})`);
+    const pid = child.pid;
+    this.live.add(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    const exited = new Promise<string>((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.live.delete(child);
+        resolve(signal ? `signal ${signal}` : `code ${code}`);
+      });
+    });
+    const hasExited = () => child.exitCode !== null || child.signalCode !== null;
+    const describe = (what: string) => `${name} ${what}${stderr.trim() ? `; its stderr:\n${indent(stderr.trim())}` : ' (nothing on stderr)'}`;
+
+    return {
+      name,
+      pid,
+      child,
+      async ready(url, timeoutMs = 30_000) {
+        const died = exited.then((how) => {
+          throw new Error(describe(`exited (${how}) before answering ${url}`));
+        });
+        try {
+          await Promise.race([waitForHttp(url, timeoutMs), died]);
+        } catch (error) {
+          if (hasExited()) throw new Error(describe('exited before it was ready'));
+          throw new Error(describe(`did not answer ${url} within ${timeoutMs} ms (${(error as Error).message})`));
+        } finally {
+          died.catch(() => undefined);
+        }
+      },
+      memory: () => processMemory(pid),
+      cpuSeconds: () => processCpuSeconds(pid),
+      stderrTail: () => stderr,
+      assertAlive() {
+        if (hasExited()) throw new Error(describe(`exited during the run (${child.signalCode ?? `code ${child.exitCode}`})`));
+      },
+      async stop(graceMs = 15_000) {
+        if (hasExited()) return;
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  /** SIGKILL for every child still running (synchronous: also usable from an `exit` handler). */
+  killAll(): void {
+    for (const child of this.live) child.kill('SIGKILL');
+  }
+
+  get running(): number {
+    return this.live.size;
+  }
+}
+
+const indent = (text: string) =>
+  text
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n');

@@ -6,6 +6,7 @@
  * A child's stderr is kept (its last few KiB) so that a server that refuses to start, or dies under
  * load, is reported with its own words rather than as a bare "never answered".
  */
+import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { waitForHttp } from '../test/support/net';
@@ -72,7 +73,16 @@ export function processCpuSeconds(pid: number): number | undefined {
 
 /** `BENCH_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): extra Node arguments for the bridge. */
 export function bridgeNodeArgs(): string[] {
-  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+}
+
+/**
+ * The V8 flags `npm start` gives the bridge (read from package.json, so the bench measures what
+ * production runs): a small young generation and a capped old space keep RSS flat under load.
+ */
+export function productionNodeArgs(): string[] {
+  const start = (require(path.join(__dirname, '../../package.json')) as { scripts: { start: string } }).scripts.start;
+  return start.split(' ').filter((word) => /^--max-[a-z-]+-size=\d+$/.test(word));
 }
 
 export class ChildProcesses {

@@ -5,7 +5,7 @@
  * The rest of the code reports through the small `BridgeMetrics` methods below, named after what
  * happened, so no module outside this one touches prom-client.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueueStats } from './store/store';
 
 export type Direction = 'inbound' | 'outbound' | 'status';
@@ -42,6 +42,8 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     return statsCache.stats;
   };
   const prefix = 'wechat_bridge_';
+  // The process's own figures (RSS, heap, GC pauses, event-loop lag), for capacity and leak watching.
+  collectDefaultMetrics({ register: registry, prefix });
 
   const received = new Counter({ name: `${prefix}messages_received_total`, help: 'Messages and events received, per direction', labelNames: ['direction'], registers: [registry] });
   const acknowledged = new Counter({ name: `${prefix}messages_acknowledged_total`, help: 'Messages stored durably and acknowledged', labelNames: ['direction'], registers: [registry] });

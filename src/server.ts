@@ -24,6 +24,13 @@ import { createApplicationTokenSource } from './vonage/jwt';
 import { createWeChatApiClient } from './wechat/api-client';
 import { AccessTokenManager } from './wechat/token-manager';
 
+/**
+ * Jobs in flight at once. Nearly all of a job's time is waiting for WeChat or Vonage, so more than the
+ * worker's default keeps delivery up with acknowledgement under load (per-user order is kept by the
+ * store whatever this is).
+ */
+const WORKER_CONCURRENCY = 32;
+
 /** A job still failing this long after it was stored is given up (the outbound handler reports it). */
 const GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000;
 
@@ -79,6 +86,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     logger: logger.child({ component: 'worker' }),
     giveUpAfterMs: GIVE_UP_AFTER_MS,
     backoff: DEFAULT_BACKOFF,
+    concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     handlers: {
       [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router }),

@@ -36,6 +36,8 @@ describe('createMetrics', () => {
     expect(text).toContain('wechat_bridge_conversation_messages_total{conversation_id="CON-1"} 2');
     expect(text).toContain('wechat_bridge_active_wechat_users{window="1h"} 1');
     expect(text).toContain('wechat_bridge_active_wechat_users{window="24h"} 2');
+    expect(text).toMatch(/wechat_bridge_process_resident_memory_bytes \d+/);
+    expect(text).toMatch(/wechat_bridge_nodejs_eventloop_lag_seconds /);
   });
 
   test('two bridges in one process keep separate registries', async () => {

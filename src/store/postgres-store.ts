@@ -30,6 +30,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolConfig } from 'pg';
 import { applyPostgresMigrations, postgresMigrations } from './postgres-migrations';
 import { checkMappingUpdate } from './mapping';
+import { prepareJob as prepareStoredJob, type PreparedJob } from './prepared-job';
 import type {
   ConversationMapping,
   ConversationMappingUpdate,
@@ -76,14 +77,6 @@ export interface PostgresStoreOptions {
   applicationName?: string;
   /** How long the schema migration at open may take (waiting for another instance's included). Default 5 min. */
   migrationTimeoutMs?: number;
-}
-
-interface PreparedJob {
-  kind: string;
-  orderKey: string;
-  payloadJson: string;
-  dedupKey: string | null;
-  runAt: number | null;
 }
 
 interface PendingEnqueue {
@@ -561,8 +554,8 @@ export class PostgresStore implements Store {
         jobs.map((job) => job.kind),
         jobs.map((job) => job.orderKey),
         jobs.map((job) => job.payloadJson),
-        jobs.map((job) => job.dedupKey),
-        jobs.map((job) => job.runAt),
+        jobs.map((job) => job.dedupKey ?? null),
+        jobs.map((job) => job.runAt ?? null),
         this.clock(),
         this.dedupRetentionMs,
       ]);
@@ -620,31 +613,16 @@ export class PostgresStore implements Store {
 }
 
 /**
- * Validates and serialises a job at call time, so a bad job rejects only its own call. PostgreSQL
- * text cannot hold NUL characters or unpaired surrogates (they would fail the whole batch, or be
- * changed silently), so keys with them are refused here; in the payload JSON escapes them.
+ * PostgreSQL text cannot hold NUL characters or unpaired surrogates (they would fail the whole batch,
+ * or be changed silently), so keys with them are refused here too; in the payload JSON escapes them.
  */
 function prepareJob(job: NewJob): PreparedJob {
-  if (typeof job.kind !== 'string' || job.kind === '') throw new TypeError('job kind must be a non-empty string');
-  if (typeof job.orderKey !== 'string') throw new TypeError('job orderKey must be a string');
-  if (job.dedupKey !== undefined && typeof job.dedupKey !== 'string') {
-    throw new TypeError('job dedupKey must be a string when set');
-  }
   for (const [name, value] of [['kind', job.kind], ['orderKey', job.orderKey], ['dedupKey', job.dedupKey]] as const) {
-    if (value !== undefined && !storableText(value)) {
+    if (typeof value === 'string' && !storableText(value)) {
       throw new TypeError(`job ${name} must not contain NUL characters or unpaired surrogates`);
     }
   }
-  if (job.runAt !== undefined && !Number.isFinite(job.runAt)) throw new TypeError('job runAt must be a finite number');
-  const payloadJson: string | undefined = JSON.stringify(job.payload);
-  if (payloadJson === undefined) throw new TypeError('job payload must be JSON-serialisable');
-  return {
-    kind: job.kind,
-    orderKey: job.orderKey,
-    payloadJson,
-    dedupKey: job.dedupKey ?? null,
-    runAt: job.runAt === undefined ? null : Math.floor(job.runAt),
-  };
+  return prepareStoredJob(job);
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

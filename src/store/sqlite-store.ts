@@ -31,6 +31,7 @@ import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { applyMigrations, sqliteMigrations } from './migrations';
 import { checkMappingUpdate } from './mapping';
+import { prepareJob, type PreparedJob } from './prepared-job';
 import type {
   ConversationMapping,
   ConversationMappingUpdate,
@@ -70,15 +71,6 @@ export interface SqliteStoreOptions {
   releaseLeasesOnOpen?: boolean;
   /** Where background failures (pruning) are reported; they never fail a caller. */
   logger?: { warn(details: object, message: string): void };
-}
-
-/** A NewJob checked and serialised at call time, so a bad job rejects only its own call. */
-interface PreparedJob {
-  kind: string;
-  orderKey: string;
-  payloadJson: string;
-  dedupKey: string | undefined;
-  runAt: number | undefined;
 }
 
 interface PendingEnqueue {
@@ -615,23 +607,6 @@ export class SqliteStore implements Store {
   }
 }
 
-function prepareJob(job: NewJob): PreparedJob {
-  if (typeof job.kind !== 'string' || job.kind === '') throw new TypeError('job kind must be a non-empty string');
-  if (typeof job.orderKey !== 'string') throw new TypeError('job orderKey must be a string');
-  if (job.dedupKey !== undefined && typeof job.dedupKey !== 'string') {
-    throw new TypeError('job dedupKey must be a string when set');
-  }
-  if (job.runAt !== undefined && !Number.isFinite(job.runAt)) throw new TypeError('job runAt must be a finite number');
-  const payloadJson: string | undefined = JSON.stringify(job.payload);
-  if (payloadJson === undefined) throw new TypeError('job payload must be JSON-serialisable');
-  return {
-    kind: job.kind,
-    orderKey: job.orderKey,
-    payloadJson,
-    dedupKey: job.dedupKey,
-    runAt: job.runAt === undefined ? undefined : Math.floor(job.runAt),
-  };
-}
 
 function toDeadLetter(row: Record<string, SQLOutputValue>): DeadLetter {
   return {

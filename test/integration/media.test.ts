@@ -13,21 +13,12 @@ import type { RecordedEvent } from '../support/fake-vonage';
 import { startHarness, TEST_APP_SECRET, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { pushToBridge } from '../support/wechat-push';
+import { waitFor } from '../support/wait';
 
 const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.from(Array.from({ length: 5000 }, (_, n) => n % 256))]);
 const AMR = Buffer.concat([Buffer.from('#!AMR\n', 'latin1'), Buffer.alloc(2000, 0x3c)]);
 const MP4 = Buffer.concat([Buffer.from('0000001c6674797069736f6d', 'hex'), Buffer.alloc(3000, 7)]);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const inboundOfType = (harness: Harness, msgType: string, mediaId: string): RecordedEvent | undefined =>
   harness.vonage.events.find((e) => e.type === 'custom:wechat:message' && e.body.msg_type === msgType && e.body.media_id === mediaId);

@@ -12,6 +12,7 @@ import { testKeyPair } from '../support/keys';
 import { createTestDatabase } from '../support/postgres';
 import { outboundMessage, postRtcEvent, rtcEvent } from '../support/rtc-events';
 import { pushToBridge } from '../support/wechat-push';
+import { sleep, waitFor } from '../support/wait';
 
 const ACCOUNT = 'gh_0123456789ab';
 let nextMsgId = 24_000_000_000_000_000n;
@@ -28,16 +29,6 @@ const eventXml = (openid: string, event: string, createTime: number) =>
 const push = (harness: Harness, xml: string) => pushToBridge(harness.baseUrl, xml, { token: TEST_TOKEN });
 const openid = () => `o${crypto.randomBytes(14).toString('base64url')}`;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const conversationOf = (vonage: FakeVonage, user: string) => vonage.conversations().filter((c) => c.name === `wechat:${user}`);
 const messagesFrom = (vonage: FakeVonage, user: string): RecordedEvent[] =>

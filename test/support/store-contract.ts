@@ -10,6 +10,28 @@
  */
 import type { Job, NewJob, Store } from '../../src/store/store';
 
+/**
+ * Claims and completes every job in `store` until none is left; asserts that payloads `{ call }`
+ * 0..total-1 were each there once and that each order key (`call % keys`) ran in enqueue order.
+ * The group-commit tests of both stores end with it.
+ */
+export async function expectDrainedOnceInKeyOrder(store: Store, total: number, keys: number): Promise<void> {
+  const seen: number[] = [];
+  for (;;) {
+    const claimed = await store.claim({ limit: 50, leaseMs: 60_000 });
+    if (claimed.length === 0) break;
+    for (const each of claimed) {
+      seen.push((each.payload as { call: number }).call);
+      await store.complete(each);
+    }
+  }
+  expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, call) => call));
+  for (let key = 0; key < keys; key += 1) {
+    const ofKey = seen.filter((call) => call % keys === key);
+    expect(ofKey).toEqual([...ofKey].sort((a, b) => a - b));
+  }
+}
+
 export interface StoreFixture {
   store: Store;
   setNow: (ms: number) => void;

@@ -9,7 +9,7 @@ import { PostgresStore, type PostgresStoreOptions } from '../../../src/store/pos
 import type { NewJob, Store } from '../../../src/store/store';
 import { freePort } from '../../support/net';
 import { createTestDatabase, POSTGRES_ADMIN_URL, runQuery, type TestDatabase } from '../../support/postgres';
-import { describeStoreContract } from '../../support/store-contract';
+import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
 
@@ -117,20 +117,7 @@ describe('PostgresStore on a server', () => {
     expect(batches.reduce((sum, batch) => sum + batch.stored, 0)).toBe(150);
     expect(batches.length).toBeLessThan(200);
 
-    const seen: number[] = [];
-    for (;;) {
-      const claimed = await store.claim({ limit: 50, leaseMs: 60_000 });
-      if (claimed.length === 0) break;
-      for (const each of claimed) {
-        seen.push((each.payload as { call: number }).call);
-        await store.complete(each);
-      }
-    }
-    expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 150 }, (_, call) => call));
-    for (let key = 0; key < 7; key += 1) {
-      const ofKey = seen.filter((call) => call % 7 === key);
-      expect(ofKey).toEqual([...ofKey].sort((a, b) => a - b));
-    }
+    await expectDrainedOnceInKeyOrder(store, 150, 7);
   });
 
   test('keys PostgreSQL cannot store are refused per call; odd error texts are stored cleaned', async () => {

@@ -7,7 +7,7 @@ import { applyMigrations, sqliteMigrations } from '../../../src/store/migrations
 import { openStore } from '../../../src/store/open-store';
 import { SqliteStore, type SqliteStoreOptions } from '../../../src/store/sqlite-store';
 import type { NewJob } from '../../../src/store/store';
-import { describeStoreContract } from '../../support/store-contract';
+import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
 const DAY = 24 * 60 * 60 * 1000;
@@ -83,20 +83,7 @@ describe('SqliteStore group commit', () => {
       expect((await store.stats()).depth).toEqual({ deliver: 150 });
 
       // Every stored job is there, and each key still runs in enqueue order.
-      const seen: number[] = [];
-      for (;;) {
-        const claimed = await store.claim({ limit: 50, leaseMs: 60_000 });
-        if (claimed.length === 0) break;
-        for (const each of claimed) {
-          seen.push((each.payload as { call: number }).call);
-          await store.complete(each);
-        }
-      }
-      expect([...seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 150 }, (_, call) => call));
-      for (let key = 0; key < 7; key += 1) {
-        const ofKey = seen.filter((call) => call % 7 === key);
-        expect(ofKey).toEqual([...ofKey].sort((a, b) => a - b));
-      }
+      await expectDrainedOnceInKeyOrder(store, 150, 7);
     } finally {
       await store.close();
     }

@@ -59,7 +59,6 @@ function withoutBlanks(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([, value]) => !(typeof value === 'string' && value.trim() === '')));
 }
 const optional = <T extends z.ZodTypeAny>(schema: T) => schema.optional();
-const required = (schema: z.ZodString) => schema;
 
 const httpUrl = z
   .string()
@@ -75,39 +74,29 @@ const schema = z.object({
   PORT: optional(z.coerce.number().int().min(0).max(65535)).default(3000),
   HOST: optional(z.string()).default('0.0.0.0'),
   PUBLIC_URL: optional(httpUrl),
-  WECHAT_TOKEN: required(
-    z
-      .string({ required_error: 'is required (the Token you entered on the WeChat admin or sandbox page)' })
-      .regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters and digits, as WeChat requires'),
-  ),
-  WECHAT_APP_ID: required(
-    z
-      .string({ required_error: 'is required (appID from the WeChat admin or sandbox page)' })
-      .regex(/^\S+$/, 'must not contain spaces'),
-  ),
-  WECHAT_APP_SECRET: required(
-    z
-      .string({ required_error: 'is required (appsecret from the WeChat admin or sandbox page)' })
-      .regex(/^\S+$/, 'must not contain spaces'),
-  ),
+  WECHAT_TOKEN: z
+    .string({ required_error: 'is required (the Token you entered on the WeChat admin or sandbox page)' })
+    .regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters and digits, as WeChat requires'),
+  WECHAT_APP_ID: z
+    .string({ required_error: 'is required (appID from the WeChat admin or sandbox page)' })
+    .regex(/^\S+$/, 'must not contain spaces'),
+  WECHAT_APP_SECRET: z
+    .string({ required_error: 'is required (appsecret from the WeChat admin or sandbox page)' })
+    .regex(/^\S+$/, 'must not contain spaces'),
   WECHAT_ENCODING_AES_KEY: optional(aesKey),
   WECHAT_PREVIOUS_ENCODING_AES_KEY: optional(aesKey),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
-  VONAGE_APPLICATION_ID: required(
-    z
-      .string({ required_error: 'is required (the id of your Vonage application)' })
-      .regex(/^[0-9a-fA-F-]{8,64}$/, 'must be a Vonage application id (a UUID)'),
-  ),
-  VONAGE_PRIVATE_KEY: required(
-    z.string({ required_error: "is required (PEM text or a path to the application's private.key)" }),
-  ),
+  VONAGE_APPLICATION_ID: z
+    .string({ required_error: 'is required (the id of your Vonage application)' })
+    .regex(/^[0-9a-fA-F-]{8,64}$/, 'must be a Vonage application id (a UUID)'),
+  VONAGE_PRIVATE_KEY: z.string({ required_error: "is required (PEM text or a path to the application's private.key)" }),
   VONAGE_API_BASE_URL: optional(httpUrl).default('https://api.nexmo.com/v1'),
   // Set: every WeChat user in this one conversation. Unset: a conversation per WeChat user.
   VONAGE_CONVERSATION_ID: optional(z.string().regex(/^\S+$/, 'must be a conversation id (CON-…) without spaces')),
   VONAGE_SIGNATURE_SECRET: optional(z.string()),
   DATABASE_URL: optional(
     z
-      .string()
+    .string()
       .refine(
         (v) => v.startsWith('sqlite:') || /^postgres(ql)?:\/\//.test(v),
         'must be sqlite:<path> or postgres://user@host/db',

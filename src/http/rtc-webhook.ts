@@ -11,6 +11,7 @@
  */
 import express, { type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
+import { unstorableReason } from '../store/storable-text';
 import type { NewJob } from '../store/store';
 import { parseRtcEvent, signatureSecretKey, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
@@ -70,6 +71,9 @@ export const readRtcEvent: RequestHandler = (req, res, next) => {
   } catch {
     return next(new InvalidInputError(400, 'body is not valid JSON'));
   }
+  // Text no store can hold, or absurd depth, is the sender's fault: 400, never a 503 resent forever.
+  const unstorable = unstorableReason(json);
+  if (unstorable !== undefined) return next(new InvalidInputError(400, `event not accepted: ${unstorable}`));
   res.locals.rtcEvent = parseRtcEvent(json);
   return next();
 };

@@ -6,9 +6,10 @@
  *
  * The signature is checked before the body is even read, so unsigned floods cost almost nothing.
  */
-import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
 import type { NewJob } from '../store/store';
+import { unstorableReason } from '../store/storable-text';
 import { decryptWeChatMessage, WeChatCryptoError } from '../wechat/crypto';
 import { parseWeChatMessage, type WeChatMessage } from '../wechat/message';
 import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
@@ -76,13 +77,19 @@ export function readWeChatMessage(weChat: WeChatWebhookDeps['weChat']): RequestH
         return next(new InvalidInputError(400, 'encrypted message but WECHAT_ENCODING_AES_KEY is not set'));
       }
       // Compatible mode also carries a plaintext copy: trust only what was inside the ciphertext.
-      res.locals.weChatMessage = parseWeChatMessage(parseWeChatXml(decryptWithAnyKey(encrypt, weChat)));
-      return next();
+      return acceptMessage(parseWeChatMessage(parseWeChatXml(decryptWithAnyKey(encrypt, weChat))), res, next);
     }
     if (encryptType !== undefined && encryptType !== 'raw') return next(new InvalidInputError(400, 'unknown encrypt_type'));
-    res.locals.weChatMessage = parseWeChatMessage(outer);
-    return next();
+    return acceptMessage(parseWeChatMessage(outer), res, next);
   };
+}
+
+/** A message with text no store can hold is the sender's fault: 400, so that WeChat stops pushing it. */
+function acceptMessage(message: WeChatMessage, res: Response, next: NextFunction): void {
+  const unstorable = unstorableReason(message);
+  if (unstorable !== undefined) return next(new InvalidInputError(400, `message not accepted: ${unstorable}`));
+  res.locals.weChatMessage = message;
+  return next();
 }
 
 /** The current key first, then the previous one, so a key rotation loses no message in flight. */

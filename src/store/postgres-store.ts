@@ -31,6 +31,7 @@ import { Client, Pool, type PoolConfig } from 'pg';
 import { applyPostgresMigrations, postgresMigrations } from './postgres-migrations';
 import { checkMappingUpdate } from './mapping';
 import { prepareJob as prepareStoredJob, type PreparedJob } from './prepared-job';
+import { isStorableText, toStorableText } from './storable-text';
 import type {
   ConversationMapping,
   ConversationMappingUpdate,
@@ -337,12 +338,12 @@ export class PostgresStore implements Store {
   async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
     this.assertOpen();
     if (parseJobId(lease.id) === undefined) return false;
-    const result = await this.pool.query(SQL.retry, [lease.id, lease.leaseToken, Math.floor(runAt), cleanText(error)]);
+    const result = await this.pool.query(SQL.retry, [lease.id, lease.leaseToken, Math.floor(runAt), toStorableText(error)]);
     return (result.rowCount ?? 0) > 0;
   }
 
   async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
-    return this.finish(lease, cleanText(reason));
+    return this.finish(lease, toStorableText(reason));
   }
 
   async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
@@ -398,7 +399,7 @@ export class PostgresStore implements Store {
 
   async markSeen(key: string, expiresAt: number): Promise<boolean> {
     this.assertOpen();
-    const result = await this.pool.query(SQL.markSeen, [cleanText(key), Math.floor(expiresAt), this.clock()]);
+    const result = await this.pool.query(SQL.markSeen, [toStorableText(key), Math.floor(expiresAt), this.clock()]);
     return (result.rowCount ?? 0) > 0;
   }
 
@@ -431,14 +432,14 @@ export class PostgresStore implements Store {
 
   async getConversationMapping(openid: string): Promise<ConversationMapping | undefined> {
     this.assertOpen();
-    if (!storableText(openid)) return undefined;
+    if (!isStorableText(openid)) return undefined;
     const { rows } = await this.pool.query<MappingRow>(SQL.getMapping, [openid]);
     return rows[0] ? toMapping(rows[0]) : undefined;
   }
 
   async findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined> {
     this.assertOpen();
-    if (!storableText(conversationId)) return undefined;
+    if (!isStorableText(conversationId)) return undefined;
     const { rows } = await this.pool.query<MappingRow>(SQL.findMapping, [conversationId]);
     return rows[0] ? toMapping(rows[0]) : undefined;
   }
@@ -447,7 +448,7 @@ export class PostgresStore implements Store {
     this.assertOpen();
     checkMappingUpdate(update);
     for (const value of [update.openid, update.conversationId, update.userId, update.memberId]) {
-      if (value !== undefined && !storableText(value)) {
+      if (value !== undefined && !isStorableText(value)) {
         throw new TypeError('conversation mapping ids must not contain NUL characters or unpaired surrogates');
       }
     }
@@ -464,7 +465,7 @@ export class PostgresStore implements Store {
 
   async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
     this.assertOpen();
-    if (!storableText(key)) return undefined;
+    if (!isStorableText(key)) return undefined;
     const { rows } = await this.pool.query<{ key: string; media_id: string; type: string; expires_at: number }>(SQL.getUploadedMedia, [
       key,
       this.clock(),
@@ -475,7 +476,7 @@ export class PostgresStore implements Store {
 
   async putUploadedMedia(media: UploadedMedia): Promise<void> {
     this.assertOpen();
-    await this.pool.query(SQL.putUploadedMedia, [cleanText(media.key), cleanText(media.mediaId), cleanText(media.type), Math.floor(media.expiresAt)]);
+    await this.pool.query(SQL.putUploadedMedia, [toStorableText(media.key), toStorableText(media.mediaId), toStorableText(media.type), Math.floor(media.expiresAt)]);
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -618,22 +619,11 @@ export class PostgresStore implements Store {
  */
 function prepareJob(job: NewJob): PreparedJob {
   for (const [name, value] of [['kind', job.kind], ['orderKey', job.orderKey], ['dedupKey', job.dedupKey]] as const) {
-    if (typeof value === 'string' && !storableText(value)) {
+    if (typeof value === 'string' && !isStorableText(value)) {
       throw new TypeError(`job ${name} must not contain NUL characters or unpaired surrogates`);
     }
   }
   return prepareStoredJob(job);
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function storableText(value: string): boolean {
-  return !value.includes('\u0000') && !LONE_SURROGATE.test(value);
-}
-
-/** Error texts and seen keys come from outside: make them storable rather than failing on them. */
-function cleanText(value: string): string {
-  return value.replaceAll('\u0000', '\uFFFD').replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD');
 }
 
 interface MappingRow {

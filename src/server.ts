@@ -77,6 +77,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     tokens: weChatTokens,
     logger: logger.child({ component: 'wechat-api' }),
     onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
+    onTokenConflict: () => metrics.tokenConflict(),
   });
   // Fixed or per-user conversations, and media links / uploads (issue 4).
   const relay = createConversationsAndMedia({ config, store, vonage, weChatTokens, logger });

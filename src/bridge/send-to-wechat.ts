@@ -47,6 +47,8 @@ export interface SendToWeChatDeps {
   recipientOf?: RecipientResolver;
   /** Turns a `media_url` into an uploaded `media_id` before the send (outbound-media.ts). */
   media?: OutboundMedia;
+  /** Waits between tries to store the status of a delivered message. Default: a timer. */
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
@@ -58,6 +60,13 @@ export const STATUS_CODES = {
   internal: 'internal_error',
 } as const;
 
+/** Backoff while the store refuses the status of a delivered message: 100 ms doubling to 5 s. */
+const RECORD_RETRY_FIRST_MS = 100;
+const RECORD_RETRY_MAX_MS = 5_000;
+
+/** Thrown by the "sending" marker write when another run of the same attempt already wrote it. */
+class AttemptAlreadySending extends Error {}
+
 const INTERRUPTED_MESSAGE =
   'delivery uncertain: the bridge stopped while this message was being sent, and it is not sent again to avoid a duplicate';
 
@@ -66,6 +75,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
   const giveUpAfterMs = deps.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
   const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
   const { store, logger } = deps;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   const attemptKey = (payload: OutboundEventPayload, attempt: number, state: 'sending' | 'not-sent') =>
     `wechat-send:${payload.conversationId}:${payload.eventId}#${attempt}:${state}`;
@@ -95,6 +105,27 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       logger.warn({ ...context, errorCode: outcome.errorCode, reason: outcome.errorMessage }, 'outbound message failed');
     } else {
       logger.debug(context, 'outbound message delivered to WeChat');
+    }
+  }
+
+  /**
+   * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
+   * here would let the next run find the "sending" marker and call a delivered message uncertain.
+   */
+  async function reportUntilRecorded(job: Job, outcome: SendOutcome): Promise<void> {
+    for (let failures = 0; ; failures += 1) {
+      try {
+        await report(job, outcome);
+        return;
+      } catch (error) {
+        const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
+        const { conversationId, eventId } = job.payload as OutboundEventPayload;
+        logger.warn(
+          { conversationId, eventId, err: error, retryInMs: delayMs },
+          'WeChat accepted the message but its status could not be stored; retrying',
+        );
+        await sleep(delayMs);
+      }
     }
   }
 
@@ -136,15 +167,24 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
 
-    if (!(await store.markSeen(attemptKey(payload, job.attempts, 'sending'), markerExpiresAt))) {
-      // Another run of this very attempt got here first (a lease taken over): never send twice.
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
-      return;
-    }
+    // "Sending" is recorded once the token is in hand, right before the request leaves: a crash or
+    // a store error while the token is fetched or awaited leaves no marker, and the next run sends.
+    let markedSending = false;
+    const markSending = async (): Promise<void> => {
+      if (!(await store.markSeen(attemptKey(payload, job.attempts, 'sending'), markerExpiresAt))) {
+        throw new AttemptAlreadySending();
+      }
+      markedSending = true;
+    };
 
     try {
-      await deps.weChat.sendCustomMessage(request);
+      await deps.weChat.sendCustomMessage(request, { beforeRequest: markSending });
     } catch (error) {
+      if (error instanceof AttemptAlreadySending) {
+        // Another run of this very attempt got here first (a lease taken over): never send twice.
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+        return;
+      }
       if (error instanceof RetryableError) {
         // Nothing reached WeChat (or WeChat said so): safe to try again, unless time is up.
         if (givesUpBeforeNextRun(job, error)) {
@@ -155,14 +195,18 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
           });
           return;
         }
-        await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
+        if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
         throw error;
       }
+      // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
+      // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
+      if (!markedSending && !(error instanceof PermanentError)) throw error;
       await report(job, failureOf(error, logger, payload));
       return;
     }
 
-    await report(job, { status: 'delivered' });
+    // WeChat has the message: its status must say so, whatever the store does meanwhile.
+    await reportUntilRecorded(job, { status: 'delivered' });
   };
 }
 

@@ -240,9 +240,18 @@ export function retryLaterError(errcode: number, errmsg: string, context: string
 // ---------------------------------------------------------------------------------------------
 // The client.
 
+export interface SendOptions {
+  /**
+   * Awaited once the access token is in hand, right before the first request leaves: the caller's
+   * last chance to record "sending" (or to refuse, by throwing, in which case nothing is sent).
+   * Nothing before this point can have reached WeChat, so a failure before it is safe to retry.
+   */
+  beforeRequest?: () => Promise<void>;
+}
+
 export interface WeChatApiClient {
   /** POST /cgi-bin/message/custom/send (body from buildCustomSendBody). */
-  sendCustomMessage(body: Record<string, unknown>): Promise<void>;
+  sendCustomMessage(body: Record<string, unknown>, options?: SendOptions): Promise<void>;
   /** POST /cgi-bin/message/custom/typing (body from buildTypingBody). */
   sendTyping(body: Record<string, unknown>): Promise<void>;
 }
@@ -257,7 +266,15 @@ export interface WeChatApiClientOptions {
   logger?: Logger;
   /** Called with every non-zero errcode WeChat answers (a metrics hook). */
   onErrcode?: (errcode: number) => void;
+  /** Called when a token is still refused after the refetch and one retry (a metrics hook). */
+  onTokenConflict?: () => void;
 }
+
+/** What a token refused even after a refetch most likely means, and what to do about it. */
+export const TOKEN_CONFLICT_HINT =
+  'another system is fetching tokens for this AppID (a call to /cgi-bin/token, or stable_token with force_refresh, ' +
+  "invalidates the bridge's token): let only the bridge fetch tokens, or have the other system use stable_token " +
+  'in normal mode; the message was not sent';
 
 type AttemptOutcome = { kind: 'ok' } | { kind: 'token-rejected'; errcode: number; errmsg: string };
 
@@ -308,26 +325,29 @@ export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatAp
     throw new WeChatApiError(errcode, errmsg, hint ? { hint } : {});
   }
 
-  async function post(path: string, what: string, body: Record<string, unknown>): Promise<void> {
+  async function post(path: string, what: string, body: Record<string, unknown>, sendOptions: SendOptions = {}): Promise<void> {
     const json = serializeWeChatJson(body);
     const accessToken = await tokens.getToken();
+    await sendOptions.beforeRequest?.();
     const first = await attempt(path, what, json, accessToken);
     if (first.kind === 'ok') return;
 
     // The token was rejected: refetch once (normal mode) and retry once. Never loop: a token that
-    // keeps being refused means someone else is refreshing it (force_refresh elsewhere).
+    // keeps being refused means someone else is invalidating it, and retrying for hours would hide that.
     logger?.warn({ path, errcode: first.errcode }, 'WeChat rejected the access token; refetching once');
     const freshToken = await tokens.invalidate(accessToken);
     const second = await attempt(path, what, json, freshToken);
     if (second.kind === 'ok') return;
-    throw new RetryableError(
-      `WeChat ${what}: access token rejected again after one refetch (${second.errcode} ${second.errmsg}`.trimEnd() +
-        '); is another system refreshing tokens for this AppID?',
+    options.onTokenConflict?.();
+    logger?.error(
+      { path, errcode: second.errcode, errmsg: second.errmsg },
+      'WeChat rejected the access token again after a refetch: another system is probably fetching tokens for this AppID',
     );
+    throw new WeChatApiError(second.errcode, second.errmsg, { hint: TOKEN_CONFLICT_HINT, context: `WeChat ${what}: token refused after a refetch` });
   }
 
   return {
-    sendCustomMessage: (body) => post('/cgi-bin/message/custom/send', 'custom/send', body),
+    sendCustomMessage: (body, sendOptions) => post('/cgi-bin/message/custom/send', 'custom/send', body, sendOptions),
     sendTyping: (body) => post('/cgi-bin/message/custom/typing', 'custom/typing', body),
   };
 }

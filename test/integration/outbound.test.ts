@@ -135,6 +135,22 @@ describe('sending', () => {
     expect(harness.weChat.sent).toHaveLength(1);
   });
 
+  test('a token refused again after the refetch (another system fetching tokens): failed with the errcode and the likely cause', async () => {
+    harness.weChat.inject(SEND_PATH, [{ errcode: 40001 }, { errcode: 40001 }]);
+    const logsBefore = harness.logs.length;
+    const event = outboundMessage('oConflict', { content: 'hello' });
+    await postRtcEvent(harness.baseUrl, event);
+    const status = await waitForStatus(harness, event.id);
+    expect(status).toMatchObject({ status: 'failed', error_code: '40001' });
+    expect(status.error_message).toMatch(/another system is fetching tokens for this AppID/);
+    const errorLines = harness.logs.slice(logsBefore).map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50);
+    expect(errorLines.map((l) => l.msg)).toEqual([expect.stringMatching(/another system/)]);
+    const metrics = await (await fetch(`${harness.baseUrl}/metrics`)).text();
+    expect(metrics).toContain('wechat_bridge_wechat_token_conflicts_total 1');
+    await sleep(150);
+    expect(harness.weChat.requests.filter((r) => r.path === SEND_PATH && r.rawBody.includes('oConflict'))).toHaveLength(2);
+  });
+
   test('45015 gives a failed status with WeChat\'s code and message, and no retry', async () => {
     harness.weChat.inject(SEND_PATH, [{ errcode: 45015 }]);
     const event = outboundMessage('oGone', { content: 'are you there?' });

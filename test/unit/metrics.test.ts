@@ -15,6 +15,7 @@ describe('createMetrics', () => {
     metrics.deadLettered('inbound');
     metrics.remoteError('vonage', '429');
     metrics.tokenRefreshed();
+    metrics.tokenConflict();
     metrics.userMessage('oA', 'CON-1');
     metrics.userMessage('oB', 'CON-1');
     t += 2 * 60 * 60_000; // two hours later oA writes again
@@ -29,6 +30,7 @@ describe('createMetrics', () => {
     expect(text).toContain('wechat_bridge_messages_dead_lettered_total{direction="inbound"} 1');
     expect(text).toContain('wechat_bridge_remote_errors_total{remote="vonage",code="429"} 1');
     expect(text).toContain('wechat_bridge_wechat_token_refreshes_total 1');
+    expect(text).toContain('wechat_bridge_wechat_token_conflicts_total 1');
     expect(text).toContain('wechat_bridge_acknowledgement_seconds_bucket{le="0.005",direction="inbound"} 2');
     expect(text).toContain('wechat_bridge_queue_depth{kind="deliver-to-vonage"} 3');
     expect(text).toContain('wechat_bridge_queue_oldest_age_seconds 2.5');

@@ -20,8 +20,12 @@ interface Setup {
   store: SqliteStore;
   clock: { now: number };
   sent: Array<Record<string, unknown>>;
-  /** What the next sends do; default: succeed. */
+  /** What the next sends do once the request is out; default: succeed. */
   behaviours: Array<() => Promise<void>>;
+  /** What the next sends do while the access token is fetched or awaited (before anything is sent). */
+  tokenBehaviours: Array<() => Promise<void>>;
+  /** Each wait between tries to store a delivered status. */
+  recordRetryDelays: number[];
   handler: (job: Job) => Promise<void>;
   /** Claims the send job (after moving the clock past any lease). */
   claimSend(): Promise<Job>;
@@ -29,14 +33,22 @@ interface Setup {
   statuses(): Promise<Array<Record<string, unknown>>>;
 }
 
-function setup(options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueue' | 'markSeen'> } = {}): Setup {
+function setup(
+  options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueue' | 'markSeen'>; sleep?: (ms: number) => Promise<void> } = {},
+): Setup {
   const clock = { now: Date.UTC(2026, 10, 21, 12) };
   const store = SqliteStore.open(':memory:', { now: () => clock.now });
   const sent: Array<Record<string, unknown>> = [];
   const behaviours: Array<() => Promise<void>> = [];
+  const tokenBehaviours: Array<() => Promise<void>> = [];
+  const recordRetryDelays: number[] = [];
   const handler = createSendToWeChatHandler({
+    // Shaped like the real client: the token first, then `beforeRequest`, then the request.
     weChat: {
-      async sendCustomMessage(body) {
+      async sendCustomMessage(body, sendOptions) {
+        const token = tokenBehaviours.shift();
+        if (token) await token();
+        await sendOptions?.beforeRequest?.();
         sent.push(body);
         const next = behaviours.shift();
         if (next) await next();
@@ -47,6 +59,10 @@ function setup(options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueu
     now: () => clock.now,
     giveUpAfterMs: DAY_MS,
     maxRetryDelayMs: 300_000,
+    sleep: async (ms) => {
+      recordRetryDelays.push(ms);
+      await options.sleep?.(ms);
+    },
   });
   const seenStatuses: Array<Record<string, unknown>> = [];
   return {
@@ -54,6 +70,8 @@ function setup(options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueu
     clock,
     sent,
     behaviours,
+    tokenBehaviours,
+    recordRetryDelays,
     handler,
     async claimSend() {
       clock.now += LEASE_MS + 1;
@@ -169,20 +187,75 @@ describe('send-to-wechat', () => {
     expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain', error_message: expect.stringMatching(/bridge stopped/) })]);
   });
 
-  test('crash after WeChat accepted but before the status was stored: no second send, a status still comes', async () => {
-    let failEnqueue = true;
+  test('the status store fails after WeChat accepted: retried until stored, and the status is delivered', async () => {
+    let enqueueFailures = 3;
     const s = setup({
       storeFor: (store) => ({
         markSeen: (key, expiresAt) => store.markSeen(key, expiresAt),
-        enqueue: (jobs) => (failEnqueue ? Promise.reject(new Error('disk I/O error')) : store.enqueue(jobs)),
+        enqueue: (jobs) => (enqueueFailures-- > 0 ? Promise.reject(new Error('Connection terminated unexpectedly')) : store.enqueue(jobs)),
       }),
     });
     await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
-    await expect(s.handler(await s.claimSend())).rejects.toThrow('disk I/O error');
-    failEnqueue = false;
+    await expect(s.handler(await s.claimSend())).resolves.toBeUndefined();
+    expect(s.sent).toHaveLength(1);
+    expect(s.recordRetryDelays).toEqual([100, 200, 400]);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('crash after WeChat accepted, while the status store is down: no second send, a status still comes', async () => {
+    let storeDown = true;
+    const s = setup({
+      storeFor: (store) => ({
+        markSeen: (key, expiresAt) => store.markSeen(key, expiresAt),
+        enqueue: (jobs) => (storeDown ? Promise.reject(new Error('disk I/O error')) : store.enqueue(jobs)),
+      }),
+      // The process dies during the first wait.
+      sleep: () => new Promise<void>(() => undefined),
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    void s.handler(await s.claimSend());
+    await new Promise((resolve) => setImmediate(resolve));
+    storeDown = false;
     await s.handler(await s.claimSend());
     expect(s.sent).toHaveLength(1);
     expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'uncertain' })]);
+  });
+
+  test('crash while the access token is fetched (nothing sent yet): the next run sends normally', async () => {
+    const s = setup();
+    s.tokenBehaviours.push(() => new Promise<void>(() => undefined)); // the process "dies" waiting for the token
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    void s.handler(await s.claimSend());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(s.sent).toHaveLength(0);
+
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('a store error while the token is fetched (nothing sent yet): retried by the worker, then sent normally', async () => {
+    const s = setup();
+    s.tokenBehaviours.push(async () => {
+      throw new Error('Connection terminated unexpectedly');
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await expect(s.handler(await s.claimSend())).rejects.toThrow('Connection terminated unexpectedly');
+    expect(await s.statuses()).toEqual([]);
+    await s.handler(await s.claimSend());
+    expect(s.sent).toHaveLength(1);
+    expect(await s.statuses()).toEqual([{ status: 'delivered', ref_event_id: '7', to: 'oUser' }]);
+  });
+
+  test('a token that cannot be had (WeChat refused the AppSecret): failed status, nothing sent, not retried', async () => {
+    const s = setup();
+    s.tokenBehaviours.push(async () => {
+      throw new WeChatApiError(40125, 'invalid appsecret', { hint: 'check WECHAT_APP_SECRET', context: 'WeChat access token request failed' });
+    });
+    await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
+    await expect(s.handler(await s.claimSend())).resolves.toBeUndefined();
+    expect(s.sent).toHaveLength(0);
+    expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: '40125' })]);
   });
 
   test('crash after the status was stored but before the job completed: no second send, the first status stands', async () => {

@@ -13,7 +13,8 @@ import {
 import { buildCustomSendBody, buildTypingBody } from '../../../src/wechat/custom-message';
 import { AccessTokenManager } from '../../../src/wechat/token-manager';
 import { startFakeWeChat, type FakeWeChat } from '../../support/fake-wechat';
-import { scrubSecrets } from '../../../src/logger';
+import { createLogger, scrubSecrets } from '../../../src/logger';
+import { captureLogs } from '../../support/bridge-harness';
 
 const APP_ID = 'wx00000000000000aa';
 const APP_SECRET = 'secret-for-api-client-tests-000000';
@@ -117,12 +118,24 @@ describe('token rejection', () => {
     expect(fake.sent[0]!.accessToken).toBe(fake.issuedTokens[1]);
   });
 
-  it('a second 40001 is an error, never a loop', async () => {
+  it('a second 40001 ends the send for good (never a loop, never hours of silent retries), logged and counted', async () => {
     fake.inject(SEND, [{ errcode: 40001 }, { errcode: 40001 }, { errcode: 40001 }]);
-    const error = await rejection(client.sendCustomMessage(hello));
-    expect(error).toBeInstanceOf(RetryableError);
-    expect(error.message).toMatch(/40001/);
-    expect(error.message).toMatch(/again after one refetch/);
+    const { lines, destination } = captureLogs();
+    let conflicts = 0;
+    const counted = createWeChatApiClient({
+      baseUrl: fake.baseUrl,
+      tokens,
+      logger: createLogger({ level: 'info', destination }),
+      onTokenConflict: () => (conflicts += 1),
+    });
+    const error = await rejection(counted.sendCustomMessage(hello));
+    expect(error).toBeInstanceOf(WeChatApiError);
+    expect(error).not.toBeInstanceOf(RetryableError);
+    expect((error as WeChatApiError).code).toBe('40001');
+    expect(error.message).toMatch(/another system is fetching tokens for this AppID/);
+    expect(conflicts).toBe(1);
+    const errorLines = lines.map((line) => JSON.parse(line) as { level: number; msg: string; errcode?: number }).filter((l) => l.level === 50);
+    expect(errorLines).toEqual([expect.objectContaining({ errcode: 40001, msg: expect.stringMatching(/another system/) })]);
     expect(fake.requests).toHaveLength(2);
     expect(fake.tokenFetches).toBe(2);
     expect(fake.sent).toHaveLength(0);

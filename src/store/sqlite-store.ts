@@ -65,7 +65,8 @@ export interface SqliteStoreOptions {
   /**
    * Hand every leased job back at open. A SQLite file belongs to one bridge process, so leases found
    * at start were held by a process that died (kill -9, power cut): without this its jobs would wait
-   * out their lease (a minute) before anyone retried them. Only the process that runs the workers
+   * out their lease (a minute) before anyone retried them. Store locks (the WeChat token-refresh
+   * lock) found at open are dropped for the same reason. Only the process that runs the workers
    * sets it; tools that open the file beside a running bridge must not.
    */
   releaseLeasesOnOpen?: boolean;
@@ -209,6 +210,8 @@ export class SqliteStore implements Store {
       if (options.releaseLeasesOnOpen) {
         // `running` stays set: the next claim of such a job reports it `interrupted`.
         db.exec('UPDATE jobs SET lease_until = NULL, available_at = run_at WHERE lease_until IS NOT NULL');
+        // Locks found at open were held by the same dead process (the token-refresh lock): drop them.
+        db.exec('DELETE FROM locks');
       }
     } catch (error) {
       db.close();

@@ -9,7 +9,8 @@
  * - Refreshed when less than `refreshBeforeMs` (5 min) remains: WeChat rotates the stable token
  *   5 min before expiry and keeps old and new valid meanwhile.
  * - One refresh at a time: concurrent callers in a process share one promise (single-flight), and
- *   across processes a store lock elects the fetcher. A process that does not get the lock keeps
+ *   across processes a store lock elects the fetcher. The lock is a short lease renewed while the
+ *   fetch runs, so a process killed mid-refresh delays the others by at most one lease (2 s). A process that does not get the lock keeps
  *   using the current token if it is still valid, else polls the store for a bounded time and then
  *   fails with a clear RetryableError.
  *
@@ -58,7 +59,12 @@ export interface AccessTokenManagerOptions {
   /** This instance's name in the store lock. Default host:pid:random. */
   owner?: string;
   logger?: Logger;
-  /** How long a process without the lock waits for another one's refresh. Default: lock TTL + 2 s. */
+  /**
+   * The refresh lock's lease, renewed every quarter of it while the fetch runs. Short, so that a
+   * lock left by a process that died mid-refresh holds the others up for at most this long. Default 2 s.
+   */
+  lockTtlMs?: number;
+  /** How long a process without the lock waits for another one's refresh. Default: request budget + lock TTL + 2 s. */
   lockWaitMs?: number;
   /** How often it re-reads the store meanwhile. Default 50 ms. */
   lockPollMs?: number;
@@ -121,9 +127,10 @@ export class AccessTokenManager {
     this.logger = options.logger;
     this.tokenName = `wechat:access_token:${options.appId}`;
     this.lockName = `${this.tokenName}:refresh`;
-    // The lock outlives one fetch with margin; if its holder dies, it expires and another takes over.
-    this.lockTtlMs = this.timeoutMs + 5_000;
-    this.lockWaitMs = options.lockWaitMs ?? this.lockTtlMs + 2_000;
+    // A short lease renewed while held: a live holder keeps it for the whole fetch, a dead one loses
+    // it within one TTL and another process takes over (SQLite also drops it at open).
+    this.lockTtlMs = options.lockTtlMs ?? 2_000;
+    this.lockWaitMs = options.lockWaitMs ?? this.timeoutMs + this.lockTtlMs + 2_000;
     this.lockPollMs = options.lockPollMs ?? 50;
   }
 
@@ -171,12 +178,14 @@ export class AccessTokenManager {
     const attempts = Math.max(1, Math.ceil(this.lockWaitMs / this.lockPollMs));
     for (let attempt = 0; attempt < attempts; attempt += 1) {
       if (await this.store.tryLock(this.lockName, this.owner, this.lockTtlMs)) {
+        const renewal = this.keepLockWhileHeld();
         try {
           // Double-check: another process may have refreshed while we were asking for the lock.
           const current = await this.store.getToken(this.tokenName);
           if (current && this.replaces(current, staleToken)) return current.value;
           return await this.fetchAndStore();
         } finally {
+          clearInterval(renewal);
           await this.store.unlock(this.lockName, this.owner).catch((error: unknown) => {
             this.logger?.warn({ err: error }, 'could not release the WeChat token lock; it expires by itself');
           });
@@ -193,6 +202,17 @@ export class AccessTokenManager {
       `timed out after ${this.lockWaitMs} ms waiting for another process to refresh the WeChat access token ` +
         `(store lock ${this.lockName})`,
     );
+  }
+
+  /** Renews the refresh lock every quarter of its TTL (taking a lock one holds extends it). */
+  private keepLockWhileHeld(): NodeJS.Timeout {
+    const renewal = setInterval(() => {
+      this.store.tryLock(this.lockName, this.owner, this.lockTtlMs).catch((error: unknown) => {
+        this.logger?.warn({ err: error }, 'could not renew the WeChat token lock');
+      });
+    }, Math.max(10, Math.floor(this.lockTtlMs / 4)));
+    renewal.unref();
+    return renewal;
   }
 
   private async fetchAndStore(): Promise<string> {

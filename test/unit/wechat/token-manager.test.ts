@@ -133,6 +133,25 @@ describe('AccessTokenManager: sharing', () => {
     expect(fake.tokenFetches).toBe(0);
   });
 
+  it('a live holder renews its short lock through a slow fetch: nobody else fetches meanwhile', async () => {
+    fake.inject('/cgi-bin/stable_token', [{ delayMs: 700 }]);
+    const holder = manager({ owner: 'holder', lockTtlMs: 200, lockPollMs: 10 });
+    const waiter = manager({ owner: 'waiter', lockTtlMs: 200, lockPollMs: 10 });
+    const first = holder.getToken();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [a, b] = await Promise.all([first, waiter.getToken()]);
+    expect(b).toBe(a);
+    expect(fake.tokenFetches).toBe(1);
+  });
+
+  it('a lock whose holder stopped renewing it (a dead process) is taken over within one short lease', async () => {
+    expect(await store.tryLock(`${TOKEN_NAME}:refresh`, 'dead-process', 200)).toBe(true);
+    const startedAt = Date.now();
+    expect(await manager({ lockTtlMs: 200, lockPollMs: 10 }).getToken()).toBe(fake.issuedTokens[0]);
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
+    expect(fake.tokenFetches).toBe(1);
+  });
+
   it('picks up the token another process stored while it waited', async () => {
     expect(await store.tryLock(`${TOKEN_NAME}:refresh`, 'other-process', 60_000)).toBe(true);
     const pending = manager({ lockPollMs: 10 }).getToken();

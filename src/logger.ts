@@ -34,39 +34,69 @@ const REDACT_PATHS = [
   'config.headers.Authorization',
 ];
 
-/** Rewrites secret-bearing text: `access_token=…` query values and JSON fields, bearer tokens, PEM blocks. */
-export function scrubSecrets(text: string): string {
-  return text
+/** Shortest literal secret value that is scrubbed: very short values would blank out ordinary words; real secrets are long. */
+const MIN_KNOWN_SECRET_CHARS = 6;
+
+/**
+ * Rewrites secret-bearing text: `access_token=…` query values and JSON fields, an access token a
+ * remote names in words (`access_token is …`, `access_token: …`), bearer tokens, JWTs, PEM blocks,
+ * and every literal value in `knownSecrets` (the app secret, the private key…). The one scrubber of
+ * the bridge: logs, stored errors, statuses and the CLI all pass through it.
+ */
+export function scrubSecrets(text: string, knownSecrets: readonly (string | undefined)[] = []): string {
+  let out = text;
+  for (const secret of knownSecrets) {
+    const value = secret?.trim();
+    if (value && value.length >= MIN_KNOWN_SECRET_CHARS) out = out.split(value).join('[REDACTED]');
+  }
+  return out
+    .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]')
     .replace(/(access_token=)[^&#\s"'<>]+/gi, '$1[REDACTED]')
     .replace(/("access_token"\s*:\s*")[^"]*/gi, '$1[REDACTED]')
+    .replace(/(access_?token(?:\s+is|\s*[:=])?\s+["']?)(?!\[REDACTED\])[A-Za-z0-9\-_.~+/]{16,}=*/gi, '$1[REDACTED]')
     .replace(/(secret=)[^&#\s"'<>]+/gi, '$1[REDACTED]')
     .replace(/(Bearer\s+)[A-Za-z0-9\-_.~+/]+=*/g, '$1[REDACTED]')
-    .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]');
+    .replace(/eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[REDACTED JWT]');
 }
 
-function scrubValue(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return scrubSecrets(value);
+/** `scrubSecrets` bound to this bridge's secret settings. */
+export type SecretScrubber = (text: string) => string;
+
+export function createSecretScrubber(knownSecrets: readonly (string | undefined)[] = []): SecretScrubber {
+  const secrets = [...knownSecrets];
+  return (text) => scrubSecrets(text, secrets);
+}
+
+function scrubValue(value: unknown, depth: number, scrub: SecretScrubber): unknown {
+  if (typeof value === 'string') return scrub(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return { type: value.name, message: scrubSecrets(value.message), stack: value.stack ? scrubSecrets(value.stack) : undefined };
+    return { type: value.name, message: scrub(value.message), stack: value.stack ? scrub(value.stack) : undefined };
   }
-  if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1));
+  if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1, scrub));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = scrubValue(item, depth + 1);
+  for (const [key, item] of Object.entries(value)) out[key] = scrubValue(item, depth + 1, scrub);
   return out;
 }
 
-export function createLogger(options: { level: string; destination?: DestinationStream; name?: string }): Logger {
+export function createLogger(options: {
+  level: string;
+  destination?: DestinationStream;
+  name?: string;
+  /** Literal secret values (app secret, private key…) to scrub wherever they appear. */
+  secrets?: readonly (string | undefined)[];
+}): Logger {
+  const scrub = createSecretScrubber(options.secrets);
   return pino(
     {
       level: options.level,
       name: options.name ?? 'wechat-conversation-bridge',
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      serializers: { err: (err: unknown) => scrubValue(err, 0) },
+      serializers: { err: (err: unknown) => scrubValue(err, 0, scrub) },
       hooks: {
         // Every argument of every log call passes through here: strings and nested objects alike.
         logMethod(args, method) {
-          const scrubbed = args.map((arg) => scrubValue(arg, 0)) as Parameters<typeof method>;
+          const scrubbed = args.map((arg) => scrubValue(arg, 0, scrub)) as Parameters<typeof method>;
           method.apply(this, scrubbed);
         },
       },

@@ -5,7 +5,7 @@
 import dotenv from 'dotenv';
 import { loadConfig } from './config';
 import { createLogger } from './logger';
-import { startBridge } from './server';
+import { configuredSecrets, startBridge } from './server';
 
 async function main(): Promise<void> {
   dotenv.config({ quiet: true });
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const { config } = result;
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, secrets: configuredSecrets(config) });
   if (!config.vonage.signatureSecret) {
     logger.warn('VONAGE_SIGNATURE_SECRET is not set: /rtcEvent accepts unsigned requests');
   }

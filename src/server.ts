@@ -12,7 +12,7 @@ import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat'
 import type { Config } from './config';
 import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
-import type { Logger } from './logger';
+import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
 import { observeJobOutcome } from './bridge/job-metrics';
 import { DEFAULT_BACKOFF } from './queue/backoff';
@@ -49,11 +49,20 @@ export interface BridgeOptions {
   extraRoutes?: AppDeps['extraRoutes'];
 }
 
+/** The literal secret values of a configuration, for `createSecretScrubber` and `createLogger({ secrets })`. */
+export function configuredSecrets(config: Config): string[] {
+  return [config.weChat.appSecret, config.vonage.privateKeyPem, config.vonage.signatureSecret].filter(
+    (secret): secret is string => typeof secret === 'string' && secret !== '',
+  );
+}
+
 export async function startBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<RunningBridge> {
   // This process runs the workers: jobs a crashed predecessor had leased are ours to run now.
   const store = await openStore(config.databaseUrl, { releaseLeasesOnOpen: true, logger: logger.child({ component: 'store' }) });
 
   const metrics = createMetrics({ queueStats: () => store.stats() });
+  // Remote error texts are scrubbed of these (and of token-shaped text) before they are stored or shown.
+  const scrub = createSecretScrubber(configuredSecrets(config));
 
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,
@@ -89,12 +98,14 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     backoff: DEFAULT_BACKOFF,
     concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
+    scrub,
     handlers: {
       [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat,
         store,
         logger: logger.child({ component: 'send-to-wechat' }),
+        scrub,
         // The handler reports "failed" itself before the worker would give up silently.
         giveUpAfterMs: GIVE_UP_AFTER_MS,
         maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,

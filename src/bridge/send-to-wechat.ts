@@ -22,7 +22,7 @@
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
-import type { Logger } from '../logger';
+import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import type { Job, Store } from '../store/store';
 import type { WeChatApiClient } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
@@ -49,6 +49,8 @@ export interface SendToWeChatDeps {
   media?: OutboundMedia;
   /** Waits between tries to store the status of a delivered message. Default: a timer. */
   sleep?: (ms: number) => Promise<void>;
+  /** Scrubs a remote's error text (WeChat may echo a token) before agents see it in the status. Default: scrubSecrets. */
+  scrub?: SecretScrubber;
 }
 
 /** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
@@ -75,6 +77,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
   const giveUpAfterMs = deps.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
   const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
   const { store, logger } = deps;
+  const scrub = deps.scrub ?? ((text: string) => scrubSecrets(text));
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   const attemptKey = (payload: OutboundEventPayload, attempt: number, state: 'sending' | 'not-sent') =>
@@ -95,14 +98,15 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
 
   async function report(job: Job, outcome: SendOutcome): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
-    const [result] = await store.enqueue([statusJob(payload, outcome)]);
+    const shown: SendOutcome = outcome.status === 'failed' ? { ...outcome, errorMessage: scrub(outcome.errorMessage) } : outcome;
+    const [result] = await store.enqueue([statusJob(payload, shown)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
     const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
     if (result?.outcome === 'duplicate') {
       logger.info(context, 'outbound event already had a status; kept the first one');
     } else if (outcome.status === 'failed') {
-      logger.warn({ ...context, errorCode: outcome.errorCode, reason: outcome.errorMessage }, 'outbound message failed');
+      logger.warn({ ...context, errorCode: outcome.errorCode, reason: scrub(outcome.errorMessage) }, 'outbound message failed');
     } else {
       logger.debug(context, 'outbound message delivered to WeChat');
     }

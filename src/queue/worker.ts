@@ -26,6 +26,7 @@
  * operators can tell (see `Job.interrupted`).
  */
 import type { Logger } from 'pino';
+import { scrubSecrets, type SecretScrubber } from '../logger';
 import { isClassifiedError, type ClassifiedError } from '../errors';
 import type { Job, JobLease, Store } from '../store/store';
 import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff';
@@ -55,6 +56,8 @@ export interface JobWorkerOptions {
   random?: () => number;
   /** Called once per handled job after its outcome is stored (a metrics hook); must not throw. */
   onOutcome?: (job: Job, outcome: JobOutcome, error?: Error) => void;
+  /** Scrubs error text (a remote may echo a token) before it is stored as a job's last error or dead-letter reason. Default: scrubSecrets. */
+  scrub?: SecretScrubber;
 }
 
 /** What becomes of a job after its handler ran. */
@@ -130,6 +133,7 @@ export class JobWorker {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly onOutcome: JobWorkerOptions['onOutcome'];
+  private readonly scrub: SecretScrubber;
 
   private running = false;
   private loopDone: Promise<void> | undefined;
@@ -159,6 +163,7 @@ export class JobWorker {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.onOutcome = options.onOutcome;
+    this.scrub = options.scrub ?? ((text) => scrubSecrets(text));
   }
 
   /** Starts the loop (idempotent). */
@@ -356,10 +361,10 @@ export class JobWorker {
             held = await this.store.complete(lease);
             break;
           case 'retry':
-            held = await this.store.retry(lease, decision.runAt, decision.error);
+            held = await this.store.retry(lease, decision.runAt, this.scrub(decision.error));
             break;
           case 'dead-letter':
-            held = await this.store.deadLetter(lease, decision.reason);
+            held = await this.store.deadLetter(lease, this.scrub(decision.reason));
             break;
         }
         return held ? 'recorded' : 'lease-lost';

@@ -12,6 +12,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
+import { scrubSecrets } from '../logger';
 
 export interface CustomEventInput {
   /** `custom:…`, at most 100 characters of `[A-Za-z0-9_:-]`. */
@@ -387,12 +388,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Bounded, and with anything shaped like a bearer token or a JWT blanked, in case a server echoes one. */
+/** Bounded, on one line, and scrubbed (a bearer token, a JWT), in case a server echoes one. */
 function sanitize(text: string): string {
-  const clean = text
-    .replace(/Bearer\s+\S+/gi, 'Bearer [redacted]')
-    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
-    .replace(/[\r\n]+/g, ' ');
+  const clean = scrubSecrets(text).replace(/[\r\n]+/g, ' ');
   return clean.length > MAX_DETAIL_CHARS ? `${clean.slice(0, MAX_DETAIL_CHARS - 1)}…` : clean;
 }
 

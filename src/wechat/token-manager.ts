@@ -21,6 +21,7 @@ import { randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
+import { scrubSecrets } from '../logger';
 import type { StoredToken } from '../store/store';
 import {
   DEFAULT_TIMEOUT_MS,
@@ -272,7 +273,7 @@ export class AccessTokenManager {
    * trusted. (A real AppSecret is 32 characters; a very short one would only mangle the text.)
    */
   private scrub(text: string): string {
-    return this.appSecret.length >= 8 ? text.split(this.appSecret).join('[REDACTED]') : text;
+    return scrubSecrets(text, [this.appSecret]);
   }
 }
 

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { Config } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
-import { startBridge, type RunningBridge } from '../../src/server';
+import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
 import { decodeEncodingAesKey } from '../../src/wechat/crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
@@ -131,7 +131,6 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const dbPath = path.join(dir, 'bridge.db');
   const mediaCacheDir = path.join(dir, 'media');
   const { lines, destination } = captureLogs();
-  const logger = createLogger({ level: 'debug', destination });
   // PUBLIC_URL must name the bridge's own port, so it is chosen before the bridge starts.
   const port = options.publicUrl === 'self' ? await freePort() : 0;
   const config = testConfig({
@@ -147,6 +146,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     mediaCacheDir,
     allowPrivateMediaUrls: options.allowPrivateMediaUrls,
   });
+  const logger = createLogger({ level: 'debug', destination, secrets: configuredSecrets(config) });
   const bridge = await startBridge(config, logger);
   return {
     baseUrl: `http://127.0.0.1:${bridge.port}`,

@@ -19,4 +19,24 @@ describe('logs never carry secrets', () => {
     for (const secret of ['s3cr3t', 'tok123', 'tok456', 'tok789', 'tok000']) expect(out).not.toContain(secret);
     expect(out).toContain('[REDACTED]');
   });
+
+  test('a token a remote names in words, a JWT, and the literal secret values are scrubbed too', () => {
+    const token = '90_' + 'AbC9-x_'.repeat(20);
+    const jwtText = 'eyJhbGciOiJSUzI1NiJ9.eyJhcHBsaWNhdGlvbl9pZCI6IngifQ.c2lnbmF0dXJl';
+    const text = `invalid credential, access_token is ${token}; access_token: ${token}; detail ${jwtText}; secret s3cr3t-value-1234`;
+    const out = scrubSecrets(text, ['s3cr3t-value-1234', 'abc', undefined]);
+    expect(out).not.toContain(token);
+    expect(out).not.toContain('eyJhcHBsaWNhdGlvbl9pZCI6IngifQ');
+    expect(out).not.toContain('s3cr3t-value-1234');
+    expect(out).toContain('invalid credential');
+    // Too short to be a secret: ordinary words stay.
+    expect(scrubSecrets('abc def', ['abc'])).toBe('abc def');
+  });
+
+  test('a logger given the secret values scrubs them from every line', () => {
+    const { lines, destination } = captureLogs();
+    const logger = createLogger({ level: 'info', destination, secrets: ['the-app-secret-value'] });
+    logger.warn({ reason: 'WeChat said: the-app-secret-value is wrong' }, 'echo the-app-secret-value');
+    expect(lines.join('')).not.toContain('the-app-secret-value');
+  });
 });

@@ -1,6 +1,12 @@
 /**
  * Structured logs (pino) that never carry a secret.
  *
+ * Written synchronously to stdout: a line is out of the process before the call returns, so the
+ * last lines before a crash or a SIGKILL (the "stored and acknowledged" of a message WeChat was just
+ * told `success` about, the reason for a fatal exit) are never left in a buffer that dies with it.
+ * pino's asynchronous mode would buffer lines whenever the reader of stdout is slower than the
+ * bridge. The cost is one write(2) per line, and a reader that stops reading blocks the bridge.
+ *
  * Two layers, because one is not enough: `redact` removes secret-bearing *keys* wherever they
  * appear in a log object, and `scrubSecrets` rewrites secret-bearing *text* (an access token
  * inside a URL, a bearer token inside an error message) in every string that is logged.
@@ -101,6 +107,6 @@ export function createLogger(options: {
         },
       },
     },
-    options.destination,
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

@@ -43,6 +43,8 @@ export async function storeThenAcknowledge(
       return;
     }
     const outcome = results[0]?.outcome === 'duplicate' ? 'duplicate' : 'stored';
+    // Logged before answering (the logger writes synchronously): once the sender has its answer, the
+    // line is out of the process, and a crash right after cannot lose it.
     deps.logger.debug({ ...work.context, outcome }, 'stored and acknowledged');
     if (outcome === 'stored') deps.onJobsStored();
     res.status(200).type('text/plain').send(work.successText);

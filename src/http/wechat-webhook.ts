@@ -113,7 +113,7 @@ export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
       jobs: deps.jobsFor(message),
       direction: 'inbound',
       successText: 'success',
-      context: { msgType: message.msgType, event: message.event },
+      context: { msgType: message.msgType, event: message.event, msgId: message.msgId },
     });
   };
 }

@@ -272,8 +272,8 @@ export interface WeChatApiClientOptions {
 
 /** What a token refused even after a refetch most likely means, and what to do about it. */
 export const TOKEN_CONFLICT_HINT =
-  'another system is fetching tokens for this AppID (a call to /cgi-bin/token, or stable_token with force_refresh, ' +
-  "invalidates the bridge's token): let only the bridge fetch tokens, or have the other system use stable_token " +
+  'another system is fetching tokens for this AppID (stable_token with force_refresh, or a reset AppSecret, ' +
+  "replaces the bridge's token): let only the bridge fetch tokens, or have the other system use stable_token " +
   'in normal mode; the message was not sent';
 
 type AttemptOutcome = { kind: 'ok' } | { kind: 'token-rejected'; errcode: number; errmsg: string };

@@ -6,10 +6,16 @@
  * While it is down the bridge must answer WeChat with a non-`success` status (so WeChat retries)
  * and `/readyz` must say so; afterwards it must recover by itself, without a restart, and every
  * message it ever acknowledged must reach Vonage, in order per user.
+ *
+ * Outbound: a message WeChat accepted while the database was down (its answer came during the
+ * outage, so its status could not be stored yet) must still be reported `delivered`, not `uncertain`.
  */
 import { createLogger } from '../../src/logger';
 import { startBridge, type RunningBridge } from '../../src/server';
-import { captureLogs, testConfig, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { captureLogs, testConfig, TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { startFakeWeChat } from '../support/fake-wechat';
+import { outboundMessage, postRtcEvent } from '../support/rtc-events';
+import { sleep, waitFor } from '../support/wait';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';
 import { startPrivateCluster, type PrivateCluster } from '../support/postgres';
@@ -122,5 +128,45 @@ describe('PostgreSQL restarted during a run', () => {
     const text = logs.lines.join('');
     expect(text).toMatch(/could not store, answered 503|store too slow/);
     expect(text).not.toContain('uncaught');
+  }, 90_000);
+
+  test('outbound messages WeChat accepted while the database was down are reported delivered, not uncertain', async () => {
+    const weChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
+    const logger = createLogger({ level: 'warn', destination: logs.destination });
+    const outboundBridge = await startBridge(
+      testConfig({ databaseUrl: cluster.url, vonageBaseUrl: vonage.baseUrl, weChatBaseUrl: weChat.baseUrl }),
+      logger,
+    );
+    try {
+      const baseUrl = `http://127.0.0.1:${outboundBridge.port}`;
+      const statusOf = (id: unknown) => vonage.events.find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(id));
+      // A first message, so that the access token is fetched and stored before the outage.
+      const first = outboundMessage('oRestartOut0', { content: 'before' });
+      expect((await postRtcEvent(baseUrl, first)).status).toBe(200);
+      await waitFor('the first status', () => statusOf(first.id), 10_000);
+
+      // WeChat takes these and answers only once the database is gone.
+      const SLOW_ANSWER_MS = 2_500;
+      const events = [1, 2, 3].map((user) => outboundMessage(`oRestartOut${user}`, { content: `during-${user}` }));
+      weChat.inject('/cgi-bin/message/custom/send', events.map(() => ({ delayMs: SLOW_ANSWER_MS })));
+      for (const event of events) expect((await postRtcEvent(baseUrl, event)).status).toBe(200);
+      await waitFor('WeChat to have the messages', () => weChat.sent.length >= 1 + events.length, 10_000);
+      await cluster.stop();
+      await sleep(SLOW_ANSWER_MS + 1_000);
+      await cluster.start();
+
+      const statuses = await waitFor('every status', () => {
+        const found = events.map((event) => statusOf(event.id));
+        return found.every(Boolean) ? found : undefined;
+      }, 60_000);
+      expect(statuses.map((status) => status!.body.status)).toEqual(['delivered', 'delivered', 'delivered']);
+      for (const event of events) {
+        expect(vonage.events.filter((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(event.id))).toHaveLength(1);
+      }
+      expect(weChat.sent).toHaveLength(1 + events.length);
+    } finally {
+      await outboundBridge.stop();
+      await weChat.close();
+    }
   }, 90_000);
 });

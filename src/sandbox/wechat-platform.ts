@@ -30,10 +30,10 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
-import { decodeEncodingAesKey } from '../wechat/crypto';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
 import { actionHasMsgId, userActionXml, type UserAction } from './wechat-messages';
 import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './wechat-push';
+import { aesKeyOf } from './wechat-crypto';
 
 export type InjectedResponse = { errcode: number; errmsg?: string } | { status: number } | { delayMs: number } | { reset: true };
 
@@ -765,7 +765,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       if ((target.mode ?? 'plain') !== 'plain' && !target.encodingAesKey) {
         throw new Error(`${target.mode} mode needs the EncodingAESKey`);
       }
-      aesKey = target.encodingAesKey ? decodeEncodingAesKey(target.encodingAesKey) : undefined;
+      aesKey = target.encodingAesKey ? aesKeyOf(target.encodingAesKey) : undefined;
       server_ = { ...target };
     },
     setPushMode(mode) {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import type { Config } from '../../src/config';
+import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { startBridge, type RunningBridge } from '../../src/server';
@@ -43,6 +43,8 @@ export function testConfig(overrides: {
   databaseUrl: string;
   vonageBaseUrl: string;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   weChatBaseUrl?: string;
   signatureSecret?: string;
   /** Per-user conversation mode: VONAGE_CONVERSATION_ID unset. */
@@ -64,6 +66,7 @@ export function testConfig(overrides: {
       appId: TEST_APP_ID,
       appSecret: TEST_APP_SECRET,
       aesKeys: overrides.aesKeys ?? [TEST_AES_KEY],
+      ...(overrides.messageModes ? { messageModes: overrides.messageModes } : {}),
       apiBaseUrl: overrides.weChatBaseUrl ?? 'http://127.0.0.1:9',
     },
     vonage: {
@@ -98,6 +101,8 @@ export interface HarnessOptions {
   vonage?: FakeVonage;
   weChat?: FakeWeChat;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
   signatureSecret?: string;
   /**
@@ -140,6 +145,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     vonageBaseUrl: vonage.baseUrl,
     weChatBaseUrl: weChat.baseUrl,
     aesKeys: options.aesKeys,
+    messageModes: options.messageModes,
     signatureSecret: options.signatureSecret,
     perUser: options.perUser,
     conversationId: options.conversationId,

@@ -18,6 +18,11 @@ export interface Config {
     appSecret: string;
     /** Current EncodingAESKey first, then the previous one: decryption tries them in this order. */
     aesKeys: Buffer[];
+    /**
+     * WECHAT_MESSAGE_MODES: the push modes accepted. Undefined: what the keys allow (plain always;
+     * compatible and safe when an EncodingAESKey is set).
+     */
+    messageModes?: readonly WeChatMessageMode[];
     apiBaseUrl: string;
   };
   vonage: {
@@ -45,6 +50,10 @@ export interface MediaConfig {
    */
   allowPrivateNetworks?: boolean;
 }
+
+/** How WeChat pushes a message: plaintext, plaintext plus ciphertext, or ciphertext only. */
+export const WECHAT_MESSAGE_MODES = ['plain', 'compatible', 'safe'] as const;
+export type WeChatMessageMode = (typeof WECHAT_MESSAGE_MODES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -85,6 +94,16 @@ const schema = z.object({
     .regex(/^\S+$/, 'must not contain spaces'),
   WECHAT_ENCODING_AES_KEY: optional(aesKey),
   WECHAT_PREVIOUS_ENCODING_AES_KEY: optional(aesKey),
+  WECHAT_MESSAGE_MODES: optional(
+    z
+      .string()
+      .transform((v) => v.split(',').map((mode) => mode.trim().toLowerCase()).filter((mode) => mode !== ''))
+      .pipe(
+        z
+          .array(z.enum(WECHAT_MESSAGE_MODES, { errorMap: () => ({ message: 'must list plain, compatible and/or safe, separated by commas' }) }))
+          .min(1, 'must list at least one of plain, compatible, safe'),
+      ),
+  ),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
   VONAGE_APPLICATION_ID: z
     .string({ required_error: 'is required (the id of your Vonage application)' })
@@ -147,6 +166,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
   if (parsed.success && parsed.data.WECHAT_PREVIOUS_ENCODING_AES_KEY && !parsed.data.WECHAT_ENCODING_AES_KEY) {
     errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
   }
+  const encryptedModes = parsed.success ? (parsed.data.WECHAT_MESSAGE_MODES ?? []).filter((mode) => mode !== 'plain') : [];
+  if (encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
+    errors.push(`WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')} but WECHAT_ENCODING_AES_KEY is not set: those modes need it`);
+  }
 
   if (!parsed.success || errors.length > 0) return { ok: false, errors };
   const d = parsed.data;
@@ -163,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         aesKeys: [d.WECHAT_ENCODING_AES_KEY, d.WECHAT_PREVIOUS_ENCODING_AES_KEY]
           .filter((k): k is string => typeof k === 'string')
           .map(decodeEncodingAesKey),
+        ...(d.WECHAT_MESSAGE_MODES ? { messageModes: [...new Set(d.WECHAT_MESSAGE_MODES)] } : {}),
         apiBaseUrl: d.WECHAT_API_BASE_URL,
       },
       vonage: {

@@ -10,13 +10,13 @@ import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
-import { weChatWebhookRouter } from './wechat-webhook';
+import { weChatWebhookRouter, type WeChatWebhookDeps } from './wechat-webhook';
 
 export interface AppDeps {
   logger: Logger;
   store: Store;
   metrics: BridgeMetrics;
-  weChat: { token: string; appId: string; aesKeys: Buffer[] };
+  weChat: WeChatWebhookDeps['weChat'];
   jobsFor: (message: WeChatMessage) => NewJob[];
   /** `/rtcEvent`: Vonage's RTC webhook. */
   rtc: {

@@ -2,6 +2,8 @@
  * `npm start`: read `.env` (quietly) and the environment, refuse to start on any bad setting,
  * then run the bridge until SIGTERM / SIGINT.
  */
+// First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
+import './require-node';
 import dotenv from 'dotenv';
 import { loadConfig } from './config';
 import { createLogger } from './logger';

@@ -5,6 +5,8 @@
  * demonstrates, such as 45015, would otherwise fill the terminal). Ctrl-C stops everything and
  * deletes the throwaway store.
  */
+// First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
+import '../require-node';
 import { createLogger } from '../logger';
 import { LOG_LEVELS, type LogLevel } from '../config';
 import { startSandbox } from './sandbox';

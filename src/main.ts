@@ -6,7 +6,7 @@
 import './require-node';
 import dotenv from 'dotenv';
 import { loadConfig } from './config';
-import { createLogger } from './logger';
+import { chooseLogFormat, createLogger } from './logger';
 import { startBridge } from './server';
 
 async function main(): Promise<void> {
@@ -19,7 +19,10 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const { config } = result;
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({
+    level: config.logLevel,
+    format: chooseLogFormat(config.logFormat, process.stdout.isTTY === true, process.env.NODE_ENV),
+  });
   if (!config.vonage.signatureSecret) {
     logger.warn('VONAGE_SIGNATURE_SECRET is not set: /rtcEvent accepts unsigned requests');
   }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { loadVonagePrivateKey } from './vonage/private-key';
 import { decodeEncodingAesKey } from './wechat/crypto';
+import { LOG_FORMATS, type LogFormat } from './logger';
 
 export interface Config {
   port: number;
@@ -37,6 +38,8 @@ export interface Config {
   media?: MediaConfig;
   databaseUrl: string;
   logLevel: LogLevel;
+  /** LOG_FORMAT; undefined: pretty on a terminal outside production, JSON otherwise. */
+  logFormat?: LogFormat;
 }
 
 export interface MediaConfig {
@@ -122,6 +125,7 @@ const schema = z.object({
       ),
   ).default('sqlite:./data/bridge.db'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
+  LOG_FORMAT: optional(z.enum(LOG_FORMATS)),
   MEDIA_CACHE_DIR: optional(z.string()).default('./data/media'),
   MEDIA_LINK_SECRET: optional(z.string().min(16, 'must be at least 16 characters (a random secret)')),
 });
@@ -199,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
+      logFormat: d.LOG_FORMAT,
     },
   };
 }

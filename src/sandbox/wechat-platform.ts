@@ -126,6 +126,8 @@ export interface WeChatPlatform {
   /** Every stable_token request body received (parsed). */
   tokenRequests: unknown[];
   inject(path: string, responses: InjectedResponse[]): void;
+  /** Drops the injected responses not consumed yet, on every path. */
+  clearInjected(): void;
   /** The current tokens now answer 42001; the next stable_token call issues a new one. */
   expireTokens(): void;
   /** Tokens issued so far, oldest first. */
@@ -747,6 +749,9 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     tokenRequests,
     inject(path, responses) {
       injected.set(path, [...(injected.get(path) ?? []), ...responses]);
+    },
+    clearInjected() {
+      injected.clear();
     },
     expireTokens() {
       for (const token of tokens.values()) token.revoked = true;

@@ -141,3 +141,17 @@ describe('loadConfig', () => {
     });
   });
 });
+
+describe('LOG_FORMAT', () => {
+  test('json or pretty; unset leaves the choice to the terminal; anything else is refused', () => {
+    const unset = loadConfig(valid());
+    if (!unset.ok) throw new Error(unset.errors.join('; '));
+    expect(unset.config.logFormat).toBeUndefined();
+    const pretty = loadConfig({ ...valid(), LOG_FORMAT: 'pretty' });
+    if (!pretty.ok) throw new Error(pretty.errors.join('; '));
+    expect(pretty.config.logFormat).toBe('pretty');
+    const bad = loadConfig({ ...valid(), LOG_FORMAT: 'xml' });
+    expect(bad.ok).toBe(false);
+    expect(bad.ok ? '' : bad.errors.join('\n')).toMatch(/LOG_FORMAT/);
+  });
+});

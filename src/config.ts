@@ -36,6 +36,8 @@ export interface Config {
   };
   /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
   media?: MediaConfig;
+  /** How replies reach WeChat users; optional: customer-service (custom/send) when left out. */
+  replies?: RepliesConfig;
   databaseUrl: string;
   logLevel: LogLevel;
   /** LOG_FORMAT; undefined: pretty on a terminal outside production, JSON otherwise. */
@@ -52,6 +54,19 @@ export interface MediaConfig {
    * loopback or private addresses. Production refuses both (SSRF).
    */
   allowPrivateNetworks?: boolean;
+}
+
+/** WECHAT_REPLY_MODE: how replies reach WeChat users. */
+export const WECHAT_REPLY_MODES = ['customer-service', 'passive', 'auto'] as const;
+export type WeChatReplyMode = (typeof WECHAT_REPLY_MODES)[number];
+
+export interface RepliesConfig {
+  /** WECHAT_REPLY_MODE: `customer-service` (custom/send), `passive` (the answer to a push), `auto` (passive for a user after a 48001). */
+  mode: WeChatReplyMode;
+  /** WECHAT_PASSIVE_HOLDING_TEXT: answered on WeChat's last delivery when no reply came; undefined: `success`. */
+  holdingText: string | undefined;
+  /** WECHAT_PASSIVE_REPLY_TTL_SECONDS: how long a queued reply waits for a push before it fails `expired`. */
+  replyTtlMs: number;
 }
 
 /** How WeChat pushes a message: plaintext, plaintext plus ciphertext, or ciphertext only. */
@@ -108,6 +123,15 @@ const schema = z.object({
       ),
   ),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
+  WECHAT_REPLY_MODE: optional(
+    z.enum(WECHAT_REPLY_MODES, { errorMap: () => ({ message: 'must be customer-service, passive or auto' }) }),
+  ).default('customer-service'),
+  // A passive reply's text shows in the chat: WeChat answers an empty one with an error to the user.
+  WECHAT_PASSIVE_HOLDING_TEXT: optional(z.string().max(600, 'must be at most 600 characters')),
+  // At most 6 days: the status's dedup key (7 days) must outlive the reply, so it never gets two statuses.
+  WECHAT_PASSIVE_REPLY_TTL_SECONDS: optional(
+    z.coerce.number().int().min(10, 'must be at least 10 seconds').max(6 * 24 * 60 * 60, 'must be at most 518400 (6 days)'),
+  ).default(24 * 60 * 60),
   VONAGE_APPLICATION_ID: z
     .string({ required_error: 'is required (the id of your Vonage application)' })
     .regex(/^[0-9a-fA-F-]{8,64}$/, 'must be a Vonage application id (a UUID)'),
@@ -201,6 +225,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         signatureSecret: d.VONAGE_SIGNATURE_SECRET,
       },
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
+      replies: {
+        mode: d.WECHAT_REPLY_MODE,
+        holdingText: d.WECHAT_PASSIVE_HOLDING_TEXT,
+        replyTtlMs: d.WECHAT_PASSIVE_REPLY_TTL_SECONDS * 1000,
+      },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
       logFormat: d.LOG_FORMAT,

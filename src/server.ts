@@ -9,6 +9,8 @@ import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
+import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/passive-replies';
+import { createPassiveAnswerer } from './http/passive-answer';
 import type { Config } from './config';
 import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
@@ -91,6 +93,19 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   // Fixed or per-user conversations, and media links / uploads (issue 4).
   const relay = createConversationsAndMedia({ config, store, vonage, weChatTokens, logger });
 
+  // Passive-reply mode (WECHAT_REPLY_MODE): replies ride on the answers to WeChat's pushes. The expiry
+  // handler runs in every mode, so that replies queued before a switch back still get their status.
+  const replies = config.replies ?? { mode: 'customer-service', holdingText: undefined, replyTtlMs: 24 * 60 * 60 * 1000 };
+  let wakeWorker = (): void => undefined;
+  const passiveReplies = createPassiveReplies({
+    store,
+    logger: logger.child({ component: 'passive-replies' }),
+    mode: replies.mode,
+    replyTtlMs: replies.replyTtlMs,
+    onJobsStored: () => wakeWorker(),
+  });
+  const passive = replies.mode === 'customer-service' ? undefined : passiveReplies;
+
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
@@ -112,7 +127,9 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         metrics,
         recipientOf: relay.recipientOf,
         media: relay.outboundMedia,
+        ...(passive ? { passive } : {}),
       }),
+      [JOB_EXPIRE_PASSIVE_REPLY]: (job) => passiveReplies.expire(job),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
         weChat,
         logger: logger.child({ component: 'send-typing-to-wechat' }),
@@ -121,12 +138,26 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     },
   });
 
+  wakeWorker = () => worker.notify();
+
   const app = createApp({
     logger: logger.child({ component: 'http' }),
     store,
     metrics,
     weChat: config.weChat,
     jobsFor: relay.jobsFor,
+    ...(passive
+      ? {
+          passive: createPassiveAnswerer({
+            replies: passive,
+            store,
+            logger: logger.child({ component: 'passive-answer' }),
+            weChat: config.weChat,
+            holdingText: replies.holdingText,
+            now: Date.now,
+          }),
+        }
+      : {}),
     rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,

@@ -84,7 +84,8 @@ function outboundJobKind(event: RtcEvent): string | undefined {
 /** Longest `error_message` we post: the whole status body stays far below Vonage's 4096 bytes. */
 const MAX_ERROR_MESSAGE_CHARS = 1000;
 
-export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string };
+/** `via`: the channel that carried a delivered message when it is not custom/send (`passive`: a push's answer). */
+export type SendOutcome = { status: 'delivered'; via?: string } | { status: 'failed'; errorCode: string; errorMessage: string };
 
 /**
  * The `deliver-to-vonage` job that posts the outcome of an outbound event to its conversation.
@@ -96,6 +97,7 @@ export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCod
 export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome): NewJob {
   const to = outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
+  if (outcome.status === 'delivered' && outcome.via !== undefined) body.via = outcome.via;
   if (outcome.status === 'failed') {
     body.error_code = outcome.errorCode;
     body.error_message = clip(outcome.errorMessage);

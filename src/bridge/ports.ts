@@ -91,6 +91,8 @@ export type WeChatStatusBody = {
   ref_event_id: string;
   /** The recipient openid as the event named it; empty when the event had none. */
   to: string;
+  /** How a delivered message went, when not by custom/send: `passive` (the answer to a push). */
+  via?: string;
   error_code?: string;
   error_message?: string;
 };

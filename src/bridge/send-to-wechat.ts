@@ -31,6 +31,8 @@ import type { BridgeMetrics } from '../metrics';
 import type { OutboundMedia } from './outbound-media';
 import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
+import type { PassiveReplies } from './passive-replies';
+import { passiveReplyProblem } from '../wechat/passive-reply';
 
 export interface SendToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
@@ -51,6 +53,11 @@ export interface SendToWeChatDeps {
   sleep?: (ms: number) => Promise<void>;
   /** Scrubs a remote's error text (WeChat may echo a token) before agents see it in the status. Default: scrubSecrets. */
   scrub?: SecretScrubber;
+  /**
+   * WECHAT_REPLY_MODE passive or auto: replies for a passive user are queued for their next push
+   * instead of custom/send (passive-replies.ts). Absent: customer-service only.
+   */
+  passive?: Pick<PassiveReplies, 'isPassive' | 'switchesOn' | 'switchToPassive' | 'deposit'>;
 }
 
 /** error_code values of our own (WeChat's are its numeric errcodes, as strings). */
@@ -155,9 +162,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const to = recipient.openid;
 
     let request: Record<string, unknown>;
+    let body: Record<string, unknown>;
     try {
       // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
-      const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+      body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
       request = buildCustomSendBody({ to, body });
     } catch (error) {
       // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
@@ -170,6 +178,17 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       await report(job, failureOf(error, logger, payload, job.attempts));
       return;
     }
+
+    /** Queues the reply for the user's next push; its status comes when a push is answered with it, or at its expiry. */
+    const queuePassive = async (): Promise<void> => {
+      const problem = passiveReplyProblem(body);
+      if (problem !== undefined) {
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: problem });
+        return;
+      }
+      await deps.passive!.deposit(to, { ...payload, body });
+    };
+    if (deps.passive && (await deps.passive.isPassive(to))) return queuePassive();
 
     // "Sending" is recorded once the token is in hand, right before the request leaves: a crash or
     // a store error while the token is fetched or awaited leaves no marker, and the next run sends.
@@ -201,6 +220,11 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
         throw error;
+      }
+      if (error instanceof PermanentError && deps.passive?.switchesOn(error.code)) {
+        // The account has no customer-service API: WeChat refused, nothing went out.
+        await deps.passive.switchToPassive(to);
+        return queuePassive();
       }
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.

@@ -18,6 +18,8 @@ export interface AppDeps {
   metrics: BridgeMetrics;
   weChat: WeChatWebhookDeps['weChat'];
   jobsFor: (message: WeChatMessage) => NewJob[];
+  /** Passive-reply mode: the webhook's answer may carry a reply. */
+  passive?: WeChatWebhookDeps['passive'];
   /** `/rtcEvent`: Vonage's RTC webhook. */
   rtc: {
     /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
@@ -77,6 +79,7 @@ export function createApp(deps: AppDeps): Express {
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,
       ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+      passive: deps.passive,
     }),
   );
 

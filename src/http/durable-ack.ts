@@ -26,7 +26,14 @@ export const arrivalOf = (res: Response): number => (typeof res.locals.arrivedAt
 export async function storeThenAcknowledge(
   deps: DurableAckDeps,
   res: Response,
-  work: { jobs: NewJob[]; direction: Direction; successText: string; context: Record<string, unknown> },
+  work: {
+    jobs: NewJob[];
+    direction: Direction;
+    successText: string;
+    context: Record<string, unknown>;
+    /** Writes the answer once the jobs are stored, instead of the success text (passive replies). */
+    answer?: () => Promise<void>;
+  },
 ): Promise<void> {
   deps.metrics.received(work.direction);
   let timer: NodeJS.Timeout | undefined;
@@ -47,6 +54,13 @@ export async function storeThenAcknowledge(
     // line is out of the process, and a crash right after cannot lose it.
     deps.logger.debug({ ...work.context, outcome }, 'stored and acknowledged');
     if (outcome === 'stored') deps.onJobsStored();
+    if (work.answer) {
+      // Stored is what the acknowledgement metric measures; the answer may wait for a reply.
+      deps.metrics.acknowledged(work.direction, outcome, (performance.now() - arrivalOf(res)) / 1000);
+      clearTimeout(timer);
+      await work.answer();
+      return;
+    }
     res.status(200).type('text/plain').send(work.successText);
     deps.metrics.acknowledged(work.direction, outcome, (performance.now() - arrivalOf(res)) / 1000);
   } catch (error) {

@@ -18,6 +18,7 @@ import { parseWeChatMessage, weChatContentDigest, type WeChatMessage } from '../
 import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
 import { parseWeChatXml } from '../wechat/xml';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
+import type { PassiveAnswerer } from './passive-answer';
 
 export const WECHAT_BODY_LIMIT = '64kb';
 
@@ -29,6 +30,8 @@ export interface WeChatWebhookDeps extends DurableAckDeps {
   /** The jobs that deliver one accepted message (the bridge decides where it goes). */
   jobsFor: (message: WeChatMessage) => NewJob[];
   now: () => number;
+  /** WECHAT_REPLY_MODE passive or auto: the answer may carry a reply (passive-answer.ts). */
+  passive?: PassiveAnswerer | undefined;
 }
 
 /** A query parameter as a single string; repeated or missing parameters are `undefined`. */
@@ -83,6 +86,8 @@ export function readWeChatMessage(weChat: WeChatWebhookDeps['weChat']): RequestH
     if (!accepted.has(mode)) return next(new InvalidInputError(401, `${mode} mode push refused (WECHAT_MESSAGE_MODES)`));
 
     if (encryptType === 'aes') {
+      // A passive reply to an encrypted push must be encrypted too.
+      res.locals.weChatEncrypted = true;
       const encrypt = outer.Encrypt;
       if (typeof encrypt !== 'string' || encrypt === '') return next(new InvalidInputError(400, 'missing Encrypt'));
       const signed = verifyWeChatMsgSignature({
@@ -165,13 +170,15 @@ export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'l
 }
 
 export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
-  return async (_req, res: Response) => {
+  return async (req, res: Response) => {
     const message = res.locals.weChatMessage as WeChatMessage;
+    const passive = deps.passive;
     await storeThenAcknowledge(deps, res, {
       jobs: deps.jobsFor(message),
       direction: 'inbound',
       successText: 'success',
       context: { msgType: message.msgType, event: message.event, msgId: message.msgId },
+      ...(passive ? { answer: () => passive.answer(req, res, message, res.locals.weChatEncrypted === true) } : {}),
     });
   };
 }

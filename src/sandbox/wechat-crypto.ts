@@ -12,7 +12,7 @@
  *   (https://developer.work.weixin.qq.com/document/path/90968, the same scheme for Official Accounts:
  *   https://developers.weixin.qq.com/doc/oplatform/Third-party_Platforms/2.0/api/Before_Develop/message_push.html).
  */
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
 /** The PKCS#7 block WeChat pads to: 32 bytes, not AES's 16. */
 const WECHAT_PAD_BLOCK = 32;
@@ -39,4 +39,19 @@ export function platformEncrypt(message: string, aesKey: Buffer, appId: string):
   const padLength = WECHAT_PAD_BLOCK - (plain.length % WECHAT_PAD_BLOCK);
   const cipher = createCipheriv('aes-256-cbc', aesKey, aesKey.subarray(0, 16)).setAutoPadding(false);
   return Buffer.concat([cipher.update(Buffer.concat([plain, Buffer.alloc(padLength, padLength)])), cipher.final()]).toString('base64');
+}
+
+/** The message inside an `Encrypt` text for `appId` (how WeChat reads a safe-mode passive reply); throws when it is not one. */
+export function platformDecrypt(encrypt: string, aesKey: Buffer, appId: string): string {
+  const decipher = createDecipheriv('aes-256-cbc', aesKey, aesKey.subarray(0, 16)).setAutoPadding(false);
+  const padded = Buffer.concat([decipher.update(Buffer.from(encrypt, 'base64')), decipher.final()]);
+  const padLength = padded[padded.length - 1] ?? 0;
+  if (padLength < 1 || padLength > WECHAT_PAD_BLOCK || padded.subarray(padded.length - padLength).some((b) => b !== padLength)) {
+    throw new Error('bad PKCS#7 padding (32-byte blocks)');
+  }
+  const plain = padded.subarray(0, padded.length - padLength);
+  const length = plain.readUInt32BE(16);
+  if (20 + length > plain.length) throw new Error('message length beyond the plaintext');
+  if (plain.subarray(20 + length).toString('utf8') !== appId) throw new Error('receive_id is not the AppID');
+  return plain.subarray(20, 20 + length).toString('utf8');
 }

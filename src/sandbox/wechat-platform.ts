@@ -34,6 +34,7 @@ import { createTrafficRecorder, type TrafficRecorder } from './traffic';
 import { actionHasMsgId, userActionXml, type UserAction } from './wechat-messages';
 import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './wechat-push';
 import { aesKeyOf } from './wechat-crypto';
+import { PASSIVE_REPLY_ERROR, readPassiveReply, type ReadPassiveReply } from './wechat-passive-reply';
 
 export type InjectedResponse = { errcode: number; errmsg?: string } | { status: number } | { delayMs: number } | { reset: true };
 
@@ -80,9 +81,21 @@ export type PlatformChange =
   | { type: 'typing'; openid: string; typing: boolean }
   | { type: 'clock'; offsetMs: number };
 
+/**
+ * `verified`: the customer-service API works. `unverified-subscription`: an unverified subscription
+ * account (most small accounts), which has no customer-service API: custom/send and custom/typing
+ * answer 48001 `api unauthorized` (wechat.md §5: gtoxlili/wechat-chatGPT#5, zhayujie/bot-on-anything#36),
+ * and the answer to a push is its only way to reply.
+ */
+export type AccountType = 'verified' | 'unverified-subscription';
+
 export interface PushResult {
   /** The message's MsgId (events have none). */
   msgId: string | undefined;
+  /** The passive reply the account's server answered with, as WeChat read it. */
+  reply?: ReadPassiveReply;
+  /** Why the answer was refused as a reply (the user saw 该公众号暂时无法提供服务). */
+  replyError?: string;
   /** The plaintext XML (before any encryption). */
   xml: string;
   deliveries: PushDelivery[];
@@ -139,6 +152,8 @@ export interface WeChatPlatform {
   connect(server: ServerConfig): void;
   setPushMode(mode: PushMode): void;
   readonly pushMode: PushMode | undefined;
+  setAccountType(type: AccountType): void;
+  readonly accountType: AccountType;
   /** A new user; by default they follow the account at once (a `subscribe` push when connected). */
   addUser(input?: { nickname?: string; openid?: string; follow?: boolean }): Promise<SimulatedUser>;
   users(): SimulatedUser[];
@@ -181,6 +196,8 @@ export interface WeChatPlatformOptions {
   callerOf?: (req: http.IncomingMessage) => string;
   /** How long WeChat waits for the server's answer before pushing again; default 5000 ms. */
   answerTimeoutMs?: number;
+  /** Default `verified`. */
+  accountType?: AccountType;
 }
 
 // --- WeChat's numbers ---------------------------------------------------------------------------
@@ -237,6 +254,7 @@ const ERRMSG: Record<number, string> = {
   45015: 'response out of time limit or subscription is canceled',
   45047: 'out of response count limit',
   45072: 'command invalid',
+  48001: 'api unauthorized',
   47001: 'data format error',
 };
 
@@ -303,6 +321,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
   const listeners = new Set<(change: PlatformChange) => void>();
   const closing = new AbortController();
   let server_: ServerConfig | undefined;
+  let accountType: AccountType = options.accountType ?? 'verified';
   let aesKey: Buffer | undefined;
   let nextMsgId = BigInt(24_000_000_000_000_000) + BigInt(randomInt(0, 1_000_000)) * 1_000_000n;
   let nextChatId = 1;
@@ -421,6 +440,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
   function handleSend(path: string, rawBody: string, accessToken: string): Answer {
     const tokenError = checkAccessToken(accessToken);
     if (tokenError) return ok(tokenError);
+    if (accountType === 'unverified-subscription') return ok(error(48001));
     if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return ok(error(40033));
     let json: Record<string, unknown>;
     try {
@@ -716,7 +736,28 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
         }
       },
     });
-    return { msgId, xml, deliveries, acknowledged: deliveries.some((d) => d.status === 200) };
+    const answered = deliveries.find((d) => d.status === 200);
+    const result: PushResult = { msgId, xml, deliveries, acknowledged: answered !== undefined };
+    const openid = user?.openid ?? /<FromUserName>(?:<!\[CDATA\[)?([^<\]]*)/.exec(xml)?.[1] ?? '';
+    const verdict = answered
+      ? readPassiveReply(answered.body ?? '', { openid, accountId, mode, token: target.token, appId: options.appId, ...(aesKey ? { aesKey } : {}) })
+      : ({ kind: 'none' } as const);
+    if (verdict.kind === 'reply' && verdict.reply.mediaId !== undefined && verdict.reply.msgType !== 'music' && user && !liveMedia(verdict.reply.mediaId)) {
+      result.replyError = `the reply's MediaId is unknown or expired (40007)`;
+    } else if (verdict.kind === 'invalid') {
+      result.replyError = verdict.reason;
+    } else if (verdict.kind === 'reply') {
+      result.reply = verdict.reply;
+      if (user) {
+        setTyping(user, false);
+        addChat(user, { from: 'account', msgType: verdict.reply.msgType, kind: verdict.reply.msgType === 'text' ? 'text' : verdict.reply.msgType === 'image' ? 'image' : 'other', text: verdict.reply.text, ...(verdict.reply.mediaId ? { mediaId: verdict.reply.mediaId } : {}) });
+      }
+    }
+    if (result.replyError !== undefined && user && item) {
+      item.delivery = { state: 'failed', attempts: answered!.attempt, detail: `${PASSIVE_REPLY_ERROR} (the passive reply: ${result.replyError})` };
+      updateChat(user, item);
+    }
+    return result;
   }
 
   /** A user message: it opens the 48-hour window whatever the server answers (WeChat got it). */
@@ -786,6 +827,12 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     },
     get pushMode() {
       return server_ ? (server_.mode ?? 'plain') : undefined;
+    },
+    setAccountType(type) {
+      accountType = type;
+    },
+    get accountType() {
+      return accountType;
     },
     async addUser(input = {}) {
       const openid = input.openid ?? `o${randomBytes(21).toString('base64url').slice(0, 27)}`;

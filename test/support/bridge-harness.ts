@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import type { Config, WeChatMessageMode } from '../../src/config';
+import type { Config, RepliesConfig, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
@@ -56,6 +56,8 @@ export function testConfig(overrides: {
   mediaCacheDir?: string;
   /** Agents' media_url may be http on loopback (the tests' file servers). */
   allowPrivateMediaUrls?: boolean;
+  /** WECHAT_REPLY_MODE and the passive-reply settings; default customer-service. */
+  replies?: RepliesConfig;
 }): Config {
   return {
     port: overrides.port ?? 0,
@@ -80,6 +82,7 @@ export function testConfig(overrides: {
       ...(overrides.mediaCacheDir !== undefined ? { cacheDir: overrides.mediaCacheDir } : {}),
       allowPrivateNetworks: overrides.allowPrivateMediaUrls === true,
     },
+    ...(overrides.replies ? { replies: overrides.replies } : {}),
     databaseUrl: overrides.databaseUrl,
     logLevel: 'debug',
   };
@@ -122,6 +125,8 @@ export interface HarnessOptions {
   keepDirectory?: boolean;
   /** DATABASE_URL instead of the harness's own SQLite file (e.g. a shared PostgreSQL test database). */
   databaseUrl?: string;
+  /** WECHAT_REPLY_MODE and the passive-reply settings; default customer-service. */
+  replies?: RepliesConfig;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -152,6 +157,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     publicUrl: options.publicUrl === 'self' ? `http://127.0.0.1:${port}` : options.publicUrl,
     mediaCacheDir,
     allowPrivateMediaUrls: options.allowPrivateMediaUrls,
+    ...(options.replies ? { replies: options.replies } : {}),
   });
   const logger = createLogger({ level: 'debug', destination, secrets: configuredSecrets(config) });
   const bridge = await startBridge(config, logger);

@@ -3,6 +3,7 @@
  * WeChat does (5 s per delivery, three deliveries) and reads the answer as WeChat would; an agent
  * (the test) reads the inbound event at the fake Vonage and posts its reply to /rtcEvent.
  */
+import path from 'node:path';
 import type { RepliesConfig } from '../../src/config';
 import { userActionXml } from '../../src/sandbox/wechat-messages';
 import type { PushResult } from '../../src/sandbox/wechat-platform';
@@ -12,11 +13,13 @@ import {
   TEST_APP_ID,
   TEST_APP_SECRET,
   TEST_TOKEN,
+  TEST_VONAGE_APP_ID,
   type Harness,
   type HarnessOptions,
 } from '../support/bridge-harness';
 import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
-import type { RecordedEvent } from '../support/fake-vonage';
+import { startFakeVonage, type FakeVonage, type RecordedEvent } from '../support/fake-vonage';
+import { testKeyPair } from '../support/keys';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { sleep, waitFor } from '../support/wait';
@@ -265,5 +268,37 @@ describe('passive replies across two instances on one PostgreSQL database', () =
     const result = await pushed;
     expect(result.deliveries).toHaveLength(1);
     expect(result.reply?.text).toBe('from instance B');
+  });
+});
+
+describe('a queued reply and a restart', () => {
+  let weChat: FakeWeChat;
+  let vonage: FakeVonage;
+  beforeAll(async () => {
+    weChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
+    vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID });
+  });
+  afterAll(async () => {
+    await weChat.close();
+    await vonage.close();
+  });
+
+  it('keeps the reply in the store: the restarted bridge answers the next push with it', async () => {
+    const { harness: before } = await startPassiveBridge({ replies: passiveMode(), weChat, vonage, keepDirectory: true });
+    const openid = newOpenid();
+    const event = outboundMessage(openid, { content: 'kept across a restart' });
+    await postRtcEvent(before.baseUrl, event);
+    await waitFor('the reply queued', () => before.logs.some((line) => line.includes('reply queued for the next push')));
+    await before.close();
+
+    const { harness: after } = await startPassiveBridge({ replies: passiveMode(), weChat, vonage, directory: path.dirname(before.dbPath) });
+    try {
+      const result = await textPush(weChat, openid, 'anyone there?');
+      expect(result.deliveries).toHaveLength(1);
+      expect(result.reply?.text).toBe('kept across a restart');
+      expect(await waitFor('the status', () => statusOf(after, event.id))).toMatchObject({ status: 'delivered', via: 'passive' });
+    } finally {
+      await after.close();
+    }
   });
 });

@@ -140,6 +140,39 @@ describe('loadConfig', () => {
       expect(result.ok ? [] : result.errors).toEqual([expect.stringMatching(/^WECHAT_MESSAGE_MODES lists safe but WECHAT_ENCODING_AES_KEY is not set/)]);
     });
   });
+
+  describe('WECHAT_REPLY_MODE and the passive-reply settings', () => {
+    const replies = (env: Record<string, string>) => {
+      const result = loadConfig({ ...valid(), ...env });
+      if (!result.ok) throw new Error(result.errors.join('; '));
+      return result.config.replies;
+    };
+
+    test('default: customer-service, no holding text, replies kept a day', () => {
+      expect(replies({ WECHAT_REPLY_MODE: '', WECHAT_PASSIVE_HOLDING_TEXT: '' })).toEqual({
+        mode: 'customer-service',
+        holdingText: undefined,
+        replyTtlMs: 86_400_000,
+      });
+    });
+
+    test('passive or auto, with a holding text and an expiry', () => {
+      expect(replies({ WECHAT_REPLY_MODE: 'auto', WECHAT_PASSIVE_HOLDING_TEXT: '回复 1 获取答复', WECHAT_PASSIVE_REPLY_TTL_SECONDS: '600' })).toEqual({
+        mode: 'auto',
+        holdingText: '回复 1 获取答复',
+        replyTtlMs: 600_000,
+      });
+      expect(replies({ WECHAT_REPLY_MODE: 'passive' })?.mode).toBe('passive');
+    });
+
+    test('an unknown mode, or an expiry beyond the dedup keys, is refused with the reason', () => {
+      const result = loadConfig({ ...valid(), WECHAT_REPLY_MODE: 'kf', WECHAT_PASSIVE_REPLY_TTL_SECONDS: '999999' });
+      expect(result.ok ? [] : result.errors).toEqual([
+        'WECHAT_REPLY_MODE must be customer-service, passive or auto',
+        'WECHAT_PASSIVE_REPLY_TTL_SECONDS must be at most 518400 (6 days)',
+      ]);
+    });
+  });
 });
 
 describe('LOG_FORMAT', () => {

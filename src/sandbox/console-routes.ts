@@ -13,12 +13,15 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type Response } from 'express';
 import type { Logger } from '../logger';
+import type { DemoBot } from './demo-bot';
 import type { TrafficRecorder } from './traffic';
 import type { VonageEmulator } from './vonage-emulator';
 import type { WeChatPlatform } from './wechat-platform';
 
 export interface ConsoleDeps {
   weChat: WeChatPlatform;
+  /** The agent that answers every message (switched from the console). */
+  demoBot?: Pick<DemoBot, 'enabled' | 'setEnabled'>;
   vonage: VonageEmulator;
   traffic: TrafficRecorder;
   agent: { name: string; displayName: string };
@@ -136,6 +139,8 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
       faults: faultState(),
       account: { id: weChat.accountId, appId: deps.weChatCredentials.appId },
       pushMode: weChat.pushMode,
+      accountType: weChat.accountType,
+      demoBot: deps.demoBot?.enabled ?? false,
       clockOffsetMs: weChat.clockOffsetMs,
       users: weChat.users().map((user) => ({ ...user, chat: weChat.chat(user.openid) })),
       agent: deps.agent,
@@ -263,6 +268,26 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     }
     weChat.setPushMode(mode);
     res.json({ pushMode: weChat.pushMode });
+  });
+
+  api.post('/wechat/account-type', (req, res) => {
+    const type = req.body?.type;
+    if (type !== 'verified' && type !== 'unverified-subscription') {
+      res.status(400).json({ error: 'type must be verified or unverified-subscription' });
+      return;
+    }
+    weChat.setAccountType(type);
+    res.json({ accountType: weChat.accountType });
+  });
+
+  api.post('/demo-bot', (req, res) => {
+    const enabled = req.body?.enabled;
+    if (typeof enabled !== 'boolean' || !deps.demoBot) {
+      res.status(400).json({ error: 'enabled must be true or false' });
+      return;
+    }
+    deps.demoBot.setEnabled(enabled);
+    res.json({ demoBot: deps.demoBot.enabled });
   });
 
   api.post('/faults', (req, res) => {

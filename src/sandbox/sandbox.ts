@@ -22,6 +22,7 @@ import { createLogger, type Logger } from '../logger';
 import { startBridge, type RunningBridge } from '../server';
 import { decodeEncodingAesKey } from '../wechat/crypto';
 import { createConsoleRoutes } from './console-routes';
+import { startDemoBot, type DemoBot } from './demo-bot';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
 import { startVonageEmulator, type VonageEmulator } from './vonage-emulator';
 import { startWeChatPlatform, type WeChatPlatform } from './wechat-platform';
@@ -35,6 +36,8 @@ export interface SandboxOptions {
   logger?: Logger;
   /** Simulated users who follow the account at start (nicknames); default one. */
   users?: string[];
+  /** Whether the demo bot answers every message at start; default off (the console switches it). */
+  demoBot?: boolean;
 }
 
 export interface Sandbox {
@@ -45,6 +48,8 @@ export interface Sandbox {
   weChat: WeChatPlatform;
   vonage: VonageEmulator;
   traffic: TrafficRecorder;
+  /** The agent that answers every message within a second (demo-bot.ts). */
+  demoBot: DemoBot;
   /** The conversation the bridge made for a WeChat user (`wechat:<openid>`), once they wrote or followed. */
   conversationOf(openid: string): string | undefined;
   /** The Vonage user the console's agent pane acts as. */
@@ -156,7 +161,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       );
     };
 
+    const demoBot = startDemoBot({
+      vonage,
+      enabled: options.demoBot === true,
+      logger: logger.child({ component: 'sandbox-demo-bot' }),
+      postEvent: async (conversationId, event) => {
+        await vonageApi('POST', `/conversations/${encodeURIComponent(conversationId)}/events`, event);
+      },
+    });
+    started.push(async () => demoBot.stop());
+
     const consoleRoutes = createConsoleRoutes({
+      demoBot,
       weChat,
       vonage,
       traffic,
@@ -193,6 +209,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         // Everything in the sandbox is on loopback, agents' media_url included.
         allowPrivateNetworks: true,
       },
+      // Auto: customer-service replies while the account is verified; switched to "unverified
+      // subscription account" (48001), each user's replies ride on the answers to their pushes.
+      replies: { mode: 'auto', holdingText: '回复 1 获取答复', replyTtlMs: 24 * 60 * 60 * 1000 },
       databaseUrl: `sqlite:${databasePath}`,
       logLevel: logger.level as Config['logLevel'],
     };
@@ -220,6 +239,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       weChat,
       vonage,
       traffic,
+      demoBot,
       conversationOf: (openid) => vonage.conversations().find((c) => c.name === `wechat:${openid}`)?.id,
       agent: AGENT,
       databasePath,

@@ -41,6 +41,7 @@
     trafficCleared: 0,
     instanceId: undefined, // the sandbox run this page belongs to
     pushMode: 'plain',
+    accountType: 'verified',
     faults: [],
     faultTimer: undefined,
   };
@@ -834,6 +835,19 @@
       pushMode.value = result ? result.pushMode : state.pushMode;
       state.pushMode = pushMode.value;
     });
+    const accountType = $('account-type');
+    accountType.addEventListener('change', async () => {
+      const wanted = accountType.value;
+      const result = await attempt('Changing the account type', () => api('POST', '/sandbox/api/wechat/account-type', { type: wanted }));
+      accountType.value = result ? result.accountType : state.accountType;
+      state.accountType = accountType.value;
+    });
+    const demoBot = $('demo-bot');
+    demoBot.addEventListener('change', async () => {
+      const wanted = demoBot.checked;
+      const result = await attempt('Switching the demo bot', () => api('POST', '/sandbox/api/demo-bot', { enabled: wanted }));
+      demoBot.checked = result ? result.demoBot : !wanted;
+    });
     $('skip-time').addEventListener('click', async () => {
       const result = await attempt('Skipping time', () => api('POST', '/sandbox/api/wechat/clock', { hours: 49 }));
       if (!result) return;
@@ -907,6 +921,9 @@
     state.agent.vonageApiBase = initial.vonageApiBase;
     $('agent-name').textContent = `· ${initial.agent.displayName} (user ${initial.agent.name})`;
     $('push-mode').value = initial.pushMode || 'plain';
+    state.accountType = initial.accountType || 'verified';
+    $('account-type').value = state.accountType;
+    $('demo-bot').checked = initial.demoBot === true;
     // Entries that also came through the stream before this answer are not shown twice.
     const seen = new Set(state.traffic.map((t) => t.seq));
     state.traffic = [...initial.traffic.filter((t) => !seen.has(t.seq)), ...state.traffic].sort(byStart);

@@ -195,6 +195,41 @@ describe('customer-service rules', () => {
     await receiver.close();
   });
 
+  test('an unverified subscription account has no customer-service API: 48001 for send and typing', async () => {
+    const user = await platform.addUser({ nickname: 'Sub' });
+    await platform.sendText(user.openid, 'hi');
+    const { access_token } = await token(platform);
+    platform.setAccountType('unverified-subscription');
+    expect(await customSend(platform, String(access_token), text(user.openid))).toMatchObject({ errcode: 48001, errmsg: expect.stringMatching(/^api unauthorized/) });
+    expect(await customSend(platform, String(access_token), { touser: user.openid, command: 'Typing' }, 'typing')).toMatchObject({ errcode: 48001 });
+    platform.setAccountType('verified');
+    expect(await customSend(platform, String(access_token), text(user.openid))).toMatchObject({ errcode: 0 });
+  });
+
+  test('an answer in the passive reply format reaches the phone; an empty text reply shows the error instead', async () => {
+    let answer = 'success';
+    const replier = await startReceiver(() => ({ status: 200, body: answer }));
+    platform.connect({ url: replier.url, token: TOKEN });
+    try {
+      const user = await platform.addUser({ nickname: 'Passive' });
+      const reply = (content: string) =>
+        `<xml><ToUserName><![CDATA[${user.openid}]]></ToUserName><FromUserName><![CDATA[${platform.accountId}]]></FromUserName>` +
+        `<CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${content}]]></Content></xml>`;
+      answer = reply('in the answer');
+      const good = await platform.sendText(user.openid, 'question');
+      expect(good.reply).toMatchObject({ msgType: 'text', text: 'in the answer' });
+      expect(platform.chat(user.openid).at(-1)).toMatchObject({ from: 'account', kind: 'text', text: 'in the answer' });
+
+      answer = reply('');
+      const bad = await platform.sendText(user.openid, 'another');
+      expect(bad.replyError).toBe('empty Content');
+      const item = platform.chat(user.openid).find((entry) => entry.text === 'another');
+      expect(item?.delivery).toMatchObject({ state: 'failed', detail: expect.stringContaining('该公众号暂时无法提供服务') });
+    } finally {
+      await replier.close();
+    }
+  });
+
   test('an openid that is no user of the account is 40003', async () => {
     const { access_token } = await token(platform);
     expect(await customSend(platform, String(access_token), text('oNobody'))).toMatchObject({ errcode: 40003 });

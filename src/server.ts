@@ -103,6 +103,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     mode: replies.mode,
     replyTtlMs: replies.replyTtlMs,
     onJobsStored: () => wakeWorker(),
+    metrics,
   });
   const passive = replies.mode === 'customer-service' ? undefined : passiveReplies;
 

@@ -27,6 +27,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { WeChatReplyMode } from '../config';
 import type { Logger } from '../logger';
+import type { BridgeMetrics } from '../metrics';
 import type { Job, NewJob, Store } from '../store/store';
 import { statusJob, type SendOutcome } from './outbound';
 import type { OutboundEventPayload } from './ports';
@@ -75,6 +76,8 @@ export interface PassiveRepliesDeps {
   /** Called once jobs are stored (statuses, expiry jobs), to wake the workers. */
   onJobsStored?: () => void;
   sleep?: (ms: number) => Promise<void>;
+  /** Counts each outcome, as custom/send's are counted. */
+  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
 }
 
 /** How long a user of an auto-mode account is remembered as passive after a 48001. */
@@ -235,6 +238,8 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     /** A reply taken from the mailbox is done: its one status (`delivered` `via: "passive"` once written to WeChat). */
     async settle(reply: PassiveReply, outcome: SendOutcome): Promise<void> {
       await enqueue([statusJob(reply.outbound, outcome)]);
+      if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - reply.queuedAt) / 1000);
+      else deps.metrics?.failed('outbound', 'bridge', outcome.errorCode);
     },
 
     /** The `expire-passive-reply` job's handler. */
@@ -259,6 +264,7 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
       const [result] = await store.enqueue([statusJob(outbound, outcome)]);
       if (result?.outcome === 'stored') {
         deps.onJobsStored?.();
+        deps.metrics?.failed('outbound', 'bridge', outcome.errorCode);
         logger.warn({ openid, conversationId: outbound.conversationId, eventId: outbound.eventId, errorCode: outcome.errorCode }, 'passive reply not delivered');
       }
     },

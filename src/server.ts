@@ -135,6 +135,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         weChat,
         logger: logger.child({ component: 'send-typing-to-wechat' }),
         recipientOf: relay.recipientOf,
+        ...(passive ? { isPassive: (openid: string) => passive.isPassive(openid) } : {}),
       }),
     },
   });

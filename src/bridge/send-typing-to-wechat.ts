@@ -22,6 +22,8 @@ export interface SendTypingToWeChatDeps {
   logger: Logger;
   /** Who the indicator is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
+  /** Whether the user gets passive replies: then there is no customer-service API to show typing with. */
+  isPassive?: (openid: string) => Promise<boolean>;
 }
 
 export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
@@ -40,6 +42,10 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
       return;
     }
 
+    if (deps.isPassive && (await deps.isPassive(request['touser'] as string))) {
+      deps.logger.debug(context, 'typing indicator not sent: this user gets passive replies (no customer-service API)');
+      return;
+    }
     try {
       await deps.weChat.sendTyping(request);
     } catch (error) {

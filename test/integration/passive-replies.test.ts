@@ -21,7 +21,7 @@ import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
 import { startFakeVonage, type FakeVonage, type RecordedEvent } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { outboundMessage, postRtcEvent } from '../support/rtc-events';
+import { outboundMessage, postRtcEvent, rtcEvent } from '../support/rtc-events';
 import { sleep, waitFor } from '../support/wait';
 
 const HOLDING_TEXT = '回复 1 获取答复';
@@ -147,6 +147,18 @@ describe('WECHAT_REPLY_MODE=passive', () => {
     await waitFor('the inbound event', () => inboundFrom(harness, openid).length === 2);
     await postRtcEvent(harness.baseUrl, outboundMessage(openid, { msg_type: 'news', title: 'Headline', url: 'https://example.com/a' }));
     expect((await news).reply).toMatchObject({ msgType: 'news', text: '[news] Headline' });
+  });
+
+  it('sends no typing indicator: there is no customer-service API to show it with', async () => {
+    const openid = newOpenid();
+    const pushed = textPush(weChat, openid, 'typing?');
+    await waitFor('the inbound event', () => inboundFrom(harness, openid).length === 1);
+    await postRtcEvent(harness.baseUrl, rtcEvent('custom:wechat:typing', { to: openid, command: 'Typing' }));
+    const reply = outboundMessage(openid, { content: 'typed' });
+    await postRtcEvent(harness.baseUrl, reply);
+    expect((await pushed).reply?.text).toBe('typed');
+    await waitFor('the log line', () => harness.logs.some((line) => line.includes('typing indicator not sent')));
+    expect(weChat.requests.filter((r) => r.path.endsWith('/custom/typing'))).toHaveLength(0);
   });
 
   it('fails at once an event that cannot be a passive reply, without holding it', async () => {

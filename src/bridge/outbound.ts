@@ -91,10 +91,12 @@ export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCod
  *
  * Statuses have their own per-user order key: a Vonage outage delays the statuses, never the
  * user's next WeChat sends. The dedup key makes the status unique per outbound event, so a job that
- * runs again after a crash cannot post a second, contradicting status.
+ * runs again after a crash cannot post a second, contradicting status. `recipient` is the openid the
+ * send was resolved to, when it was (per-user events may not name it in `body.to`).
  */
-export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome): NewJob {
-  const to = outboundRecipient(payload.body);
+export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, recipient?: string): NewJob {
+  // Per-user mode: the event may omit `to`, the recipient is the conversation's own user.
+  const to = recipient ?? outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
   if (outcome.status === 'failed') {
     body.error_code = outcome.errorCode;

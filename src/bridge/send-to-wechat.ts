@@ -83,9 +83,9 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
-  async function report(job: Job, outcome: SendOutcome): Promise<void> {
+  async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
-    const [result] = await store.enqueue([statusJob(payload, outcome)]);
+    const [result] = await store.enqueue([statusJob(payload, outcome, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
     const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
@@ -107,12 +107,15 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
     const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
 
+    // First, so that every status names the user it is about, even in per-user mode.
+    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
+    const resolvedTo = recipient.ok ? recipient.openid : undefined;
+
     if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
       return;
     }
 
-    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
     if (!recipient.ok) {
       await report(job, { status: 'failed', errorCode: recipient.errorCode, errorMessage: recipient.errorMessage });
       return;
@@ -132,13 +135,13 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         error instanceof PermanentError ||
         (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
       if (!endsHere) throw error;
-      await report(job, failureOf(error, logger, payload, job.attempts));
+      await report(job, failureOf(error, logger, payload, job.attempts), to);
       return;
     }
 
     if (!(await store.markSeen(attemptKey(payload, job.attempts, 'sending'), markerExpiresAt))) {
       // Another run of this very attempt got here first (a lease taken over): never send twice.
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
       return;
     }
 
@@ -152,17 +155,17 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          });
+          }, to);
           return;
         }
         await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
         throw error;
       }
-      await report(job, failureOf(error, logger, payload));
+      await report(job, failureOf(error, logger, payload), to);
       return;
     }
 
-    await report(job, { status: 'delivered' });
+    await report(job, { status: 'delivered' }, to);
   };
 }
 

@@ -22,6 +22,7 @@ const SECRET_KEYS = [
   'authorization',
   'Authorization',
   'signatureSecret',
+  'previousSignatureSecret',
   'password',
 ];
 

@@ -115,7 +115,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     metrics,
     weChat: config.weChat,
     jobsFor: relay.jobsFor,
-    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
+    rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,
     checkReady: () => store.ping(),

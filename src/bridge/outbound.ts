@@ -67,9 +67,24 @@ export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob
   };
 }
 
+/**
+ * Whether a payload, readable or not, is of a kind the bridge would act on: judged on its `type` and
+ * `body.direction` alone, for payloads that lack what `parseRtcEvent` needs.
+ */
+export function mayActOn(json: unknown): boolean {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return false;
+  const { type, body } = json as Record<string, unknown>;
+  if (typeof type !== 'string') return false;
+  const direction = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['direction'] : undefined;
+  return jobKindFor(type, direction) !== undefined;
+}
+
 function outboundJobKind(event: RtcEvent): string | undefined {
-  const direction = event.body['direction'];
-  switch (event.type) {
+  return jobKindFor(event.type, event.body['direction']);
+}
+
+function jobKindFor(type: string, direction: unknown): string | undefined {
+  switch (type) {
     case WECHAT_MESSAGE_EVENT:
       // Strict: only an explicit `outbound`. Anything else may be our own inbound event coming back.
       return direction === 'outbound' ? JOB_SEND_TO_WECHAT : undefined;

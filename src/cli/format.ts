@@ -47,7 +47,7 @@ export function table(header: readonly string[], rows: readonly (readonly string
  */
 export function redactSecrets(text: string, env: NodeJS.ProcessEnv): string {
   let out = scrubSecrets(text);
-  const secrets = [env.WECHAT_APP_SECRET, env.VONAGE_SIGNATURE_SECRET, env.VONAGE_PRIVATE_KEY, ...databasePassword(env.DATABASE_URL)];
+  const secrets = [env.WECHAT_APP_SECRET, env.VONAGE_SIGNATURE_SECRET, env.VONAGE_PREVIOUS_SIGNATURE_SECRET, env.VONAGE_PRIVATE_KEY, ...databasePassword(env.DATABASE_URL)];
   for (const secret of secrets) {
     // Very short values would blank out ordinary words; real secrets are long.
     if (typeof secret === 'string' && secret.trim().length >= 6) out = out.split(secret.trim()).join('[REDACTED]');

@@ -145,6 +145,11 @@ const VERSION_PREFIX = /^\/(v1|beta)(\/.*)$/;
 const CUSTOM_TYPE = /^custom:[\w\-:]+$/;
 const MAX_TYPE_CHARS = 100;
 const MAX_BODY_BYTES = 4096;
+// Conversation API v1 reference (developer.vonage.com/en/api/conversation): conversation and user
+// `name` at most 100 characters, `display_name` at most 50, `image_url` a URL of at most 2048.
+const MAX_NAME_CHARS = 100;
+const MAX_DISPLAY_NAME_CHARS = 50;
+const MAX_URL_CHARS = 2048;
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 const DEFAULT_PAGE_SIZE = 10;
@@ -464,9 +469,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
 
   function createConversation(context: RequestContext): Answer {
     const input = readJson(context, true);
-    const name = optionalString(input, 'name', 200);
-    const displayName = optionalString(input, 'display_name', 200);
-    const imageUrl = optionalString(input, 'image_url', 2000);
+    const name = optionalString(input, 'name', MAX_NAME_CHARS);
+    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
+    const imageUrl = optionalUrl(input, 'image_url');
     const properties = input['properties'];
     if (properties !== undefined && (typeof properties !== 'object' || properties === null || Array.isArray(properties))) {
       throw validation('properties', '"properties" must be an object.');
@@ -485,6 +490,13 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     if (properties !== undefined) conversation.properties = properties as Record<string, unknown>;
     const view = conversationView(conversation, context.origin, context.version);
     emit({ type: 'conversation', conversation: view });
+    // Like the live service: an application event, with neither an event `id` nor a `conversation_id`.
+    dispatchPayload(conversation, {
+      type: 'conversation:created',
+      body: { id: conversation.id, name: conversation.name, ...(displayName !== undefined ? { display_name: displayName } : {}) },
+      application_id: options.applicationId,
+      timestamp: new Date(conversation.createdAt).toISOString(),
+    }, 0);
     return { status: 201, body: view };
   }
 
@@ -502,9 +514,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
 
   function createUser(context: RequestContext): Answer {
     const input = readJson(context, true);
-    const name = optionalString(input, 'name', 200);
-    const displayName = optionalString(input, 'display_name', 200);
-    const imageUrl = optionalString(input, 'image_url', 2000);
+    const name = optionalString(input, 'name', MAX_NAME_CHARS);
+    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
+    const imageUrl = optionalUrl(input, 'image_url');
     if (name !== undefined && userByName(name)) {
       throw new ApiError(409, 'user:error:duplicate-name', 'Conflict.', `User with name ${name} already exists.`);
     }
@@ -537,7 +549,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     const channel = input['channel'] ?? { type: 'app' };
     if (typeof channel !== 'object' || channel === null || Array.isArray(channel)) throw validation('channel', '"channel" must be an object.');
     if ([...members.values()].some((m) => m.conversationId === conversation.id && m.userId === user.id)) {
-      throw new ApiError(409, 'member:error:user-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
+      throw new ApiError(409, 'conversation:error:member-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
     }
     const member: MemberState = {
       id: `MEM-${crypto.randomUUID()}`,
@@ -551,7 +563,12 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     addEvent(
       conversation,
       `member:${state}`,
-      { user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) }, channel: member.channel },
+      {
+        user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
+        channel: member.channel,
+        member_id: member.id,
+        timestamp: { [state]: new Date(member.at).toISOString() },
+      },
       member.id,
       undefined,
     );
@@ -606,7 +623,8 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       status: 200,
       body: {
         page_size: page.pageSize,
-        _embedded: page.items.map((e) => eventView(conversation, e, context.origin, context.version)),
+        // The live v1 API nests the page under `events` (what vonage-java-sdk#536/#537 had to parse).
+        _embedded: { events: page.items.map((e) => eventView(conversation, e, context.origin, context.version)) },
         _links: page.links,
       },
     };
@@ -746,8 +764,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   // --- dispatch to the application ---------------------------------------------------------------------
 
   function dispatch(conversation: ConversationState, event: StoredEvent): void {
-    const url = rtcEventUrl;
-    if (url === undefined) return;
+    if (rtcEventUrl === undefined) return;
     const view = eventView(conversation, event, origin, 'v1');
     const payload: Record<string, unknown> = {
       type: view.type,
@@ -759,10 +776,17 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       ...(view.from !== undefined ? { from: view.from } : {}),
       ...(view._embedded ? { _embedded: view._embedded } : {}),
     };
+    dispatchPayload(conversation, payload, event.id);
+  }
+
+  /** Queues one callback behind the conversation's earlier ones. `eventId` 0: not a conversation event. */
+  function dispatchPayload(conversation: ConversationState, payload: Record<string, unknown>, eventId: number): void {
+    const url = rtcEventUrl;
+    if (url === undefined) return;
     const record: DispatchRecord = {
       conversationId: conversation.id,
-      eventId: event.id,
-      type: event.type,
+      eventId,
+      type: String(payload.type),
       rawBody: JSON.stringify(payload),
       attempts: [],
       authorizations: [],
@@ -976,6 +1000,12 @@ function optionalString(input: Record<string, unknown>, name: string, maxChars: 
   if (typeof value !== 'string' || value === '' || value.length > maxChars) {
     throw validation(name, `"${name}" must be a non-empty string of at most ${maxChars} characters.`);
   }
+  return value;
+}
+
+function optionalUrl(input: Record<string, unknown>, name: string): string | undefined {
+  const value = optionalString(input, name, MAX_URL_CHARS);
+  if (value !== undefined && !/^https?:\/\/[^\s]+$/i.test(value)) throw validation(name, `"${name}" must be an http(s) URL.`);
   return value;
 }
 

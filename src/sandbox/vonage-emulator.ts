@@ -107,6 +107,12 @@ export interface VonageEmulator {
 
   /** Where events are dispatched (the application's RTC `event_url`); undefined dispatches nothing. */
   setRtcEventUrl(url: string | undefined): void;
+
+  /**
+   * The first attempt of each of the next `n` callbacks goes out unsigned, as Vonage documents for
+   * "the rare case of an internal error"; its retries (after a 5xx) are signed.
+   */
+  sendUnsignedCallbacks(n: number): void;
   /** Every dispatch, in the order the events were created. */
   dispatches: DispatchRecord[];
   /** Resolves once `predicate` holds for the dispatches (checked on every change); rejects after `timeoutMs`. */
@@ -263,6 +269,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   const closing = new AbortController();
   let requests = 0;
   let closed = false;
+  let unsignedCallbacks = 0;
   let origin = '';
 
   const server = http.createServer((req, res) => {
@@ -795,12 +802,27 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     dispatches.push(record);
     notifyDispatchWaiters();
     const secret = options.signatureSecret;
+    let unsignedFirstAttempt = false;
+    if (secret && unsignedCallbacks > 0) {
+      unsignedCallbacks -= 1;
+      unsignedFirstAttempt = true;
+    }
     conversation.dispatchChain = conversation.dispatchChain.then(async () => {
       if (closed) return;
       const attempts = await deliverCallback({
         url,
         rawBody: record.rawBody,
-        ...(secret ? { sign: (raw: string) => signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() }) } : {}),
+        ...(secret
+          ? {
+              sign: (raw: string) => {
+                if (unsignedFirstAttempt) {
+                  unsignedFirstAttempt = false;
+                  return undefined;
+                }
+                return signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() });
+              },
+            }
+          : {}),
         retryDelaysMs: retryDelaysMs,
         timeoutMs: dispatchTimeoutMs,
         now,
@@ -820,7 +842,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
             ...(attempt.error !== undefined ? { error: attempt.error } : {}),
             durationMs: attempt.durationMs,
             note: [
-              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : 'unsigned (no signature secret)',
+              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : secret ? 'unsigned (a rare internal error)' : 'unsigned (no signature secret)',
               attempt.attempt > 1 ? `retry ${attempt.attempt - 1}` : undefined,
             ]
               .filter(Boolean)
@@ -914,6 +936,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
         };
         waiters.add(waiter);
       });
+    },
+    sendUnsignedCallbacks(n) {
+      unsignedCallbacks += n;
     },
     setRtcEventUrl(url) {
       rtcEventUrl = url;

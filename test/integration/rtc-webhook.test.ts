@@ -3,7 +3,11 @@
  * exact body, fresh `iat`, unused `jti`) are accepted; everything else is a 401 and sends nothing.
  * Without the secret, unsigned requests are accepted.
  */
-import { startHarness, type Harness } from '../support/bridge-harness';
+import * as crypto from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { startVonageEmulator } from '../../src/sandbox/vonage-emulator';
+import { startHarness, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
+import { testKeyPair } from '../support/keys';
 import { outboundMessage, postRtcEvent, signRtcBody } from '../support/rtc-events';
 import { sleep, waitFor } from '../support/wait';
 
@@ -187,5 +191,51 @@ describe('without VONAGE_SIGNATURE_SECRET', () => {
     expect((await postRtcEvent(harness.baseUrl, outboundMessage('oOpen', { content: 'a' }))).status).toBe(200);
     expect((await postRtcEvent(harness.baseUrl, outboundMessage('oOpen', { content: 'b' }), { sign: { secret: 'whatever' } })).status).toBe(200);
     await harness.weChat.waitForSends(2);
+  });
+});
+
+describe('the emulator\'s occasional unsigned callback', () => {
+  test('an agent reply that first arrives unsigned (503) is retried signed and delivered exactly once', async () => {
+    const vonage = await startVonageEmulator({
+      publicKeyPem: testKeyPair().publicKeyPem,
+      applicationId: TEST_VONAGE_APP_ID,
+      signatureSecret: SECRET,
+      dispatchRetryDelaysMs: [50, 50, 50],
+    });
+    const token = () =>
+      jwt.sign({ application_id: TEST_VONAGE_APP_ID, jti: crypto.randomUUID() }, testKeyPair().privateKeyPem, { algorithm: 'RS256', expiresIn: 600 });
+    const api = async (method: string, path: string, body: unknown) => {
+      const response = await fetch(`${vonage.baseUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token()}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return (await response.json()) as { id: string | number };
+    };
+    const conversation = await api('POST', '/conversations', { name: 'unsigned-once' });
+    const harness = await startHarness({ vonage, signatureSecret: SECRET, conversationId: String(conversation.id) });
+    try {
+      vonage.setRtcEventUrl(`${harness.baseUrl}/rtcEvent`);
+      vonage.sendUnsignedCallbacks(1);
+      const reply = await api('POST', `/conversations/${conversation.id}/events`, {
+        type: 'custom:wechat:message',
+        body: { direction: 'outbound', to: 'oUnsignedFirst', content: 'reply that first came unsigned' },
+      });
+      const [dispatch] = await vonage.waitForDispatches((all) => all.some((d) => d.eventId === reply.id && d.outcome !== 'pending'));
+      const record = (await vonage.waitForDispatches((all) => all.some((d) => d.eventId === reply.id && d.outcome === 'delivered'))).find(
+        (d) => d.eventId === reply.id,
+      )!;
+      expect(dispatch).toBeDefined();
+      expect(record.attempts.map((a) => a.status)).toEqual([503, 200]);
+      expect(record.authorizations[0]).toBeUndefined();
+      expect(record.authorizations[1]).toMatch(/^Bearer /);
+      await waitFor('the send', () => harness.weChat.sent.some((s) => (s.json as { touser: string }).touser === 'oUnsignedFirst'));
+      await sleep(200);
+      expect(harness.weChat.sent.filter((s) => (s.json as { touser: string }).touser === 'oUnsignedFirst')).toHaveLength(1);
+    } finally {
+      vonage.setRtcEventUrl(undefined);
+      await harness.close();
+      await vonage.close();
+    }
   });
 });

@@ -68,15 +68,17 @@ export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob
 }
 
 /**
- * Whether a payload, readable or not, is of a kind the bridge would act on: judged on its `type` and
- * `body.direction` alone, for payloads that lack what `parseRtcEvent` needs.
+ * Whether a payload `parseRtcEvent` could not read may be one the bridge acts on, judged on what it
+ * has: not an object or no `type` (not an RTC event at all), a message or typing event whose body is
+ * not an object (its direction is unknown), or one whose `type` and `body.direction` plan a job.
  */
 export function mayActOn(json: unknown): boolean {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return false;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return true;
   const { type, body } = json as Record<string, unknown>;
-  if (typeof type !== 'string') return false;
-  const direction = typeof body === 'object' && body !== null ? (body as Record<string, unknown>)['direction'] : undefined;
-  return jobKindFor(type, direction) !== undefined;
+  if (typeof type !== 'string' || type === '') return true;
+  const bodyIsObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+  if (!bodyIsObject) return type === WECHAT_MESSAGE_EVENT || type === WECHAT_TYPING_EVENT;
+  return jobKindFor(type, (body as Record<string, unknown>)['direction']) !== undefined;
 }
 
 function outboundJobKind(event: RtcEvent): string | undefined {

@@ -89,7 +89,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router }),
+      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat,
         store,

@@ -27,7 +27,10 @@
  * Tests steer failures with `script([...])`: one entry is consumed per incoming request, in arrival
  * order, before normal handling. `{status}` answers with that status (a Vonage-shaped error body unless
  * `body` is given); `{delayMs}` waits, then handles normally unless the client has gone away meanwhile
- * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket.
+ * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket; `{loseAnswer: true}`
+ * handles the request (an event is created) and then destroys the socket instead of answering.
+ * `loseEventAnswers(n)` does the same to every n-th created event, for load tests;
+ * `sendUnsignedCallbacks(n)` sends the next n callbacks' first attempt unsigned.
  */
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -52,7 +55,9 @@ export interface RecordedEvent {
 export type ScriptedResponse =
   | { status: number; retryAfter?: string; body?: unknown }
   | { delayMs: number }
-  | { reset: true };
+  | { reset: true }
+  /** Handle the request normally (an event is created), then drop the connection instead of answering. */
+  | { loseAnswer: true };
 
 /** An event as the API returns it (`GET …/events`) and as it is pushed to listeners. */
 export interface EventView {
@@ -113,6 +118,12 @@ export interface VonageEmulator {
    * "the rare case of an internal error"; its retries (after a 5xx) are signed.
    */
   sendUnsignedCallbacks(n: number): void;
+
+  /**
+   * From now on, every `everyNth` event created with `POST …/events` is committed and then its
+   * answer is lost (the connection drops), as when a response times out on the way back; 0 stops.
+   */
+  loseEventAnswers(everyNth: number): void;
   /** Every dispatch, in the order the events were created. */
   dispatches: DispatchRecord[];
   /** Resolves once `predicate` holds for the dispatches (checked on every change); rejects after `timeoutMs`. */
@@ -270,6 +281,8 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   let requests = 0;
   let closed = false;
   let unsignedCallbacks = 0;
+  let loseEveryNth = 0;
+  let createdSinceLoss = 0;
   let origin = '';
 
   const server = http.createServer((req, res) => {
@@ -282,7 +295,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = now();
     if (req.method === 'POST') requests += 1;
-    const step = scripted.shift(); // taken on arrival, so entries follow request order
+    let step = scripted.shift(); // taken on arrival, so entries follow request order
     const raw = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://vonage.invalid');
     let caller = 'unknown';
@@ -330,6 +343,15 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     try {
       if (!versioned) throw notFoundRoute();
       const answer = eventsOnly ? handleEventsOnly(context, (c) => (caller = c)) : handleFull(context, (c) => (caller = c));
+      const createdEvent = req.method === 'POST' && answer.status === 201 && /\/events$/.test(context.path);
+      if (createdEvent && loseEveryNth > 0 && (createdSinceLoss = (createdSinceLoss + 1) % loseEveryNth) === 0) {
+        step = { loseAnswer: true };
+      }
+      if (step && 'loseAnswer' in step) {
+        record(undefined, undefined, 'answer lost after the request was handled (scripted)');
+        req.socket.destroy();
+        return;
+      }
       record(answer.status, sendJson(res, answer.status, answer.body));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -936,6 +958,10 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
         };
         waiters.add(waiter);
       });
+    },
+    loseEventAnswers(everyNth) {
+      loseEveryNth = everyNth;
+      createdSinceLoss = 0;
     },
     sendUnsignedCallbacks(n) {
       unsignedCallbacks += n;

@@ -59,6 +59,31 @@ describe('Vonage emulator: resources', () => {
   });
   afterEach(() => vonage.close());
 
+  test.each([
+    ['/conversations', { name: 'n'.repeat(101) }, 'name'],
+    ['/conversations', { display_name: 'd'.repeat(51) }, 'display_name'],
+    ['/conversations', { image_url: `https://example.com/${'i'.repeat(2048)}` }, 'image_url'],
+    ['/conversations', { image_url: 'not a url' }, 'image_url'],
+    ['/users', { name: 'u'.repeat(101) }, 'name'],
+    ['/users', { name: 'ok', display_name: 'd'.repeat(51) }, 'display_name'],
+  ])('documented limits: POST %s %j is 400 validation-fail naming the field', async (path, body, field) => {
+    const refused = await call(vonage, 'POST', path, body);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({
+      type: 'https://developer.nexmo.com/api/conversation#http:error:validation-fail',
+      title: 'Bad request.',
+      code: 'http:error:validation-fail',
+      detail: expect.any(String),
+      invalid_parameters: [{ name: field, reason: expect.any(String) }],
+    });
+  });
+
+  test('documented limits: the longest accepted values are accepted', async () => {
+    const at = await call(vonage, 'POST', '/conversations', { name: 'n'.repeat(100), display_name: 'd'.repeat(50), image_url: `https://e.com/${'i'.repeat(2034)}` });
+    expect(at.status).toBe(201);
+    expect((await call(vonage, 'POST', '/users', { name: 'u'.repeat(100), display_name: 'd'.repeat(50) })).status).toBe(201);
+  });
+
   test('conversations: create (201), duplicate name (409), get, 404, list with _embedded', async () => {
     const created = await call(vonage, 'POST', '/conversations', { name: 'support', display_name: 'Support' });
     expect(created.status).toBe(201);

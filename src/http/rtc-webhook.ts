@@ -38,7 +38,7 @@ const rawBodyOf = (body: unknown): Buffer => (Buffer.isBuffer(body) ? body : Buf
 
 /** What the signature check leaves for the later steps (in `res.locals.signature`). */
 interface CheckedSignature {
-  /** The replay keys to record once the request was acted on. */
+  /** The replay keys to record with the request's job (or once it was answered, when it has none). */
   seenKeys: string[];
   expiresAt: number;
 }
@@ -50,8 +50,8 @@ interface CheckedSignature {
  *   callback service sends an unsigned callback and that "by returning an HTTP 5xx response, a retry
  *   will be triggered". So it is answered `503`, nothing is acted on, and the retry comes signed.
  * - A bad, tampered, stale or reused token is a `401`.
- * - The `jti` is recorded only after the request was acted on (its job stored), so a store failure
- *   (a `503`) does not turn Vonage's retry with the same token into a "replay". A redelivery of the
+ * - The `jti` is recorded in the same transaction as the request's job, so a store failure (a `503`)
+ *   does not turn Vonage's retry with the same token into a "replay". A redelivery of the
  *   very same request (same `jti`, same body) goes on to the store, whose dedup key answers `200`
  *   without acting twice; the same `jti` over another body is refused.
  * - A genuine token without `payload_hash` is accepted (its body is not covered), logged and counted.
@@ -108,7 +108,7 @@ async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boo
   return !(await store.markSeen(key, 0));
 }
 
-/** Records the request's replay keys once it was acted on; a failure here costs only the replay guard. */
+/** Records the replay keys of a request that stored nothing; a failure here costs only the replay guard. */
 async function recordSignature(deps: Pick<RtcWebhookDeps, 'store' | 'logger'>, res: Response): Promise<void> {
   const signature = res.locals.signature as CheckedSignature | undefined;
   if (signature === undefined || res.statusCode !== 200) return;
@@ -160,13 +160,14 @@ export function storeAndAcknowledge(deps: RtcWebhookDeps): RequestHandler {
       return;
     }
 
+    const signature = res.locals.signature as CheckedSignature | undefined;
     await storeThenAcknowledge(deps, res, {
       jobs: [job],
       direction: 'outbound',
       successText: 'ok',
       context: { ...context, kind: job.kind },
+      ...(signature ? { seenKeys: signature.seenKeys.map((key) => ({ key, expiresAt: signature.expiresAt })) } : {}),
     });
-    await recordSignature(deps, res);
   };
 }
 

@@ -83,17 +83,17 @@ export function requireVonageSignature(
     }
     const tokenKey = `vonage-jti:${jti}`;
     const requestKey = `${tokenKey}:${crypto.createHash('sha256').update(rawBody).digest('hex')}`;
-    let tokenUsed: boolean;
-    let sameRequest: boolean;
+    let replayed: boolean;
     try {
-      [tokenUsed, sameRequest] = await Promise.all([wasSeen(deps.store, tokenKey), wasSeen(deps.store, requestKey)]);
+      // The second probe only for a token seen before: is it the very same request again?
+      replayed = (await wasSeen(deps.store, tokenKey)) && !(await wasSeen(deps.store, requestKey));
     } catch (error) {
       // Not the caller's fault: a 503 makes Vonage try again.
       deps.logger.error({ err: error }, 'could not check the webhook jti, answered 503');
       res.status(503).type('text/plain').send('try again');
       return;
     }
-    if (tokenUsed && !sameRequest) return next(new InvalidInputError(401, 'Vonage webhook signature: token already used (jti replay)'));
+    if (replayed) return next(new InvalidInputError(401, 'Vonage webhook signature: token already used (jti replay)'));
     const signature: CheckedSignature = { seenKeys: [tokenKey, requestKey], expiresAt: (iat + SIGNATURE_MAX_AGE_SECONDS + 60) * 1000 };
     res.locals.signature = signature;
     return next();
@@ -115,7 +115,7 @@ async function recordSignature(deps: Pick<RtcWebhookDeps, 'store' | 'logger'>, r
   try {
     for (const key of signature.seenKeys) await deps.store.markSeen(key, signature.expiresAt);
   } catch (error) {
-    deps.logger.warn({ err: error }, 'could not record the webhook jti (the event itself is stored)');
+    deps.logger.warn({ err: error }, 'could not record the jti of a webhook that needed nothing stored');
   }
 }
 

@@ -11,8 +11,11 @@
  *   `POST/GET /v1/conversations/{id}/members` (a join adds a `member:joined` event),
  *   `POST/GET /v1/conversations/{id}/events` and `GET …/events/{event_id}`. Lists take `page_size`
  *   (1–100, default 10), `order` (`asc`/`desc`) and an opaque `cursor`, and answer `page_size`,
- *   `_embedded` (an array for events, `{conversations|users|members: [...]}` otherwise) and
+ *   `_embedded` (`{events|conversations|users|members: [...]}`) and
  *   `_links` (`first`, `self`, `next`, `prev`).
+ * - Names: conversation and user `name` at most 100 characters, `display_name` at most 50,
+ *   `image_url` an http(s) URL of at most 2048 (docs/emulator-limits.md lists every limit and its source).
+ *   A user joined twice is 409 `conversation:error:member-already-joined`.
  * - Custom events: `type` matches `^custom:[\w\-:]+$` within 100 characters, `body` an object of at
  *   most 4096 bytes serialised (400 `http:error:validation-fail` / `conversation:error:invalid-event`),
  *   201 with `{id, type, from, body, timestamp, _links}`; ids are progressive integers per conversation.

@@ -33,6 +33,8 @@ export interface Config {
     /** Fixed mode: every WeChat user's messages go here. Undefined: per-user conversation mode. */
     conversationId: string | undefined;
     signatureSecret: string | undefined;
+    /** The secret being rotated out: still accepted, after `signatureSecret`. */
+    previousSignatureSecret?: string | undefined;
   };
   /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
   media?: MediaConfig;
@@ -140,6 +142,7 @@ const schema = z.object({
   // Set: every WeChat user in this one conversation. Unset: a conversation per WeChat user.
   VONAGE_CONVERSATION_ID: optional(z.string().regex(/^\S+$/, 'must be a conversation id (CON-…) without spaces')),
   VONAGE_SIGNATURE_SECRET: optional(z.string()),
+  VONAGE_PREVIOUS_SIGNATURE_SECRET: optional(z.string()),
   DATABASE_URL: optional(
     z
     .string()
@@ -223,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         apiBaseUrl: d.VONAGE_API_BASE_URL,
         conversationId: d.VONAGE_CONVERSATION_ID,
         signatureSecret: d.VONAGE_SIGNATURE_SECRET,
+        previousSignatureSecret: d.VONAGE_PREVIOUS_SIGNATURE_SECRET,
       },
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       replies: {

@@ -9,7 +9,7 @@
 import type { Response } from 'express';
 import type { Logger } from '../logger';
 import type { BridgeMetrics, Direction } from '../metrics';
-import type { NewJob, Store } from '../store/store';
+import type { EnqueueOptions, NewJob, Store } from '../store/store';
 
 export interface DurableAckDeps {
   logger: Logger;
@@ -31,6 +31,8 @@ export async function storeThenAcknowledge(
     direction: Direction;
     successText: string;
     context: Record<string, unknown>;
+    /** Replay keys stored in the jobs' transaction (a webhook token's `jti`). */
+    seenKeys?: EnqueueOptions['seenKeys'];
     /** Writes the answer once the jobs are stored, instead of the success text (passive replies). */
     answer?: () => Promise<void>;
   },
@@ -38,7 +40,7 @@ export async function storeThenAcknowledge(
   deps.metrics.received(work.direction);
   let timer: NodeJS.Timeout | undefined;
   try {
-    const stored = deps.store.enqueue(work.jobs);
+    const stored = deps.store.enqueue(work.jobs, work.seenKeys ? { seenKeys: work.seenKeys } : undefined);
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), deps.ackTimeoutMs);
     });

@@ -44,6 +44,8 @@ export const PASSIVE_STATUS_CODES = { expired: 'expired', uncertain: 'uncertain'
 export interface PassiveReply {
   /** `conversationId:eventId`: the outbound event's identity. */
   id: string;
+  /** The user it is for (the resolved recipient: in per-user mode the event may omit `to`). */
+  openid: string;
   /** The outbound event, its body ready to send (media uploaded). */
   outbound: OutboundEventPayload;
   /** Epoch ms. */
@@ -173,7 +175,7 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     async deposit(openid: string, outbound: OutboundEventPayload): Promise<void> {
       const id = replyIdOf(outbound);
       const queuedAt = now();
-      const reply: PassiveReply = { id, outbound, queuedAt, expiresAt: queuedAt + deps.replyTtlMs };
+      const reply: PassiveReply = { id, openid, outbound, queuedAt, expiresAt: queuedAt + deps.replyTtlMs };
       const queued = await withMailbox(openid, (mailbox) => {
         if (mailbox.pending.some((r) => r.id === id) || mailbox.settled.some((s) => s.id === id)) return false;
         mailbox.pending.push(reply);
@@ -237,7 +239,7 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
 
     /** A reply taken from the mailbox is done: its one status (`delivered` `via: "passive"` once written to WeChat). */
     async settle(reply: PassiveReply, outcome: SendOutcome): Promise<void> {
-      await enqueue([statusJob(reply.outbound, outcome)]);
+      await enqueue([statusJob(reply.outbound, outcome, reply.openid)]);
       if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - reply.queuedAt) / 1000);
       else deps.metrics?.failed('outbound', 'bridge', outcome.errorCode);
     },
@@ -261,7 +263,7 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
             errorCode: PASSIVE_STATUS_CODES.uncertain,
             errorMessage: 'delivery uncertain: the bridge stopped while answering a push with this reply',
           };
-      const [result] = await store.enqueue([statusJob(outbound, outcome)]);
+      const [result] = await store.enqueue([statusJob(outbound, outcome, openid)]);
       if (result?.outcome === 'stored') {
         deps.onJobsStored?.();
         deps.metrics?.failed('outbound', 'bridge', outcome.errorCode);

@@ -314,3 +314,28 @@ describe('a queued reply and a restart', () => {
     }
   });
 });
+
+describe('passive replies with a conversation per WeChat user', () => {
+  let harness: Harness;
+  let weChat: FakeWeChat;
+  beforeAll(async () => {
+    ({ harness, weChat } = await startPassiveBridge({ replies: passiveMode(), perUser: true }));
+  });
+  afterAll(async () => {
+    await harness.close();
+    await weChat.close();
+  });
+
+  it("answers with an event that leaves `to` to the conversation, and names the user in its status", async () => {
+    const openid = newOpenid();
+    const pushed = textPush(weChat, openid, 'my own conversation');
+    const [inbound] = await waitFor('the inbound event', () => (inboundFrom(harness, openid).length === 1 ? inboundFrom(harness, openid) : undefined), 10_000);
+    const event = outboundMessage(undefined, { content: 'to whoever this conversation is' }, { conversation_id: inbound!.conversationId });
+    expect((await postRtcEvent(harness.baseUrl, event)).status).toBe(200);
+    expect((await pushed).reply?.text).toBe('to whoever this conversation is');
+    const status = await waitFor('the status', () =>
+      harness.vonage.events.find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(event.id))?.body,
+    );
+    expect(status).toMatchObject({ status: 'delivered', via: 'passive', to: openid });
+  });
+});

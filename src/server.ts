@@ -11,6 +11,7 @@ import { createSendToWeChatHandler } from './bridge/send-to-wechat';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/passive-replies';
 import { createPassiveAnswerer } from './http/passive-answer';
+import { openPostgresSignal } from './store/postgres-signal';
 import type { Config } from './config';
 import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
@@ -97,7 +98,13 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   // handler runs in every mode, so that replies queued before a switch back still get their status.
   const replies = config.replies ?? { mode: 'customer-service', holdingText: undefined, replyTtlMs: 24 * 60 * 60 * 1000 };
   let wakeWorker = (): void => undefined;
+  // Several instances on PostgreSQL: a reply stored by one wakes the push another one holds.
+  const replySignal =
+    replies.mode !== 'customer-service' && /^postgres(ql)?:\/\//i.test(config.databaseUrl)
+      ? await openPostgresSignal(config.databaseUrl, 'wechat_passive_replies', logger.child({ component: 'passive-replies' }))
+      : undefined;
   const passiveReplies = createPassiveReplies({
+    ...(replySignal ? { signal: replySignal } : {}),
     store,
     logger: logger.child({ component: 'passive-replies' }),
     mode: replies.mode,
@@ -183,6 +190,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       await closed;
       await worker.stop();
       await relay.stop();
+      await replySignal?.close();
       await store.close();
       logger.info('bridge stopped');
     })());

@@ -28,6 +28,7 @@ import { EventEmitter } from 'node:events';
 import type { WeChatReplyMode } from '../config';
 import type { Logger } from '../logger';
 import type { BridgeMetrics } from '../metrics';
+import type { StoreSignal } from '../store/postgres-signal';
 import type { Job, NewJob, Store } from '../store/store';
 import { statusJob, type SendOutcome } from './outbound';
 import type { OutboundEventPayload } from './ports';
@@ -73,7 +74,12 @@ export interface PassiveRepliesDeps {
   /** How long a reply waits for a push before it is given up (`failed` `expired`). */
   replyTtlMs: number;
   now?: () => number;
-  /** How often a held push looks at the store for a reply another instance deposited. Default 200 ms. */
+  /**
+   * Wakes held pushes in every instance when a reply is deposited (PostgreSQL LISTEN/NOTIFY). Without
+   * it (SQLite: one instance, or tests) held pushes only poll.
+   */
+  signal?: Pick<StoreSignal, 'publish' | 'subscribe'>;
+  /** How often a held push looks at the store for a reply another instance deposited. Default 200 ms, 1 s with a signal. */
   pollMs?: number;
   /** Called once jobs are stored (statuses, expiry jobs), to wake the workers. */
   onJobsStored?: () => void;
@@ -96,12 +102,14 @@ export type PassiveReplies = ReturnType<typeof createPassiveReplies>;
 
 export function createPassiveReplies(deps: PassiveRepliesDeps) {
   const now = deps.now ?? Date.now;
-  const pollMs = deps.pollMs ?? 200;
+  const pollMs = deps.pollMs ?? (deps.signal ? 1_000 : 200);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const { store, logger } = deps;
   // Wakes this instance's held pushes at once when its own worker deposits a reply.
   const deposited = new EventEmitter();
   deposited.setMaxListeners(0);
+  // Another instance's deposits (and this one's own, echoed back: a second wake-up costs one look).
+  deps.signal?.subscribe((openid) => deposited.emit(openid));
 
   async function withMailbox<T>(openid: string, change: (mailbox: Mailbox) => T): Promise<T> {
     const lock = `${mailboxName(openid)}:lock`;
@@ -195,6 +203,9 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
       if (queued) {
         logger.debug({ openid, conversationId: outbound.conversationId, eventId: outbound.eventId }, 'reply queued for the next push');
         deposited.emit(openid);
+        await deps.signal?.publish(openid).catch((error: unknown) => {
+          logger.warn({ err: error }, 'could not signal the other instances; their held pushes find the reply by polling');
+        });
       }
     },
 

@@ -29,7 +29,7 @@ import type { WeChatReplyMode } from '../config';
 import type { Logger } from '../logger';
 import type { BridgeMetrics } from '../metrics';
 import type { StoreSignal } from '../store/postgres-signal';
-import type { Job, NewJob, Store } from '../store/store';
+import { wasSeen, type Job, type NewJob, type Store } from '../store/store';
 import { statusJob, type SendOutcome } from './outbound';
 import type { OutboundEventPayload } from './ports';
 
@@ -161,8 +161,7 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     async isPassive(openid: string): Promise<boolean> {
       if (deps.mode === 'passive') return true;
       if (deps.mode === 'customer-service') return false;
-      // markSeen with an expiry in the past stores nothing: false means the key is remembered.
-      return !(await store.markSeen(passiveUserKey(openid), 0));
+      return wasSeen(store, passiveUserKey(openid));
     },
 
     /** Whether a failed custom/send switches the user to passive replies (auto mode, errcode 48001). */

@@ -186,7 +186,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const queuePassive = async (): Promise<void> => {
       const problem = passiveReplyProblem(body);
       if (problem !== undefined) {
-        await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: problem });
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: problem }, to);
         return;
       }
       await deps.passive!.deposit(to, { ...payload, body });
@@ -225,7 +225,9 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         throw error;
       }
       if (error instanceof PermanentError && deps.passive?.switchesOn(error.code)) {
-        // The account has no customer-service API: WeChat refused, nothing went out.
+        // The account has no customer-service API: WeChat refused, nothing went out (recorded, so
+        // that a run after a crash here queues the reply instead of calling it uncertain).
+        if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
         await deps.passive.switchToPassive(to);
         return queuePassive();
       }

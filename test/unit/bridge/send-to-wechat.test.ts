@@ -4,6 +4,7 @@
  * status write fails), then the job claimed again once its lease has expired.
  */
 import { planOutbound } from '../../../src/bridge/outbound';
+import { createPassiveReplies } from '../../../src/bridge/passive-replies';
 import { createSendToWeChatHandler } from '../../../src/bridge/send-to-wechat';
 import { RetryableError } from '../../../src/errors';
 import { createLogger } from '../../../src/logger';
@@ -365,5 +366,51 @@ describe('send-to-wechat with media by URL', () => {
     await expect(s.handler(await s.claim())).rejects.toThrow('database is locked');
     expect(await s.statuses()).toEqual([]);
     await s.store.close();
+  });
+});
+
+describe('send-to-wechat in auto reply mode', () => {
+  test('a 48001 queues the reply; a run again after a failure right then queues it, not "uncertain"', async () => {
+    const clock = { now: Date.UTC(2026, 10, 21, 12) };
+    const store = SqliteStore.open(':memory:', { now: () => clock.now });
+    const logger = createLogger({ level: 'silent' });
+    let failDeposits = 1;
+    // The mailbox write fails once, right after custom/send said 48001 (a store hiccup, or a crash).
+    const flaky: typeof store = Object.create(store, {
+      putToken: {
+        value: async (...args: Parameters<typeof store.putToken>) => {
+          if (failDeposits-- > 0) throw new Error('database is locked');
+          return store.putToken(...args);
+        },
+      },
+    });
+    const passive = createPassiveReplies({ store: flaky, logger, mode: 'auto', replyTtlMs: 60_000, now: () => clock.now });
+    let calls = 0;
+    const handler = createSendToWeChatHandler({
+      weChat: {
+        async sendCustomMessage(_body, sendOptions) {
+          calls += 1;
+          await sendOptions?.beforeRequest?.();
+          throw new WeChatApiError(48001, 'api unauthorized');
+        },
+      },
+      store,
+      logger,
+      now: () => clock.now,
+      passive,
+    });
+    await enqueueOutbound(store, { to: 'oUser', content: 'queued' });
+    clock.now += 1;
+    const [first] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
+    await expect(handler(first!)).rejects.toThrow('database is locked');
+    await store.retry(first!, clock.now, 'database is locked');
+    const [again] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
+    await handler(again!);
+
+    expect(calls).toBe(1);
+    expect((await passive.take('oUser'))?.outbound.body).toMatchObject({ content: 'queued' });
+    const statuses = await store.claim({ limit: 10, leaseMs: LEASE_MS, kinds: ['deliver-to-vonage'] });
+    expect(statuses).toEqual([]);
+    await store.close();
   });
 });

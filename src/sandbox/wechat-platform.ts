@@ -17,6 +17,9 @@
  *   `{type, media_id, created_at}`; `GET /cgi-bin/media/get?media_id=` → the bytes (video: JSON
  *   `{video_url}`), `40007` JSON once unknown or older than 3 days.
  * - `GET /mmbiz/{id}`: the public picture URL (`PicUrl`) of a user's image, like mmbiz.qpic.cn.
+ * - An unverified subscription account (`accountType`) has no customer-service API: custom/send and
+ *   custom/typing answer 48001. The answer to a push is read as WeChat reads a passive reply
+ *   (wechat-passive-reply.ts): a valid one reaches the user's chat, an invalid one shows the error.
  *
  * Time: the rules (48-hour window, token and media expiry) run on the platform's clock, `now()` plus
  * whatever `advanceClock` added, so a test or the console can "wait 49 hours" at once. Pushes keep

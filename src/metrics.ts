@@ -28,6 +28,8 @@ export interface BridgeMetrics {
   /** An error code a remote answered with (WeChat errcode, Vonage error code, HTTP status). */
   remoteError(remote: 'wechat' | 'vonage', code: string): void;
   tokenRefreshed(): void;
+  /** A webhook request answered 503 without being stored: too many waiting (`pending`) or past its deadline. */
+  shed(reason: 'pending' | 'deadline'): void;
   /** Conversation analytics: one WeChat user's message went to a conversation. */
   userMessage(openid: string, conversationId: string): void;
 }
@@ -52,6 +54,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
   const failed = new Counter({ name: `${prefix}messages_failed_total`, help: 'Messages that failed for good, by remote and code', labelNames: ['direction', 'remote', 'code'], registers: [registry] });
   const deadLettered = new Counter({ name: `${prefix}messages_dead_lettered_total`, help: 'Jobs moved to the dead letters', labelNames: ['direction'], registers: [registry] });
   const remoteErrors = new Counter({ name: `${prefix}remote_errors_total`, help: 'Error codes seen from WeChat and Vonage', labelNames: ['remote', 'code'], registers: [registry] });
+  const shedRequests = new Counter({ name: `${prefix}requests_shed_total`, help: 'Webhook requests answered 503 to keep the acknowledgement deadline', labelNames: ['reason'], registers: [registry] });
   const tokenRefreshes = new Counter({ name: `${prefix}wechat_token_refreshes_total`, help: 'WeChat access tokens fetched by this instance', registers: [registry] });
   const ackSeconds = new Histogram({ name: `${prefix}acknowledgement_seconds`, help: 'Webhook request to durable acknowledgement', labelNames: ['direction'], buckets: ACK_BUCKETS, registers: [registry] });
   const deliverySeconds = new Histogram({ name: `${prefix}delivery_seconds`, help: 'First stored to delivered (end to end inside the bridge)', labelNames: ['direction'], buckets: DELIVERY_BUCKETS, registers: [registry] });
@@ -124,6 +127,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     deadLettered: (direction) => deadLettered.inc({ direction }),
     remoteError: (remote, code) => remoteErrors.inc({ remote, code }),
     tokenRefreshed: () => tokenRefreshes.inc(),
+    shed: (reason) => shedRequests.inc({ reason }),
     userMessage(openid, conversationId) {
       lastSeen.set(openid, now());
       conversationMessages.inc({ conversation_id: conversationId });

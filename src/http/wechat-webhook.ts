@@ -2,9 +2,10 @@
  * `/weChatEvent`: WeChat's URL verification (GET) and message push (POST), as a chain of tiny
  * middlewares so that each check reads on its own and the order is visible in one place:
  *
- *   signature → fresh timestamp → body (64 KiB) → decrypt + parse → store durably → `success`
+ *   signature → fresh timestamp → admit (budget) → body (64 KiB) → decrypt + parse → store durably → `success`
  *
  * The signature is checked before the body is even read, so unsigned floods cost almost nothing.
+ * The answer is due `ackTimeoutMs` after arrival whatever takes the time (ack-budget.ts).
  */
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
@@ -118,6 +119,7 @@ export function weChatWebhookRouter(deps: WeChatWebhookDeps): Router {
     '/weChatEvent',
     requireWeChatSignature(deps.weChat.token),
     requireFreshTimestamp(deps.now),
+    deps.admit,
     express.text({ type: () => true, limit: WECHAT_BODY_LIMIT }),
     readWeChatMessage(deps.weChat),
     storeAndAcknowledge(deps),

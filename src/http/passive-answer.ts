@@ -21,7 +21,7 @@ import type { Store } from '../store/store';
 import { buildEncryptedReplyXml } from '../wechat/crypto';
 import { weChatContentDigest, type WeChatMessage } from '../wechat/message';
 import { buildPassiveReplyXml, buildPassiveTextReplyXml } from '../wechat/passive-reply';
-import { arrivalOf } from './durable-ack';
+import { arrivalOf } from './ack-budget';
 
 /** The latest a reply is written: half a second inside WeChat's 5 s, for the network on the way back. */
 export const PASSIVE_HOLD_MS = 4_500;

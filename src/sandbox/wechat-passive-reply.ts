@@ -45,7 +45,7 @@ type Tree = Record<string, unknown>;
 /** xml2js calls back synchronously without the `async` option, so this returns at once. */
 function parseXml(text: string): Tree | undefined {
   let out: Tree | undefined;
-  parseString(text, { explicitArray: false, trim: true, explicitRoot: true }, (error, result: unknown) => {
+  parseString(text, { explicitArray: false, explicitRoot: true }, (error, result: unknown) => {
     if (!error && result && typeof result === 'object') out = (result as Tree)['xml'] as Tree | undefined;
   });
   return out && typeof out === 'object' ? out : undefined;

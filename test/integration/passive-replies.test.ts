@@ -149,6 +149,17 @@ describe('WECHAT_REPLY_MODE=passive', () => {
     expect((await news).reply).toMatchObject({ msgType: 'news', text: '[news] Headline' });
   });
 
+  it('answers success at once to a push that cannot take a reply (unsubscribe), even with a reply waiting', async () => {
+    const openid = newOpenid();
+    const queued = outboundMessage(openid, { content: 'for a later message' });
+    await postRtcEvent(harness.baseUrl, queued);
+    await waitFor('the reply queued', () => harness.logs.some((line) => line.includes(String(queued.id)) && line.includes('reply queued')));
+    const xml = userActionXml({ kind: 'unfollow' }, { toUserName: weChat.accountId, fromUserName: openid, createTime: Math.floor(Date.now() / 1000) });
+    const result = await weChat.pushXml(xml);
+    expect(result.deliveries.map((d) => d.body)).toEqual(['success']);
+    expect((await textPush(weChat, openid, 'back again')).reply?.text).toBe('for a later message');
+  });
+
   it('sends no typing indicator: there is no customer-service API to show it with', async () => {
     const openid = newOpenid();
     const pushed = textPush(weChat, openid, 'typing?');

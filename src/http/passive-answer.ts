@@ -27,6 +27,8 @@ import { arrivalOf } from './ack-budget';
 export const PASSIVE_HOLD_MS = 4_500;
 /** The first delivery and two retries (the doc quoted above). */
 export const WECHAT_DELIVERIES = 3;
+/** Tries to store a delivered reply's status (200 ms doubling: about 6 s in all). */
+const STATUS_TRIES = 5;
 /** An unanswered request that WeChat did not hang up by then is closed by us. */
 const ABANDON_AFTER_MS = 15_000;
 
@@ -103,7 +105,18 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
     }
     if (await write(res, xml, 'application/xml')) {
       logger.debug(context, 'answered the push with a passive reply');
-      await deps.replies.settle(reply, { status: 'delivered', via: 'passive' });
+      // WeChat has it: try hard to say so (else its expiry reports it uncertain). The answer is out
+      // already, so these tries hold nobody up.
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          await deps.replies.settle(reply, { status: 'delivered', via: 'passive' });
+          break;
+        } catch (error) {
+          if (attempt >= STATUS_TRIES - 1) throw error;
+          logger.warn({ ...context, err: error }, 'could not store the status of a delivered passive reply; retrying');
+          await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+        }
+      }
     } else {
       logger.warn(context, 'WeChat hung up before the passive reply was written; it waits for the next push');
       await deps.replies.putBack(openid, reply);

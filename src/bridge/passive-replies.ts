@@ -90,6 +90,8 @@ export interface PassiveRepliesDeps {
 
 /** How long a user of an auto-mode account is remembered as passive after a 48001. */
 const PASSIVE_USER_MEMORY_MS = 30 * 24 * 60 * 60 * 1000;
+/** How long a taken or expired reply is remembered against a second deposit of the same event. */
+const SETTLED_MEMORY_MS = 60 * 60 * 1000;
 /** A mailbox lock outlives no crash for long: every holder is done in milliseconds. */
 const LOCK_TTL_MS = 5_000;
 const LOCK_WAIT_MS = 3_000;
@@ -137,8 +139,10 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     }
   }
 
+  // A deposit runs again only when its job does (a crash before the job completed, taken over
+  // within minutes): an hour of memory covers it and keeps a busy user's mailbox small.
   const settle = (mailbox: Mailbox, reply: PassiveReply): void => {
-    mailbox.settled.push({ id: reply.id, until: reply.expiresAt + 60_000 });
+    mailbox.settled.push({ id: reply.id, until: Math.min(reply.expiresAt, now() + SETTLED_MEMORY_MS) + 60_000 });
   };
 
   const enqueue = async (jobs: NewJob[]): Promise<void> => {

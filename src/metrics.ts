@@ -27,7 +27,13 @@ export interface BridgeMetrics {
   deadLettered(direction: Direction): void;
   /** An error code a remote answered with (WeChat errcode, Vonage error code, HTTP status). */
   remoteError(remote: 'wechat' | 'vonage', code: string): void;
-  tokenRefreshed(): void;
+  /** This instance fetched an access token (for `accountId`, when the caller knows it). */
+  tokenRefreshed(accountId?: string): void;
+  /**
+   * One Official Account's traffic: a message pushed to its callback (`inbound`, retries included)
+   * or delivered to WeChat through it (`outbound`). Separate series, so the unlabelled totals stay as they were.
+   */
+  accountMessage(accountId: string, direction: Direction): void;
   /** WeChat refused a freshly refetched token too: another system is fetching tokens for the AppID. */
   tokenConflict(): void;
   /** Conversation analytics: one WeChat user's message went to a conversation. */
@@ -55,6 +61,18 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
   const deadLettered = new Counter({ name: `${prefix}messages_dead_lettered_total`, help: 'Jobs moved to the dead letters', labelNames: ['direction'], registers: [registry] });
   const remoteErrors = new Counter({ name: `${prefix}remote_errors_total`, help: 'Error codes seen from WeChat and Vonage', labelNames: ['remote', 'code'], registers: [registry] });
   const tokenRefreshes = new Counter({ name: `${prefix}wechat_token_refreshes_total`, help: 'WeChat access tokens fetched by this instance', registers: [registry] });
+  const accountMessages = new Counter({
+    name: `${prefix}account_messages_total`,
+    help: 'Per Official Account: messages pushed to its callback (inbound) and delivered through it (outbound)',
+    labelNames: ['account', 'direction'],
+    registers: [registry],
+  });
+  const accountTokenRefreshes = new Counter({
+    name: `${prefix}account_token_refreshes_total`,
+    help: 'Per Official Account: WeChat access tokens fetched by this instance',
+    labelNames: ['account'],
+    registers: [registry],
+  });
   const tokenConflicts = new Counter({
     name: `${prefix}wechat_token_conflicts_total`,
     help: 'Sends failed because WeChat refused the access token even after a refetch (another system fetching tokens for the AppID)',
@@ -130,7 +148,11 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     failed: (direction, remote, code) => failed.inc({ direction, remote, code }),
     deadLettered: (direction) => deadLettered.inc({ direction }),
     remoteError: (remote, code) => remoteErrors.inc({ remote, code }),
-    tokenRefreshed: () => tokenRefreshes.inc(),
+    tokenRefreshed(accountId) {
+      tokenRefreshes.inc();
+      if (accountId !== undefined) accountTokenRefreshes.inc({ account: accountId });
+    },
+    accountMessage: (accountId, direction) => accountMessages.inc({ account: accountId, direction }),
     tokenConflict: () => tokenConflicts.inc(),
     userMessage(openid, conversationId) {
       lastSeen.set(openid, now());

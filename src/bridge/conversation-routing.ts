@@ -25,15 +25,24 @@
  * - The store keeps the first conversation recorded for an openid (first writer wins), so even two
  *   writers racing past all of the above converge on one.
  */
+import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../accounts';
 import { PermanentError } from '../errors';
 import type { Logger } from '../logger';
 import type { ConversationMapping, Store } from '../store/store';
 import type { ConversationDirectory, WeChatUserRoute } from './ports';
 
-/** The conversation of a WeChat user (the issue fixes this name; Vonage keeps names unique). */
-export const conversationNameFor = (openid: string): string => `wechat:${openid}`;
+/**
+ * The conversation of a WeChat user (Vonage keeps names unique): `wechat:<openid>` for the default
+ * account (the name conversations had before accounts existed), `wechat:<id>:<openid>` for others.
+ */
+export const conversationNameFor = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
+  `wechat:${accountUserKey(accountId, openid)}`;
 /** The Vonage user standing for a WeChat user (unique per application, like the conversation name). */
-export const userNameFor = (openid: string): string => `wechat-${openid}`;
+export const userNameFor = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
+  isDefaultAccount(accountId) ? `wechat-${openid}` : `wechat-${accountId}-${openid}`;
+
+/** The store's key of a route's mapping (accounts.ts `accountUserKey`). */
+const mappingKeyOf = (route: WeChatUserRoute): string => accountUserKey(route.accountId ?? DEFAULT_ACCOUNT_ID, route.openid);
 
 /** What an agent's UI shows for the conversation: the account and the user it is with. */
 export function conversationDisplayName(route: WeChatUserRoute): string {
@@ -98,12 +107,14 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function createConversation(route: WeChatUserRoute): Promise<string> {
-    const name = conversationNameFor(route.openid);
+    const name = conversationNameFor(route.openid, route.accountId);
     try {
       const created = await directory.createConversation({
         name,
         displayName: conversationDisplayName(route),
-        properties: { custom_data: { wechat_openid: route.openid, wechat_account: route.account } },
+        properties: {
+          custom_data: { wechat_openid: route.openid, wechat_account: route.account, ...(route.accountId ? { wechat_account_id: route.accountId } : {}) },
+        },
       });
       logger?.info({ openid: route.openid, conversationId: created.id }, 'created the conversation of a WeChat user');
       return created.id;
@@ -123,7 +134,7 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function createUser(route: WeChatUserRoute): Promise<string> {
-    const name = userNameFor(route.openid);
+    const name = userNameFor(route.openid, route.accountId);
     try {
       return (await directory.createUser({ name, displayName: userDisplayName(route) })).id;
     } catch (error) {
@@ -162,7 +173,8 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function resolveOnce(route: WeChatUserRoute): Promise<ResolvedConversation> {
-    let mapping = await store.getConversationMapping(route.openid);
+    const key = mappingKeyOf(route);
+    let mapping = await store.getConversationMapping(key);
     // Three steps; a few more only if another writer's row replaced ours in between.
     for (let round = 0; round < 8; round += 1) {
       const step = nextRoutingStep(mapping);
@@ -170,19 +182,19 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
         case 'create-conversation': {
           const conversationId = await createConversation(route);
           // The answer is the row as stored: another writer's conversation, if it got there first.
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId });
           break;
         }
         case 'create-user': {
           const { conversationId } = mapping!;
           const userId = await createUser(route);
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId, userId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId, userId });
           break;
         }
         case 'join-member': {
           const { conversationId, userId } = mapping!;
           const memberId = await joinMember(route.openid, conversationId, userId!);
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId, userId: userId!, memberId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId, userId: userId!, memberId });
           break;
         }
         case 'done':
@@ -194,10 +206,11 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
 
   return {
     resolve(route) {
-      const running = inFlight.get(route.openid);
+      const key = mappingKeyOf(route);
+      const running = inFlight.get(key);
       if (running) return running;
-      const started = resolveOnce(route).finally(() => inFlight.delete(route.openid));
-      inFlight.set(route.openid, started);
+      const started = resolveOnce(route).finally(() => inFlight.delete(key));
+      inFlight.set(key, started);
       return started;
     },
   };

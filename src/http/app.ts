@@ -8,6 +8,7 @@ import type { BridgeMetrics } from '../metrics';
 import type { NewJob, Store } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
+import { callbackPathOf, type Account } from '../accounts';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
 import { weChatWebhookRouter } from './wechat-webhook';
@@ -16,8 +17,11 @@ export interface AppDeps {
   logger: Logger;
   store: Store;
   metrics: BridgeMetrics;
-  weChat: { token: string; appId: string; aesKeys: Buffer[] };
-  jobsFor: (message: WeChatMessage) => NewJob[];
+  /** Each Official Account's callback route (`/weChatEvent`, `/weChatEvent/{id}`): its credentials and the jobs for its messages. */
+  accounts: Array<{
+    account: Pick<Account, 'id' | 'token' | 'appId' | 'aesKeys'>;
+    jobsFor: (message: WeChatMessage) => NewJob[];
+  }>;
   /** `/rtcEvent`: Vonage's RTC webhook. */
   rtc: {
     /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
@@ -67,18 +71,26 @@ export function createApp(deps: AppDeps): Express {
     res.status(200).type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  app.use(
-    weChatWebhookRouter({
-      logger: deps.logger,
-      store: deps.store,
-      metrics: deps.metrics,
-      weChat: deps.weChat,
-      jobsFor: deps.jobsFor,
-      onJobsStored: deps.onJobsStored,
-      now: deps.now ?? Date.now,
-      ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
-    }),
-  );
+  // A push to another account's path fails that account's signature check: 401.
+  for (const { account, jobsFor } of deps.accounts) {
+    app.use(
+      weChatWebhookRouter({
+        logger: deps.logger,
+        store: deps.store,
+        metrics: deps.metrics,
+        weChat: account,
+        jobsFor: (message) => {
+          deps.metrics.accountMessage(account.id, 'inbound');
+          return jobsFor(message);
+        },
+        onJobsStored: deps.onJobsStored,
+        now: deps.now ?? Date.now,
+        ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+        path: callbackPathOf(account.id),
+        accountId: account.id,
+      }),
+    );
+  }
 
   app.use(
     rtcWebhookRouter({

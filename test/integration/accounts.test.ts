@@ -13,7 +13,8 @@ import { testKeyPair } from '../support/keys';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { pushToBridge, signedPush } from '../support/wechat-push';
 import { waitFor } from '../support/wait';
-import { TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { startFakeWeChat } from '../support/fake-wechat';
 
 const ALPHA = { appId: 'wxa1a1a1a1a1a1a1a1', appSecret: 'alpha-secret-0123456789abcdef', token: 'alphaToken', aesKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', original: 'gh_a1a1a1a1a1a1' };
 const BETA = { appId: 'wxb2b2b2b2b2b2b2b2', appSecret: 'beta-secret-0123456789abcdefgh', token: 'betaToken', aesKey: 'ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut', original: 'gh_b2b2b2b2b2b2' };
@@ -204,3 +205,74 @@ describe('two accounts sharing one conversation', () => {
 /** The query of a plain-mode push signed with `token` (timestamp, nonce, signature), as WeChat signs a callback. */
 const signedQuery = (token: string): Record<string, string> =>
   Object.fromEntries(new URLSearchParams(signedPush('<xml></xml>', { token }).path.split('?')[1]));
+
+describe('a database of a single-account bridge', () => {
+  test('keeps working when accounts are added: its pending jobs, dedup keys, conversations and stored token stay the default account’s', async () => {
+    const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID, surface: 'full' });
+    const weChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
+    const user = 'oSingleAccountUser_0123456789';
+    const xml = (content: string, msgId: string) =>
+      `<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>${user}</FromUserName><CreateTime>${Math.floor(Date.now() / 1000)}</CreateTime>` +
+      `<MsgType>text</MsgType><Content>${content}</Content><MsgId>${msgId}</MsgId></xml>`;
+    const messages = () => vonage.events.filter((e) => e.type === 'custom:wechat:message' && e.body.from === user);
+    try {
+      // Before: one account from the single-account variables, as every bridge so far was configured.
+      const before = await startHarness({ perUser: true, vonage, weChat, keepDirectory: true });
+      const directory = before.dbPath.replace(/\/bridge\.db$/, '');
+      let conversationId: string;
+      try {
+        expect((await pushToBridge(before.baseUrl, xml('first', '9001'), { token: TEST_TOKEN })).text).toBe('success');
+        conversationId = (await waitFor('first', () => messages()[0])).conversationId;
+        const reply = outboundMessage(undefined, { content: 'reply before' }, { conversation_id: conversationId });
+        await postRtcEvent(before.baseUrl, reply);
+        await waitFor('reply status', () => statusFor(vonage, reply.id));
+        // Vonage down: the next message stays queued in the database across the upgrade.
+        vonage.script(Array.from({ length: 40 }, () => ({ status: 503 })));
+        expect((await pushToBridge(before.baseUrl, xml('queued', '9002'), { token: TEST_TOKEN })).text).toBe('success');
+        await waitFor('a failed delivery', () => vonage.traffic.recent().some((t) => t.status === 503));
+      } finally {
+        await before.close();
+      }
+      for (let n = 0; n < 45; n += 1) if ((await fetch(`${vonage.baseUrl}/nothing`)).status !== 503) break;
+      const tokenFetches = weChat.tokenFetches;
+
+      // After: the same database with an accounts file adding `beta` beside `default`.
+      const after = await startHarness({
+        perUser: true,
+        vonage,
+        weChat,
+        directory,
+        accounts: [
+          { id: 'default', appId: TEST_APP_ID, appSecret: TEST_APP_SECRET, token: TEST_TOKEN, aesKeys: [TEST_AES_KEY], conversationId: undefined },
+          accountOf('beta', BETA),
+        ],
+      });
+      try {
+        const queued = await waitFor('the queued message', () => messages().find((e) => e.body.content === 'queued'), 15_000);
+        expect(queued.conversationId).toBe(conversationId);
+        // WeChat retries the first message: its dedup key from before still matches.
+        expect((await pushToBridge(after.baseUrl, xml('first', '9001'), { token: TEST_TOKEN })).text).toBe('success');
+        expect((await pushToBridge(after.baseUrl, xml('third', '9003'), { token: TEST_TOKEN })).text).toBe('success');
+        const third = await waitFor('third', () => messages().find((e) => e.body.content === 'third'));
+        expect(third.conversationId).toBe(conversationId);
+        expect(third.body.account).toBe('default');
+        expect(messages().filter((e) => e.body.content === 'first')).toHaveLength(1);
+        expect(vonage.conversations().filter((c) => c.name === `wechat:${user}`)).toHaveLength(1);
+
+        const reply = outboundMessage(undefined, { content: 'reply after' }, { conversation_id: conversationId });
+        await postRtcEvent(after.baseUrl, reply);
+        expect((await waitFor('reply status', () => statusFor(vonage, reply.id))).body).toMatchObject({ status: 'delivered' });
+        expect(weChat.sent.map((s) => s.json)).toEqual(
+          expect.arrayContaining([expect.objectContaining({ touser: user, text: { content: 'reply after' } })]),
+        );
+        // The access token stored before the upgrade is the default account's still: no new fetch.
+        expect(weChat.tokenFetches).toBe(tokenFetches);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      await vonage.close();
+      await weChat.close();
+    }
+  }, 60_000);
+});

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { DEFAULT_ACCOUNT_ID, parseAccountsFile, type Account } from './accounts';
 import { loadVonagePrivateKey } from './vonage/private-key';
 import { decodeEncodingAesKey } from './wechat/crypto';
+import { LOG_FORMATS, type LogFormat } from './logger';
 
 export interface Config {
   port: number;
@@ -25,6 +26,11 @@ export interface Config {
     appSecret: string;
     /** Current EncodingAESKey first, then the previous one: decryption tries them in this order. */
     aesKeys: Buffer[];
+    /**
+     * WECHAT_MESSAGE_MODES: the push modes accepted. Undefined: what the keys allow (plain always;
+     * compatible and safe when an EncodingAESKey is set).
+     */
+    messageModes?: readonly WeChatMessageMode[];
     apiBaseUrl: string;
   };
   vonage: {
@@ -45,6 +51,8 @@ export interface Config {
   media?: MediaConfig;
   databaseUrl: string;
   logLevel: LogLevel;
+  /** LOG_FORMAT; undefined: pretty on a terminal outside production, JSON otherwise. */
+  logFormat?: LogFormat;
 }
 
 export interface MediaConfig {
@@ -58,6 +66,10 @@ export interface MediaConfig {
    */
   allowPrivateNetworks?: boolean;
 }
+
+/** How WeChat pushes a message: plaintext, plaintext plus ciphertext, or ciphertext only. */
+export const WECHAT_MESSAGE_MODES = ['plain', 'compatible', 'safe'] as const;
+export type WeChatMessageMode = (typeof WECHAT_MESSAGE_MODES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -98,6 +110,16 @@ const schema = z.object({
     .regex(/^\S+$/, 'must not contain spaces'),
   WECHAT_ENCODING_AES_KEY: optional(aesKey),
   WECHAT_PREVIOUS_ENCODING_AES_KEY: optional(aesKey),
+  WECHAT_MESSAGE_MODES: optional(
+    z
+      .string()
+      .transform((v) => v.split(',').map((mode) => mode.trim().toLowerCase()).filter((mode) => mode !== ''))
+      .pipe(
+        z
+          .array(z.enum(WECHAT_MESSAGE_MODES, { errorMap: () => ({ message: 'must list plain, compatible and/or safe, separated by commas' }) }))
+          .min(1, 'must list at least one of plain, compatible, safe'),
+      ),
+  ),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
   // A JSON file listing several Official Accounts (docs/accounts.md).
   WECHAT_ACCOUNTS_FILE: optional(z.string()),
@@ -118,6 +140,7 @@ const schema = z.object({
       ),
   ).default('sqlite:./data/bridge.db'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
+  LOG_FORMAT: optional(z.enum(LOG_FORMATS)),
   MEDIA_CACHE_DIR: optional(z.string()).default('./data/media'),
   MEDIA_LINK_SECRET: optional(z.string().min(16, 'must be at least 16 characters (a random secret)')),
 });
@@ -176,6 +199,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
   if (parsed.success && parsed.data.WECHAT_PREVIOUS_ENCODING_AES_KEY && !parsed.data.WECHAT_ENCODING_AES_KEY) {
     errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
   }
+  const encryptedModes = parsed.success ? (parsed.data.WECHAT_MESSAGE_MODES ?? []).filter((mode) => mode !== 'plain') : [];
+  if (encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
+    errors.push(`WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')} but WECHAT_ENCODING_AES_KEY is not set: those modes need it`);
+  }
 
   const defaultAccount: Account | undefined =
     parsed.success && hasDefaultAccount
@@ -217,7 +244,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
       port: d.PORT,
       host: d.HOST,
       publicUrl: d.PUBLIC_URL,
-      weChat: { token: main.token, appId: main.appId, appSecret: main.appSecret, aesKeys: main.aesKeys, apiBaseUrl: d.WECHAT_API_BASE_URL },
+      weChat: {
+        token: main.token,
+        appId: main.appId,
+        appSecret: main.appSecret,
+        aesKeys: main.aesKeys,
+        ...(d.WECHAT_MESSAGE_MODES ? { messageModes: [...new Set(d.WECHAT_MESSAGE_MODES)] } : {}),
+        apiBaseUrl: d.WECHAT_API_BASE_URL,
+      },
       ...(accounts !== undefined ? { accounts } : {}),
       vonage: {
         applicationId: d.VONAGE_APPLICATION_ID,
@@ -229,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
+      logFormat: d.LOG_FORMAT,
     },
   };
 }

@@ -143,7 +143,11 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     logger: logger.child({ component: 'http' }),
     store,
     metrics,
-    accounts: accounts.map((account) => ({ account, jobsFor: relay.jobsFor(account.id) })),
+    // WECHAT_MESSAGE_MODES applies to every account's callback.
+    accounts: accounts.map((account) => ({
+      account: { ...account, ...(config.weChat.messageModes ? { messageModes: config.weChat.messageModes } : {}) },
+      jobsFor: relay.jobsFor(account.id),
+    })),
     rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,

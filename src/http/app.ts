@@ -11,15 +11,18 @@ import type { WeChatMessage } from '../wechat/message';
 import { callbackPathOf, type Account } from '../accounts';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
-import { weChatWebhookRouter } from './wechat-webhook';
+import { weChatWebhookRouter, type WeChatWebhookDeps } from './wechat-webhook';
 
 export interface AppDeps {
   logger: Logger;
   store: Store;
   metrics: BridgeMetrics;
-  /** Each Official Account's callback route (`/weChatEvent`, `/weChatEvent/{id}`): its credentials and the jobs for its messages. */
+  /**
+   * Each Official Account's callback route (`/weChatEvent`, `/weChatEvent/{id}`): its credentials
+   * (with the message modes accepted, WECHAT_MESSAGE_MODES) and the jobs for its messages.
+   */
   accounts: Array<{
-    account: Pick<Account, 'id' | 'token' | 'appId' | 'aesKeys'>;
+    account: Pick<Account, 'id'> & WeChatWebhookDeps['weChat'];
     jobsFor: (message: WeChatMessage) => NewJob[];
   }>;
   /** `/rtcEvent`: Vonage's RTC webhook. */

@@ -102,6 +102,8 @@ export interface VonageEmulator {
   /** Every POST seen, including refused and scripted ones. */
   readonly requests: number;
   script(responses: ScriptedResponse[]): void;
+  /** Drops the scripted responses not consumed yet: requests are handled normally again. */
+  clearScript(): void;
   /** Resolves with all events recorded so far once there are at least `n`; rejects after `timeoutMs` (default 5 s). */
   waitForEvents(n: number, timeoutMs?: number): Promise<RecordedEvent[]>;
 
@@ -875,6 +877,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     },
     script(responses) {
       scripted.push(...responses);
+    },
+    clearScript() {
+      scripted.length = 0;
     },
     waitForEvents(n, timeoutMs = 5000) {
       if (events.length >= n) return Promise.resolve(events.slice());

@@ -599,7 +599,8 @@ export class SqliteStore implements Store {
 
   private rollbackQuietly(): void {
     try {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      // isTransaction is undefined before Node 22.16: then try, a ROLLBACK outside a transaction only throws.
+      if (this.db.isTransaction !== false) this.db.exec('ROLLBACK');
     } catch {
       // The connection already rolled back (e.g. after an I/O error); nothing left to undo.
     }

@@ -58,7 +58,9 @@ const damagedBody = fc
       const type = typeof body.msg_type === 'string' ? body.msg_type : 'text';
       const target = nested && body[type] !== null && typeof body[type] === 'object' ? (body[type] as Record<string, unknown>) : body;
       if (value === undefined) delete target[name];
-      else Object.defineProperty(target, name, { value, enumerable: true, writable: true, configurable: true });
+      // A copy: fast-check hands out the same constant objects run after run, and an edit nested into one of
+      // them would otherwise outlive its run (and can close a cycle through a later run's edit).
+      else Object.defineProperty(target, name, { value: structuredClone(value), enumerable: true, writable: true, configurable: true });
     }
     return JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
   });

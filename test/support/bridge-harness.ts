@@ -7,18 +7,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Account } from '../../src/accounts';
-import type { Config } from '../../src/config';
+import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
-import { decodeEncodingAesKey } from '../../src/wechat/crypto';
+import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
 import { testKeyPair } from './keys';
 
 /** The official WXBizMsgCrypt sample key and AppID (test/fixtures/crypto-vectors.json). */
 export const TEST_AES_KEY_TEXT = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
-export const TEST_AES_KEY = decodeEncodingAesKey(TEST_AES_KEY_TEXT);
+// Decoded by the WeChat emulator's code, not the bridge's: the tests' pushes must not share a bridge bug.
+export const TEST_AES_KEY = aesKeyOf(TEST_AES_KEY_TEXT);
 export const TEST_APP_ID = 'wx2c2769f8efd9abc2';
 export const TEST_TOKEN = 'spamtest';
 export const TEST_APP_SECRET = 'test-app-secret-0123456789abcdef';
@@ -43,6 +44,8 @@ export function testConfig(overrides: {
   databaseUrl: string;
   vonageBaseUrl: string;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   weChatBaseUrl?: string;
   signatureSecret?: string;
   /** Per-user conversation mode: VONAGE_CONVERSATION_ID unset. */
@@ -64,6 +67,7 @@ export function testConfig(overrides: {
       appId: TEST_APP_ID,
       appSecret: TEST_APP_SECRET,
       aesKeys: overrides.aesKeys ?? [TEST_AES_KEY],
+      ...(overrides.messageModes ? { messageModes: overrides.messageModes } : {}),
       apiBaseUrl: overrides.weChatBaseUrl ?? 'http://127.0.0.1:9',
     },
     vonage: {
@@ -98,6 +102,8 @@ export interface HarnessOptions {
   vonage?: FakeVonage;
   weChat?: FakeWeChat;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
   signatureSecret?: string;
   /**
@@ -143,6 +149,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     vonageBaseUrl: vonage.baseUrl,
     weChatBaseUrl: options.weChatBaseUrl ?? weChat.baseUrl,
     aesKeys: options.aesKeys,
+    messageModes: options.messageModes,
     signatureSecret: options.signatureSecret,
     perUser: options.perUser,
     conversationId: options.conversationId,

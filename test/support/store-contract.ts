@@ -58,12 +58,14 @@ export function describeStoreContract(
   options: StoreContractOptions = {},
 ): void {
   describe(`Store contract: ${name}`, () => {
-    let fixture: StoreFixture;
+    // Undefined while beforeEach has not made one (e.g. the database is down): afterEach then has
+    // nothing to clean up, and the test reports makeStore's error alone.
+    let fixture: StoreFixture | undefined;
     let store: Store;
     let now: number;
     const setNow = (ms: number) => {
       now = ms;
-      fixture.setNow(ms);
+      fixture?.setNow(ms);
     };
     const advance = (ms: number) => setNow(now + ms);
     const job = (orderKey: string, payload: unknown, extra: Partial<NewJob> = {}): NewJob => ({
@@ -83,7 +85,9 @@ export function describeStoreContract(
     });
 
     afterEach(async () => {
-      await fixture.cleanup();
+      const made = fixture;
+      fixture = undefined;
+      await made?.cleanup();
     });
 
     describe('enqueue and claim', () => {
@@ -563,7 +567,7 @@ export function describeStoreContract(
       describe('several processes on one database', () => {
         let peer: Store;
         beforeEach(async () => {
-          if (!fixture.openPeer) throw new Error('a shared store fixture must provide openPeer()');
+          if (!fixture?.openPeer) throw new Error('a shared store fixture must provide openPeer()');
           peer = await fixture.openPeer();
         });
 
@@ -677,7 +681,7 @@ export function describeStoreContract(
           await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1' });
           await store.putUploadedMedia({ key: 'k', mediaId: 'm', type: 'voice', expiresAt: T0 + 60_000 });
 
-          if (!fixture.reopen) throw new Error('a durable store fixture must provide reopen()');
+          if (!fixture?.reopen) throw new Error('a durable store fixture must provide reopen()');
           store = await fixture.reopen();
 
           // a1 is still leased (the lease survives), c1 is free, a2 waits behind a1.

@@ -397,6 +397,28 @@ describe('wechat-bridge send-test', () => {
     expectUsageError(await cli(['send-test', 'oUser-abc', ''], { cwd: dir, env: env() }), /msg_type text needs content/);
     expect(weChat.requests.length).toBe(before);
   });
+
+  test('--account sends as an account of WECHAT_ACCOUNTS_FILE, with its own credentials; an unknown or missing one is a usage error', async () => {
+    const other = { id: 'other', appId: 'wx0000000000000000', appSecret: 'other-secret-0123456789', token: 'otherToken' };
+    writeFileSync(path.join(dir, 'accounts.json'), JSON.stringify([{ id: 'sales', appId: 'wx2c2769f8efd9abc2', appSecret: SECRET, token: 'salesToken' }, other]));
+    const fileEnv = { WECHAT_ACCOUNTS_FILE: 'accounts.json', WECHAT_API_BASE_URL: weChat.baseUrl };
+    const sent = weChat.sent.length;
+
+    const run = await cli(['send-test', 'oUser-abc', 'from sales', '--account', 'sales'], { cwd: dir, env: fileEnv });
+    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: 'Sent a text message to oUser-abc as account sales.\n', stderr: '' });
+    expect(weChat.sent.slice(sent).map((s) => s.json)).toEqual([{ touser: 'oUser-abc', msgtype: 'text', text: { content: 'from sales' } }]);
+    expect(weChat.tokenRequests.at(-1)).toEqual({ grant_type: 'client_credential', appid: 'wx2c2769f8efd9abc2', secret: SECRET });
+
+    // The other account's AppID is not this WeChat's: its own credentials were used, and refused.
+    const asOther = await cli(['send-test', 'oUser-abc', 'hi', '--account', 'other'], { cwd: dir, env: fileEnv });
+    expectFailure(asOther, /40013/);
+    expect(asOther.stderr).not.toContain(other.appSecret);
+    expect(weChat.tokenRequests.at(-1)).toMatchObject({ appid: other.appId });
+
+    expectUsageError(await cli(['send-test', 'oUser-abc', 'hi', '--account', 'nope'], { cwd: dir, env: fileEnv }), /no account nope in accounts\.json \(it lists sales, other\)/);
+    expectUsageError(await cli(['send-test', 'oUser-abc', 'hi'], { cwd: dir, env: fileEnv }), /several accounts are configured: name one with --account \(sales, other\)/);
+    expect(weChat.sent.length).toBe(sent + 1);
+  });
 });
 
 describe('loadSettings (the subset of the configuration the CLI validates)', () => {

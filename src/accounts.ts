@@ -51,8 +51,11 @@ export function parseAccountUserKey(key: string): { accountId: string; openid: s
 export const accountScopedKey = (accountId: string, key: string): string =>
   isDefaultAccount(accountId) ? key : `account:${accountId}:${key}`;
 
-/** Lower-case so that ids cannot differ only in case (Express routes ignore case, so paths would collide). */
-const ACCOUNT_ID = /^[a-z0-9](?:[a-z0-9_-]{0,62})$/;
+/**
+ * Lower-case so that ids cannot differ only in case (Express routes ignore case, so paths would
+ * collide); at most 32 characters so that conversation names (`wechat:<id>:<openid>`) stay short.
+ */
+const ACCOUNT_ID = /^[a-z0-9](?:[a-z0-9_-]{0,31})$/;
 
 /** The rules the single-account variables follow too (config.ts uses the same ones). */
 export const weChatTokenRule = z.string().regex(/^[A-Za-z0-9]{3,32}$/, 'must be 3 to 32 letters and digits, as WeChat requires');
@@ -64,7 +67,7 @@ export const conversationIdRule = z.string().regex(/^\S+$/, 'must be a conversat
 
 const entrySchema = z
   .object({
-    id: z.string({ required_error: 'is required' }).regex(ACCOUNT_ID, 'must be a URL-safe slug: lower-case letters, digits, - and _, at most 63, starting with a letter or digit'),
+    id: z.string({ required_error: 'is required' }).regex(ACCOUNT_ID, 'must be a URL-safe slug: lower-case letters, digits, - and _, at most 32, starting with a letter or digit'),
     appId: noSpacesRule,
     appSecret: noSpacesRule,
     token: weChatTokenRule,

@@ -200,7 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
     errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
   }
   const encryptedModes = parsed.success ? (parsed.data.WECHAT_MESSAGE_MODES ?? []).filter((mode) => mode !== 'plain') : [];
-  if (encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
+  if (hasDefaultAccount && encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
     errors.push(`WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')} but WECHAT_ENCODING_AES_KEY is not set: those modes need it`);
   }
 
@@ -230,8 +230,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         defaultConversationId: parsed.success ? parsed.data.VONAGE_CONVERSATION_ID : undefined,
         alsoConfigured: defaultAccount ? [defaultAccount] : [],
       });
-      if (fromFile.ok) accounts = [...(defaultAccount ? [defaultAccount] : []), ...fromFile.accounts];
-      else errors.push(...fromFile.errors);
+      if (fromFile.ok) {
+        accounts = [...(defaultAccount ? [defaultAccount] : []), ...fromFile.accounts];
+        // WECHAT_MESSAGE_MODES applies to every account: encrypted modes need each one's key.
+        for (const account of fromFile.accounts) {
+          if (encryptedModes.length > 0 && account.aesKeys.length === 0) {
+            errors.push(`WECHAT_ACCOUNTS_FILE ${accountsFile}: account "${account.id}" field encodingAesKey is required: WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')}`);
+          }
+        }
+      } else errors.push(...fromFile.errors);
     }
   }
 

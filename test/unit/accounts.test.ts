@@ -105,6 +105,14 @@ describe('WECHAT_ACCOUNTS_FILE', () => {
     ]);
   });
 
+  test('WECHAT_MESSAGE_MODES applies to every account: an encrypted mode needs each file account\'s key', () => {
+    const { encodingAesKey: _key, ...plainOnly } = sales;
+    expect(errorsOf(load([plainOnly, support], { WECHAT_MESSAGE_MODES: 'safe' }))).toEqual([
+      'WECHAT_ACCOUNTS_FILE accounts.json: account "sales" field encodingAesKey is required: WECHAT_MESSAGE_MODES lists safe',
+    ]);
+    expect(load([sales, support], { WECHAT_MESSAGE_MODES: 'safe' }).ok).toBe(true);
+  });
+
   test('some but not all single-account variables beside a file: the missing ones are required', () => {
     expect(errorsOf(load([sales], { WECHAT_TOKEN: 'token123' }))).toEqual(
       expect.arrayContaining([expect.stringMatching(/^WECHAT_APP_ID is required/), expect.stringMatching(/^WECHAT_APP_SECRET is required/)]),

@@ -160,10 +160,11 @@
     return `${path}${path.includes('?') ? '&' : '?'}account=${encodeURIComponent(account)}`;
   }
 
-  async function api(method, path, body) {
+  /** `account`: the account a phone-pane call acts on; default the picked one. */
+  async function api(method, path, body, account = state.account) {
     let response;
     try {
-      response = await fetch(withAccount(path, state.account), {
+      response = await fetch(withAccount(path, account), {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -939,7 +940,7 @@
   function wireAccountPicker() {
     $('account-select').addEventListener('change', async (e) => {
       const wanted = e.target.value;
-      const snapshot = await attempt('Switching the account', () => api('GET', withAccount('/sandbox/api/state', wanted)));
+      const snapshot = await attempt('Switching the account', () => api('GET', '/sandbox/api/state', undefined, wanted));
       if (!snapshot) {
         renderAccountSelect();
         return;

@@ -41,9 +41,11 @@ export const callbackPathOf = (accountId: string): string =>
 export const accountUserKey = (accountId: string, openid: string): string =>
   isDefaultAccount(accountId) ? openid : `${accountId}:${openid}`;
 
-export function parseAccountUserKey(key: string): { accountId: string; openid: string } {
+export function parseAccountUserKey(key: string, isAccount: (id: string) => boolean = () => true): { accountId: string; openid: string } {
   const colon = key.indexOf(':');
-  if (colon < 0) return { accountId: DEFAULT_ACCOUNT_ID, openid: key };
+  // A prefix that names no other account is part of a default-account openid (WeChat's have no `:`,
+  // but the bridge does not rely on it).
+  if (colon < 0 || isDefaultAccount(key.slice(0, colon)) || !isAccount(key.slice(0, colon))) return { accountId: DEFAULT_ACCOUNT_ID, openid: key };
   return { accountId: key.slice(0, colon), openid: key.slice(colon + 1) };
 }
 

@@ -40,6 +40,8 @@ export interface Config {
     /** Fixed mode: every WeChat user's messages go here. Undefined: per-user conversation mode. */
     conversationId: string | undefined;
     signatureSecret: string | undefined;
+    /** The secret being rotated out: still accepted, after `signatureSecret`. */
+    previousSignatureSecret?: string | undefined;
   };
   /**
    * Every account the bridge serves (WECHAT_ACCOUNTS_FILE, plus `default` from the single-account
@@ -131,6 +133,7 @@ const schema = z.object({
   // Set: every WeChat user in this one conversation. Unset: a conversation per WeChat user.
   VONAGE_CONVERSATION_ID: optional(z.string().regex(/^\S+$/, 'must be a conversation id (CON-…) without spaces')),
   VONAGE_SIGNATURE_SECRET: optional(z.string()),
+  VONAGE_PREVIOUS_SIGNATURE_SECRET: optional(z.string()),
   DATABASE_URL: optional(
     z
     .string()
@@ -266,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         apiBaseUrl: d.VONAGE_API_BASE_URL,
         conversationId: d.VONAGE_CONVERSATION_ID,
         signatureSecret: d.VONAGE_SIGNATURE_SECRET,
+        previousSignatureSecret: d.VONAGE_PREVIOUS_SIGNATURE_SECRET,
       },
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       databaseUrl: d.DATABASE_URL,

@@ -29,6 +29,7 @@ const SECRET_KEYS = [
   'authorization',
   'Authorization',
   'signatureSecret',
+  'previousSignatureSecret',
   'password',
 ];
 

@@ -116,7 +116,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router }),
+      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,
@@ -148,7 +148,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       account: { ...account, ...(config.weChat.messageModes ? { messageModes: config.weChat.messageModes } : {}) },
       jobsFor: relay.jobsFor(account.id),
     })),
-    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
+    rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,
     checkReady: () => store.ping(),

@@ -72,7 +72,7 @@ export function sharedConversationAccount(
  * a per-user conversation's event goes to that conversation's user through the account that user wrote to.
  */
 export function createRecipientResolver(accounts: readonly Account[], store: Pick<Store, 'findConversationMapping'>): RecipientResolver {
-  const perUser = recipientFromConversation(store);
+  const perUser = recipientFromConversation(store, (id) => accounts.some((a) => a.id === id));
   return async (payload) => {
     const shared = sharedConversationAccount(accounts, payload.conversationId, payload.body);
     if (shared !== undefined) {
@@ -106,7 +106,11 @@ export const recipientFromBody: RecipientResolver = async (payload) => {
 };
 
 /** Per-user mode: the conversation's own WeChat user. */
-export function recipientFromConversation(store: Pick<Store, 'findConversationMapping'>): RecipientResolver {
+export function recipientFromConversation(
+  store: Pick<Store, 'findConversationMapping'>,
+  /** Whether an id is a configured account (the others' mapping keys are `<id>:<openid>`). */
+  isAccount: (id: string) => boolean = () => true,
+): RecipientResolver {
   return async (payload) => {
     const mapping = await store.findConversationMapping(payload.conversationId);
     if (mapping === undefined) {
@@ -116,7 +120,7 @@ export function recipientFromConversation(store: Pick<Store, 'findConversationMa
         errorMessage: `conversation ${payload.conversationId} is not the conversation of a WeChat user (the bridge did not create it), so there is nobody to send to`,
       };
     }
-    const { accountId, openid } = parseAccountUserKey(mapping.openid);
+    const { accountId, openid } = parseAccountUserKey(mapping.openid, isAccount);
     const to = outboundRecipient(payload.body);
     if (to !== undefined && to !== openid) {
       return {

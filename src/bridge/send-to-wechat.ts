@@ -23,7 +23,7 @@
  */
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
-import type { Job, Store } from '../store/store';
+import { wasSeen, type Job, type Store } from '../store/store';
 import type { WeChatApiClient } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
 import { statusJob, type SendOutcome } from './outbound';
@@ -101,10 +101,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
-  async function report(job: Job, outcome: SendOutcome): Promise<void> {
+  async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
     const shown: SendOutcome = outcome.status === 'failed' ? { ...outcome, errorMessage: scrub(outcome.errorMessage) } : outcome;
-    const [result] = await store.enqueue([statusJob(payload, shown)]);
+    const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
     const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
@@ -121,10 +121,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
-  async function reportUntilRecorded(job: Job, outcome: SendOutcome): Promise<void> {
+  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     for (let failures = 0; ; failures += 1) {
       try {
-        await report(job, outcome);
+        await report(job, outcome, openid);
         return;
       } catch (error) {
         const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
@@ -147,12 +147,15 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
     const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
 
+    // First, so that every status names the user it is about, even in per-user mode.
+    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
+    const resolvedTo = recipient.ok ? recipient.openid : undefined;
+
     if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
       return;
     }
 
-    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
     if (!recipient.ok) {
       await report(job, { status: 'failed', errorCode: recipient.errorCode, errorMessage: recipient.errorMessage });
       return;
@@ -174,7 +177,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         error instanceof PermanentError ||
         (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
       if (!endsHere) throw error;
-      await report(job, failureOf(error, logger, payload, job.attempts));
+      await report(job, failureOf(error, logger, payload, job.attempts), to);
       return;
     }
 
@@ -193,7 +196,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     } catch (error) {
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
-        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
         return;
       }
       if (error instanceof RetryableError) {
@@ -203,7 +206,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          });
+          }, to);
           return;
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
@@ -212,13 +215,13 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
       if (!markedSending && !(error instanceof PermanentError)) throw error;
-      await report(job, failureOf(error, logger, payload));
+      await report(job, failureOf(error, logger, payload), to);
       return;
     }
 
     // WeChat has the message: its status must say so, whatever the store does meanwhile.
     deps.metrics?.accountMessage?.(recipient.accountId ?? 'default', 'outbound');
-    await reportUntilRecorded(job, { status: 'delivered' });
+    await reportUntilRecorded(job, { status: 'delivered' }, to);
   };
 }
 
@@ -244,12 +247,4 @@ function failureOf(error: unknown, logger: Logger, payload: OutboundEventPayload
     'unexpected error while sending to WeChat',
   );
   return { status: 'failed', errorCode: STATUS_CODES.internal, errorMessage: 'internal error while sending; not sent again' };
-}
-
-/**
- * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
- * forgotten at once (Store.markSeen's contract), so the probe leaves nothing behind.
- */
-async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
-  return !(await store.markSeen(key, 0));
 }

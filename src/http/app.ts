@@ -29,6 +29,8 @@ export interface AppDeps {
   rtc: {
     /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
     signatureSecret: string | undefined;
+    /** VONAGE_PREVIOUS_SIGNATURE_SECRET; accepted after the current one during a rotation. */
+    previousSignatureSecret?: string | undefined;
     /** The job for an RTC event, or undefined when the bridge ignores it. */
     jobFor: (event: RtcEvent) => NewJob | undefined;
   };
@@ -101,6 +103,7 @@ export function createApp(deps: AppDeps): Express {
       store: deps.store,
       metrics: deps.metrics,
       signatureSecret: deps.rtc.signatureSecret,
+      previousSignatureSecret: deps.rtc.previousSignatureSecret,
       jobFor: deps.rtc.jobFor,
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,

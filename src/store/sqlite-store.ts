@@ -36,6 +36,7 @@ import type {
   ConversationMapping,
   ConversationMappingUpdate,
   DeadLetter,
+  EnqueueOptions,
   EnqueueResult,
   Job,
   JobKind,
@@ -76,6 +77,7 @@ export interface SqliteStoreOptions {
 
 interface PendingEnqueue {
   jobs: PreparedJob[];
+  seenKeys: Array<{ key: string; expiresAt: number }>;
   resolve: (results: EnqueueResult[]) => void;
   reject: (error: unknown) => void;
 }
@@ -135,6 +137,9 @@ const SQL = {
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
     WHERE seen_keys.expires_at <= :now`,
+  recordSeen: `
+    INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET expires_at = max(seen_keys.expires_at, excluded.expires_at)`,
   getToken: `SELECT value, expires_at FROM tokens WHERE name = ?`,
   putToken: `
     INSERT INTO tokens (name, value, expires_at) VALUES (:name, :value, :expires_at)
@@ -236,12 +241,13 @@ export class SqliteStore implements Store {
 
   // ---- jobs ----------------------------------------------------------------------------------
 
-  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]> {
+  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
       const prepared = jobs.map(prepareJob);
-      if (prepared.length === 0) return resolve([]);
-      this.pending.push({ jobs: prepared, resolve, reject });
+      const seenKeys = options.seenKeys ?? [];
+      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
+      this.pending.push({ jobs: prepared, seenKeys, resolve, reject });
       this.flushHandle ??= setImmediate(() => this.flush());
     });
   }
@@ -499,6 +505,9 @@ export class SqliteStore implements Store {
         this.db.exec('SAVEPOINT enqueue_call');
         try {
           const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
+          for (const seen of call.seenKeys) {
+            this.statements.recordSeen.run({ key: seen.key, expires_at: Math.floor(seen.expiresAt) });
+          }
           this.db.exec('RELEASE enqueue_call');
           outcomes.push({ ok: true, results });
         } catch (error) {

@@ -134,12 +134,22 @@ export interface UploadedMedia {
   expiresAt: number;
 }
 
+/** Keys to record as seen (as `markSeen` does) with an enqueue. */
+export interface EnqueueOptions {
+  /**
+   * Recorded in the same transaction as the jobs: both are stored or neither (e.g. a webhook
+   * token's `jti`, so that a request whose jobs failed to store can be retried with the same token).
+   */
+  seenKeys?: Array<{ key: string; expiresAt: number }>;
+}
+
 export interface Store {
   /**
    * Stores jobs durably, each with its dedup key, in one transaction: when the promise
-   * resolves the jobs survive a crash. Results are in the order of `jobs`.
+   * resolves the jobs survive a crash. Results are in the order of `jobs`. `seenKeys` are recorded
+   * in that transaction (a key already remembered keeps the later of the two expiries).
    */
-  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]>;
+  enqueue(jobs: NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
 
   /**
    * Leases up to `limit` runnable jobs for `leaseMs`, oldest first. A job is runnable when its
@@ -229,4 +239,12 @@ export interface Store {
   ping(): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/**
+ * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
+ * forgotten at once (`markSeen`'s contract), so the probe leaves nothing behind.
+ */
+export async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
+  return !(await store.markSeen(key, 0));
 }

@@ -83,7 +83,7 @@ describe('the sandbox', () => {
     const status = await waitFor('the status event', () =>
       sandbox.vonage.conversationEvents(conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
     );
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: '' });
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user!.openid });
 
     const channels = new Set(sandbox.traffic.recent().map((t) => t.channel));
     expect(channels).toEqual(new Set(['wechat-push', 'wechat-api', 'vonage-api', 'vonage-webhook']));

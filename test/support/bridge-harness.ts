@@ -48,6 +48,7 @@ export function testConfig(overrides: {
   messageModes?: WeChatMessageMode[];
   weChatBaseUrl?: string;
   signatureSecret?: string;
+  previousSignatureSecret?: string;
   /** Per-user conversation mode: VONAGE_CONVERSATION_ID unset. */
   perUser?: boolean;
   /** VONAGE_CONVERSATION_ID in fixed mode; default TEST_CONVERSATION_ID. */
@@ -76,6 +77,7 @@ export function testConfig(overrides: {
       apiBaseUrl: overrides.vonageBaseUrl,
       conversationId: overrides.perUser ? undefined : (overrides.conversationId ?? TEST_CONVERSATION_ID),
       signatureSecret: overrides.signatureSecret,
+      previousSignatureSecret: overrides.previousSignatureSecret,
     },
     media: {
       ...(overrides.mediaCacheDir !== undefined ? { cacheDir: overrides.mediaCacheDir } : {}),
@@ -106,6 +108,8 @@ export interface HarnessOptions {
   messageModes?: WeChatMessageMode[];
   /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
   signatureSecret?: string;
+  /** VONAGE_PREVIOUS_SIGNATURE_SECRET: the secret being rotated out, still accepted. */
+  previousSignatureSecret?: string;
   /**
    * Per-user conversation mode (VONAGE_CONVERSATION_ID unset). The harness's own fake Vonage then
    * serves the whole API (conversations, users, members); a shared one must have `surface: 'full'`.
@@ -151,6 +155,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     aesKeys: options.aesKeys,
     messageModes: options.messageModes,
     signatureSecret: options.signatureSecret,
+    previousSignatureSecret: options.previousSignatureSecret,
     perUser: options.perUser,
     conversationId: options.conversationId,
     port,

@@ -439,6 +439,38 @@ export function describeStoreContract(
         await expect(store.markSeen('jti-1', T0 + 5_000)).resolves.toBe(true);
         await expect(store.markSeen('jti-1', T0 + 5_000)).resolves.toBe(false);
       });
+
+      test('seen keys given to enqueue are recorded with its jobs, also when the jobs are duplicates', async () => {
+        const seenKeys = [
+          { key: 'jti-with-job', expiresAt: T0 + 1_000 },
+          { key: 'jti-with-job:hash', expiresAt: T0 + 1_000 },
+        ];
+        await expect(store.enqueue([job('k', { n: 1 }, { dedupKey: 'rtc:c:1' })], { seenKeys })).resolves.toEqual([{ outcome: 'stored' }]);
+        await expect(store.markSeen('jti-with-job', T0 + 1_000)).resolves.toBe(false);
+        await expect(store.markSeen('jti-with-job:hash', T0 + 1_000)).resolves.toBe(false);
+        // A redelivery: the job is a duplicate, the keys are kept with the later expiry.
+        await expect(
+          store.enqueue([job('k', { n: 1 }, { dedupKey: 'rtc:c:1' })], { seenKeys: [{ key: 'jti-with-job', expiresAt: T0 + 3_000 }] }),
+        ).resolves.toEqual([{ outcome: 'duplicate' }]);
+        advance(2_000);
+        await expect(store.markSeen('jti-with-job', T0 + 5_000)).resolves.toBe(false);
+        await expect(store.markSeen('jti-with-job:hash', T0 + 5_000)).resolves.toBe(true);
+      });
+
+      test('concurrent enqueues carrying the same seen key are all stored', async () => {
+        const results = await Promise.all(
+          [1, 2, 3].map((n) => store.enqueue([job(`k${n}`, { n })], { seenKeys: [{ key: 'jti-shared', expiresAt: T0 + 1_000 + n }] })),
+        );
+        expect(results.flat()).toEqual([{ outcome: 'stored' }, { outcome: 'stored' }, { outcome: 'stored' }]);
+        await expect(store.markSeen('jti-shared', T0 + 1_000)).resolves.toBe(false);
+      });
+
+      test('when the enqueue fails, its seen keys are not recorded either', async () => {
+        // A job the store refuses (its payload cannot be serialised) fails the whole call.
+        const unstorable = job('k', { n: 1n });
+        await expect(store.enqueue([unstorable], { seenKeys: [{ key: 'jti-failed', expiresAt: T0 + 1_000 }] })).rejects.toThrow();
+        await expect(store.markSeen('jti-failed', T0 + 1_000)).resolves.toBe(true);
+      });
     });
 
     describe('tokens', () => {

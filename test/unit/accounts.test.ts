@@ -135,6 +135,8 @@ describe('per-account keys', () => {
     expect(accountScopedKey('sales', 'msg:oUser:1')).toBe('account:sales:msg:oUser:1');
     expect(parseAccountUserKey(accountUserKey('default', 'oUser-_1'))).toEqual({ accountId: 'default', openid: 'oUser-_1' });
     expect(parseAccountUserKey(accountUserKey('sales', 'oUser-_1'))).toEqual({ accountId: 'sales', openid: 'oUser-_1' });
+    // A default-account openid with a `:` stays whole unless its prefix is a configured account.
+    expect(parseAccountUserKey('odd:openid', (id) => id === 'sales')).toEqual({ accountId: 'default', openid: 'odd:openid' });
   });
 });
 

@@ -45,6 +45,15 @@ describe('loadConfig', () => {
     });
   });
 
+  test('VONAGE_PREVIOUS_SIGNATURE_SECRET is read beside the current secret; blank is unset', () => {
+    const rotating = loadConfig({ ...valid(), VONAGE_SIGNATURE_SECRET: 'new-secret', VONAGE_PREVIOUS_SIGNATURE_SECRET: 'old-secret' });
+    if (!rotating.ok) throw new Error(rotating.errors.join('; '));
+    expect(rotating.config.vonage).toMatchObject({ signatureSecret: 'new-secret', previousSignatureSecret: 'old-secret' });
+    const blank = loadConfig({ ...valid(), VONAGE_SIGNATURE_SECRET: 'new-secret', VONAGE_PREVIOUS_SIGNATURE_SECRET: ' ' });
+    if (!blank.ok) throw new Error(blank.errors.join('; '));
+    expect(blank.config.vonage.previousSignatureSecret).toBeUndefined();
+  });
+
   test('a blank required value is reported as required', () => {
     const result = loadConfig({ ...valid(), WECHAT_TOKEN: '  ' });
     expect(result.ok ? [] : result.errors).toEqual([expect.stringMatching(/^WECHAT_TOKEN is required/)]);

@@ -623,7 +623,7 @@
     renderAgentMessages();
     try {
       await ensureMember(id);
-      const events = await listAll(`/conversations/${encodeURIComponent(id)}/events?page_size=100`, (page) => page._embedded);
+      const events = await listAll(`/conversations/${encodeURIComponent(id)}/events?page_size=100`, (page) => (Array.isArray(page._embedded) ? page._embedded : page._embedded.events));
       for (const event of events) eventsOf(id).set(event.id, event);
     } catch (error) {
       showAgentError(error.message);

@@ -52,3 +52,19 @@ export function weChatAppOf(env: NodeJS.ProcessEnv, cwd: string, accountId: stri
   if (account === undefined) throw new UsageError(`no account ${accountId} in ${file} (it lists ${ids.join(', ')})`, command);
   return { accountId: account.id, appId: account.appId, appSecret: account.appSecret, baseUrl: base.settings.WECHAT_API_BASE_URL };
 }
+
+/**
+ * The account a stored job is about, when its payload says: an inbound event's `account` (or, for a
+ * job stored before accounts existed, its route: the default account), an outbound event's
+ * `body.account`. Undefined when the payload does not tell (a status, a per-user reply without `account`).
+ */
+export function accountOfJobPayload(payload: unknown): string | undefined {
+  if (payload === null || typeof payload !== 'object') return undefined;
+  const p = payload as { event?: { type?: unknown; body?: Record<string, unknown> }; route?: { accountId?: unknown }; body?: Record<string, unknown> };
+  const inbound = p.event?.body?.['account'];
+  if (typeof inbound === 'string' && p.event?.body?.['direction'] === 'inbound') return inbound;
+  if (p.route !== undefined) return typeof p.route.accountId === 'string' ? p.route.accountId : DEFAULT_ACCOUNT_ID;
+  if (p.event?.body?.['direction'] === 'inbound') return DEFAULT_ACCOUNT_ID;
+  const outbound = p.body?.['account'];
+  return typeof outbound === 'string' && outbound !== '' ? outbound : undefined;
+}

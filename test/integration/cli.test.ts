@@ -8,7 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../src/config';
+import { inboundJobs } from '../../src/bridge/accept-inbound';
 import { openStore } from '../../src/store/open-store';
+import { parseWeChatMessage } from '../../src/wechat/message';
+import { parseWeChatXml } from '../../src/wechat/xml';
 import type { DeadLetter, Job, Store } from '../../src/store/store';
 import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
 
@@ -331,6 +334,38 @@ describe('wechat-bridge (dist/cli/main.js)', () => {
         rmSync(other, { recursive: true, force: true });
       }
     });
+  });
+});
+
+describe('wechat-bridge dead-letters list --account', () => {
+  test('lists only the dead letters of one Official Account', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bridge-cli-accounts-'));
+    try {
+      const store = await openStore(`sqlite:${path.join(dir, 'data', 'bridge.db')}`);
+      const message = (account: string, msgId: string) =>
+        inboundJobs(
+          parseWeChatMessage(parseWeChatXml(`<xml><ToUserName>gh_1</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>${msgId}</MsgId></xml>`)),
+          { conversationId: undefined, accountId: account },
+        );
+      await store.enqueue([
+        ...message('sales', '1'),
+        ...message('default', '2'),
+        { kind: 'send-to-wechat', orderKey: 'conversation:CON-1', payload: { conversationId: 'CON-1', eventId: '9', body: { direction: 'outbound', to: 'oUser', account: 'sales' } } },
+      ]);
+      const claimed = await store.claim({ limit: 10, leaseMs: 60_000 });
+      for (const job of claimed) await deadLetter(store, job, 'gave up');
+      await store.close();
+      expect(claimed).toHaveLength(3);
+      const bySales = claimed.filter((job) => job.orderKey !== 'wechat:oUser').map((job) => job.id).sort();
+
+      const run = await cli(['dead-letters', 'list', '--account', 'sales', '--json'], { cwd: dir });
+      expect(run.code).toBe(0);
+      expect((JSON.parse(run.stdout) as Array<{ id: string }>).map((letter) => letter.id).sort()).toEqual(bySales);
+      const all = await cli(['dead-letters', 'list', '--json'], { cwd: dir });
+      expect(JSON.parse(all.stdout)).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

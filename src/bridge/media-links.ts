@@ -12,6 +12,7 @@
  * links change when the secret is reset.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isDefaultAccount } from '../accounts';
 
 /** Where the route is mounted. */
 export const MEDIA_ROUTE_PATH = '/media';
@@ -40,7 +41,7 @@ function signature(key: Buffer, mediaId: string, expires: number): Buffer {
  * (each fetches with its own access token: a media_id is only good with its own account's).
  */
 export const mediaRoutePathOf = (accountId: string): string =>
-  accountId === 'default' ? MEDIA_ROUTE_PATH : `${MEDIA_ROUTE_PATH}/${accountId}`;
+  isDefaultAccount(accountId) ? MEDIA_ROUTE_PATH : `${MEDIA_ROUTE_PATH}/${accountId}`;
 
 /**
  * The link key of one account: the default account's is `mediaLinkKey`'s, as before accounts
@@ -49,7 +50,7 @@ export const mediaRoutePathOf = (accountId: string): string =>
  */
 export function accountMediaLinkKey(accountId: string, secrets: { appSecret: string; linkSecret?: string | undefined }): Buffer {
   const key = mediaLinkKey(secrets);
-  return accountId === 'default' ? key : createHmac('sha256', key).update(`account ${accountId}`).digest();
+  return isDefaultAccount(accountId) ? key : createHmac('sha256', key).update(`account ${accountId}`).digest();
 }
 
 /** The link for `mediaId`, valid until `expiresAtMs` (rounded down to a second). */

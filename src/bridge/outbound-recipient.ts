@@ -10,7 +10,6 @@
  */
 import { DEFAULT_ACCOUNT_ID, parseAccountUserKey, type Account } from '../accounts';
 import type { Store } from '../store/store';
-import { outboundRecipient } from './outbound';
 import type { OutboundEventPayload } from './ports';
 
 /** `accountId`: the configured id of the account that sends (its access token); `default` when the resolver does not know several. */
@@ -29,6 +28,12 @@ export const RECIPIENT_STATUS_CODES = {
 } as const;
 
 type Refusal = Extract<Recipient, { ok: false }>;
+
+/** The recipient openid named by an outbound body, if it names one. */
+export function outboundRecipient(body: Record<string, unknown>): string | undefined {
+  const to = body['to'];
+  return typeof to === 'string' && to.trim() !== '' ? to : undefined;
+}
 
 /** The account named by an outbound body (`body.account`), if it names one. */
 export function outboundAccount(body: Record<string, unknown>): string | undefined {

@@ -15,7 +15,7 @@ import type { NewJob } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import { weChatUserOrderKey } from './accept-inbound';
 import { WECHAT_MESSAGE_EVENT } from './inbound';
-import { sharedConversationAccount } from './outbound-recipient';
+import { outboundRecipient, sharedConversationAccount } from './outbound-recipient';
 import {
   JOB_DELIVER_TO_VONAGE,
   JOB_SEND_TO_WECHAT,
@@ -33,11 +33,6 @@ export const rtcEventDedupKey = (conversationId: string, eventId: string): strin
 /** One status per outbound event, however often its job runs. */
 export const statusDedupKey = (conversationId: string, eventId: string): string => `status:${conversationId}:${eventId}`;
 
-/** The recipient openid named by an outbound body, if it names one. */
-export function outboundRecipient(body: Record<string, unknown>): string | undefined {
-  const to = body['to'];
-  return typeof to === 'string' && to.trim() !== '' ? to : undefined;
-}
 
 export interface PlanOptions {
   /** Per-user conversation mode: each conversation is one WeChat user's (`to` may be omitted). */

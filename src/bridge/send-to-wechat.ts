@@ -21,6 +21,7 @@
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
@@ -220,7 +221,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     }
 
     // WeChat has the message: its status must say so, whatever the store does meanwhile.
-    deps.metrics?.accountMessage?.(recipient.accountId ?? 'default', 'outbound');
+    deps.metrics?.accountMessage?.(recipient.accountId ?? DEFAULT_ACCOUNT_ID, 'outbound');
     await reportUntilRecorded(job, { status: 'delivered' }, to);
   };
 }

@@ -5,11 +5,12 @@
  * Each account is its own platform emulator (wechat-platform.ts: its users, tokens, windows); this
  * host forwards each request to the account it belongs to:
  *
- * - `stable_token` by the `appid` in its JSON body (an unknown AppID: errcode 40013, "invalid appid",
- *   as WeChat answers; reference/wechat.md §6);
+ * - `stable_token` by the `appid` in its JSON body (an unknown AppID: errcode 40013 "invalid appid",
+ *   WeChat's global return code for it, which the single-account emulator answers too);
  * - every other `/cgi-bin/` call by its `access_token` query parameter: the account that issued the
- *   token. A token no account issued is errcode 40001 ("invalid credential"), which is also what a
- *   token of another AppID gets from WeChat, so a token can never act for another account.
+ *   token. A token no account issued is errcode 40001 ("access_token is invalid or not latest",
+ *   reference/wechat.md, tokens), so a token can never act for another account: each account's
+ *   emulator only ever sees its own tokens.
  * - anything else (`/mmbiz/` picture links) goes to the first account.
  */
 import http from 'node:http';
@@ -32,7 +33,8 @@ export async function startWeChatApiHost(accounts: Array<{ appId: string; platfo
     res.end(JSON.stringify({ errcode, errmsg: `${errmsg} rid: ${randomBytes(6).toString('hex')}` }));
   };
 
-  function targetOf(url: URL, body: Buffer): WeChatPlatform | number {
+  /** The account's emulator, or WeChat's answer when no account has these credentials. */
+  function targetOf(url: URL, body: Buffer): WeChatPlatform | { errcode: number; errmsg: string } {
     if (url.pathname === '/cgi-bin/stable_token') {
       let appId: unknown;
       try {
@@ -41,12 +43,17 @@ export async function startWeChatApiHost(accounts: Array<{ appId: string; platfo
         return accounts[0]!.platform; // The emulator answers malformed JSON itself (47001).
       }
       if (typeof appId !== 'string' || appId === '') return accounts[0]!.platform; // 41002 from the emulator.
-      return accounts.find((a) => a.appId === appId)?.platform ?? 40013;
+      return accounts.find((a) => a.appId === appId)?.platform ?? { errcode: 40013, errmsg: 'invalid appid' };
     }
     if (url.pathname.startsWith('/cgi-bin/')) {
       const token = url.searchParams.get('access_token');
       if (token === null || token === '') return accounts[0]!.platform; // 41001 from the emulator.
-      return accounts.find((a) => a.platform.issuedTokens.includes(token))?.platform ?? 40001;
+      return (
+        accounts.find((a) => a.platform.issuedTokens.includes(token))?.platform ?? {
+          errcode: 40001,
+          errmsg: 'invalid credential, access_token is invalid or not latest',
+        }
+      );
     }
     return accounts[0]!.platform;
   }
@@ -67,9 +74,7 @@ export async function startWeChatApiHost(accounts: Array<{ appId: string; platfo
       const body = Buffer.concat(chunks);
       const url = new URL(req.url ?? '/', 'http://host');
       const target = targetOf(url, body);
-      if (target === 40013) return answer(res, 40013, 'invalid appid');
-      if (target === 40001) return answer(res, 40001, 'invalid credential, access_token is invalid or not latest');
-      if (typeof target === 'number') return answer(res, -1, 'system error');
+      if ('errcode' in target) return answer(res, target.errcode, target.errmsg);
       const forward = http.request(
         `${target.baseUrl}${req.url ?? '/'}`,
         { method: req.method, headers: { ...req.headers, host: new URL(target.baseUrl).host } },

@@ -10,7 +10,7 @@ import type { Account } from '../../src/accounts';
 import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
-import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
+import { configuredSecrets, startBridge, type BridgeOptions, type RunningBridge } from '../../src/server';
 import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
@@ -131,6 +131,8 @@ export interface HarnessOptions {
   accounts?: Account[];
   /** WECHAT_API_BASE_URL instead of the fake WeChat's (e.g. a WeChat API host serving several accounts' emulators). */
   weChatBaseUrl?: string;
+  /** Passed to `startBridge` (e.g. a short acknowledgement budget). */
+  bridgeOptions?: BridgeOptions;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -165,7 +167,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   if (options.accounts) config.accounts = options.accounts;
   const logger = createLogger({ level: 'debug', destination, secrets: configuredSecrets(config) });
-  const bridge = await startBridge(config, logger);
+  const bridge = await startBridge(config, logger, options.bridgeOptions);
   return {
     baseUrl: `http://127.0.0.1:${bridge.port}`,
     bridge,

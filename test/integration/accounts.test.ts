@@ -15,6 +15,7 @@ import { pushToBridge, signedPush } from '../support/wechat-push';
 import { waitFor } from '../support/wait';
 import { TEST_AES_KEY, TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { startFakeWeChat } from '../support/fake-wechat';
+import { createTestDatabase } from '../support/postgres';
 
 const ALPHA = { appId: 'wxa1a1a1a1a1a1a1a1', appSecret: 'alpha-secret-0123456789abcdef', token: 'alphaToken', aesKey: 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG', original: 'gh_a1a1a1a1a1a1' };
 const BETA = { appId: 'wxb2b2b2b2b2b2b2b2', appSecret: 'beta-secret-0123456789abcdefgh', token: 'betaToken', aesKey: 'ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut', original: 'gh_b2b2b2b2b2b2' };
@@ -37,7 +38,9 @@ interface TwoAccounts {
   close(): Promise<void>;
 }
 
-async function startTwoAccounts(options: { conversationId?: string; directory?: string; keepDirectory?: boolean; vonage?: FakeVonage; platforms?: { alpha: WeChatPlatform; beta: WeChatPlatform } } = {}): Promise<TwoAccounts> {
+async function startTwoAccounts(
+  options: { conversationId?: string; databaseUrl?: string; vonage?: FakeVonage; platforms?: { alpha: WeChatPlatform; beta: WeChatPlatform } } = {},
+): Promise<TwoAccounts> {
   const alpha = options.platforms?.alpha ?? (await startWeChatPlatform({ appId: ALPHA.appId, appSecret: ALPHA.appSecret, accountId: ALPHA.original }));
   const beta = options.platforms?.beta ?? (await startWeChatPlatform({ appId: BETA.appId, appSecret: BETA.appSecret, accountId: BETA.original }));
   const host = await startWeChatApiHost([
@@ -53,8 +56,7 @@ async function startTwoAccounts(options: { conversationId?: string; directory?: 
     weChatBaseUrl: host.baseUrl,
     perUser,
     ...(options.conversationId !== undefined ? { conversationId: options.conversationId } : {}),
-    ...(options.directory !== undefined ? { directory: options.directory } : {}),
-    ...(options.keepDirectory ? { keepDirectory: true } : {}),
+    ...(options.databaseUrl !== undefined ? { databaseUrl: options.databaseUrl } : {}),
     accounts: [accountOf('default', ALPHA, options.conversationId), accountOf('beta', BETA, options.conversationId)],
   });
   alpha.connect({ url: `${harness.baseUrl}/weChatEvent`, token: ALPHA.token, mode: 'safe', encodingAesKey: ALPHA.aesKey });
@@ -273,6 +275,43 @@ describe('a database of a single-account bridge', () => {
     } finally {
       await vonage.close();
       await weChat.close();
+    }
+  }, 60_000);
+});
+
+describe('two instances with two accounts on one PostgreSQL database', () => {
+  test('each account has one access token, fetched once and shared by both instances, never used for the other account', async () => {
+    const SHARED = 'CON-shared-instances-0000-000000000000';
+    const db = await createTestDatabase('bridge_accounts');
+    const alpha = await startWeChatPlatform({ appId: ALPHA.appId, appSecret: ALPHA.appSecret, accountId: ALPHA.original });
+    const beta = await startWeChatPlatform({ appId: BETA.appId, appSecret: BETA.appSecret, accountId: BETA.original });
+    const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID, surface: 'events-only' });
+    const instances: TwoAccounts[] = [];
+    try {
+      for (let n = 0; n < 2; n += 1) instances.push(await startTwoAccounts({ conversationId: SHARED, databaseUrl: db.url, vonage, platforms: { alpha, beta } }));
+      const alice = await alpha.addUser({ nickname: 'Alice' });
+      const bob = await beta.addUser({ nickname: 'Bob' });
+      await alpha.sendText(alice.openid, 'window please');
+      await beta.sendText(bob.openid, 'window please');
+
+      const events = instances.flatMap((instance) => [
+        { instance, event: outboundMessage(alice.openid, { content: 'to Alice', account: 'default' }, { conversation_id: SHARED }) },
+        { instance, event: outboundMessage(bob.openid, { content: 'to Bob', account: 'beta' }, { conversation_id: SHARED }) },
+      ]);
+      await Promise.all(events.map(({ instance, event }) => postRtcEvent(instance.harness.baseUrl, event)));
+      await waitFor('four statuses', () => events.every(({ event }) => statusFor(vonage, event.id)), 15_000);
+      for (const { event } of events) expect(statusFor(vonage, event.id)!.body).toMatchObject({ status: 'delivered' });
+
+      expect([alpha.tokenFetches, beta.tokenFetches]).toEqual([1, 1]);
+      expect(alpha.sent.map((send) => (send.json as { touser: string }).touser)).toEqual([alice.openid, alice.openid]);
+      expect(beta.sent.map((send) => (send.json as { touser: string }).touser)).toEqual([bob.openid, bob.openid]);
+      expectTokensKeptApart(alpha, beta);
+    } finally {
+      for (const instance of instances) await instance.close();
+      await vonage.close();
+      await alpha.close();
+      await beta.close();
+      await db.drop();
     }
   }, 60_000);
 });

@@ -1,4 +1,6 @@
-import { accountScopedKey, accountUserKey, callbackPathOf, parseAccountUserKey, type Account } from '../../src/accounts';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { accountScopedKey, accountUserKey, callbackPathOf, parseAccountsFile, parseAccountUserKey, type Account } from '../../src/accounts';
 import { weChatUserOrderKey } from '../../src/bridge/accept-inbound';
 import { conversationNameFor, userNameFor } from '../../src/bridge/conversation-routing';
 import { planOutbound } from '../../src/bridge/outbound';
@@ -117,6 +119,19 @@ describe('WECHAT_ACCOUNTS_FILE', () => {
     expect(errorsOf(load([sales], { WECHAT_TOKEN: 'token123' }))).toEqual(
       expect.arrayContaining([expect.stringMatching(/^WECHAT_APP_ID is required/), expect.stringMatching(/^WECHAT_APP_SECRET is required/)]),
     );
+  });
+});
+
+describe('docs/accounts.md', () => {
+  test('its example file is valid', () => {
+    const doc = readFileSync(path.join(__dirname, '../../docs/accounts.md'), 'utf8');
+    const example = /```json\n(\{\n  "accounts"[\s\S]*?)```/.exec(doc)?.[1];
+    const parsed = parseAccountsFile('accounts.json', example ?? '');
+    if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+    expect(parsed.accounts.map((a) => [a.id, a.aesKeys.length, a.conversationId])).toEqual([
+      ['sales', 1, undefined],
+      ['support-cn', 2, 'CON-7f1c2a4e-0000-4000-8000-000000000001'],
+    ]);
   });
 });
 

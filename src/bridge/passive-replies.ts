@@ -45,7 +45,7 @@ export const PASSIVE_STATUS_CODES = { expired: 'expired', uncertain: 'uncertain'
 export interface PassiveReply {
   /** `conversationId:eventId`: the outbound event's identity. */
   id: string;
-  /** The user it is for (the resolved recipient: in per-user mode the event may omit `to`). */
+  /** The openid it is for (the resolved recipient: in per-user mode the event may omit `to`). */
   openid: string;
   /** The outbound event, its body ready to send (media uploaded). */
   outbound: OutboundEventPayload;
@@ -62,6 +62,9 @@ interface Mailbox {
 }
 
 interface ExpiryPayload {
+  /** The mailbox: `accountUserKey(account, openid)`. */
+  user: string;
+  /** The recipient's openid, for the status. */
   openid: string;
   replyId: string;
   outbound: OutboundEventPayload;
@@ -183,16 +186,16 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
      * Queues a reply for the user's next push (idempotent: a job that runs again after a crash does
      * not queue the same event twice) and stores the job that gives it up at its expiry.
      */
-    async deposit(openid: string, outbound: OutboundEventPayload): Promise<void> {
+    async deposit(user: string, outbound: OutboundEventPayload, openid: string = user): Promise<void> {
       const id = replyIdOf(outbound);
       const queuedAt = now();
       const reply: PassiveReply = { id, openid, outbound, queuedAt, expiresAt: queuedAt + deps.replyTtlMs };
-      const queued = await withMailbox(openid, (mailbox) => {
+      const queued = await withMailbox(user, (mailbox) => {
         if (mailbox.pending.some((r) => r.id === id) || mailbox.settled.some((s) => s.id === id)) return false;
         mailbox.pending.push(reply);
         return true;
       });
-      const payload: ExpiryPayload = { openid, replyId: id, outbound };
+      const payload: ExpiryPayload = { user, openid, replyId: id, outbound };
       await enqueue([
         {
           kind: JOB_EXPIRE_PASSIVE_REPLY,
@@ -204,9 +207,9 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
         },
       ]);
       if (queued) {
-        logger.debug({ openid, conversationId: outbound.conversationId, eventId: outbound.eventId }, 'reply queued for the next push');
-        deposited.emit(openid);
-        await deps.signal?.publish(openid).catch((error: unknown) => {
+        logger.debug({ user, conversationId: outbound.conversationId, eventId: outbound.eventId }, 'reply queued for the next push');
+        deposited.emit(user);
+        await deps.signal?.publish(user).catch((error: unknown) => {
           logger.warn({ err: error }, 'could not signal the other instances; their held pushes find the reply by polling');
         });
       }
@@ -261,7 +264,9 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     /** The `expire-passive-reply` job's handler. */
     async expire(job: Job): Promise<void> {
       const { openid, replyId, outbound } = job.payload as ExpiryPayload;
-      const wasWaiting = await withMailbox(openid, (mailbox) => {
+      // Jobs stored before accounts name only the openid: the default account's key.
+      const user = (job.payload as ExpiryPayload).user ?? openid;
+      const wasWaiting = await withMailbox(user, (mailbox) => {
         const index = mailbox.pending.findIndex((r) => r.id === replyId);
         if (index < 0) return false;
         const [reply] = mailbox.pending.splice(index, 1);

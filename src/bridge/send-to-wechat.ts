@@ -21,6 +21,7 @@
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
+import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
@@ -36,6 +37,11 @@ import { passiveReplyProblem } from '../wechat/passive-reply';
 
 export interface SendToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
+  /**
+   * Several accounts: the client and media uploader of the recipient's account (its own access
+   * token: a message never leaves through another account). `weChat` and `media` when absent.
+   */
+  accountOf?: (accountId: string) => { weChat: Pick<WeChatApiClient, 'sendCustomMessage'>; media?: OutboundMedia };
   store: Pick<Store, 'enqueue' | 'markSeen'>;
   logger: Logger;
   now?: () => number;
@@ -44,7 +50,7 @@ export interface SendToWeChatDeps {
   /** The longest backoff the worker waits between two runs. Default 5 min. */
   maxRetryDelayMs?: number;
   /** Counts each outcome (delivered, or failed with its code). */
-  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
+  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'> & Partial<Pick<BridgeMetrics, 'accountMessage'>>;
   /** Who the event is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
   /** Turns a `media_url` into an uploaded `media_id` before the send (outbound-media.ts). */
@@ -163,12 +169,16 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
     const to = recipient.openid;
+    const { weChat, media } =
+      deps.accountOf && recipient.accountId !== undefined ? deps.accountOf(recipient.accountId) : { weChat: deps.weChat, media: deps.media };
 
+    /** The user's passive-reply mailbox: one per account and openid. */
+    const passiveUser = accountUserKey(recipient.accountId ?? DEFAULT_ACCOUNT_ID, to);
     let request: Record<string, unknown>;
     let body: Record<string, unknown>;
     try {
       // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
-      body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+      body = media ? await media.prepare(payload.body) : payload.body;
       request = buildCustomSendBody({ to, body });
     } catch (error) {
       // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
@@ -189,9 +199,9 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         await report(job, { status: 'failed', errorCode: STATUS_CODES.invalidEvent, errorMessage: problem }, to);
         return;
       }
-      await deps.passive!.deposit(to, { ...payload, body });
+      await deps.passive!.deposit(passiveUser, { ...payload, body }, to);
     };
-    if (deps.passive && (await deps.passive.isPassive(to))) return queuePassive();
+    if (deps.passive && (await deps.passive.isPassive(passiveUser))) return queuePassive();
 
     // "Sending" is recorded once the token is in hand, right before the request leaves: a crash or
     // a store error while the token is fetched or awaited leaves no marker, and the next run sends.
@@ -204,7 +214,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     };
 
     try {
-      await deps.weChat.sendCustomMessage(request, { beforeRequest: markSending });
+      await weChat.sendCustomMessage(request, { beforeRequest: markSending });
     } catch (error) {
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
@@ -228,7 +238,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         // The account has no customer-service API: WeChat refused, nothing went out (recorded, so
         // that a run after a crash here queues the reply instead of calling it uncertain).
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
-        await deps.passive.switchToPassive(to);
+        await deps.passive.switchToPassive(passiveUser);
         return queuePassive();
       }
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
@@ -239,6 +249,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     }
 
     // WeChat has the message: its status must say so, whatever the store does meanwhile.
+    deps.metrics?.accountMessage?.(recipient.accountId ?? DEFAULT_ACCOUNT_ID, 'outbound');
     await reportUntilRecorded(job, { status: 'delivered' }, to);
   };
 }

@@ -9,6 +9,7 @@
  * inside the client. The job runs in the user's queue, so a Typing never overtakes the message it
  * announces, nor a CancelTyping the Typing before it.
  */
+import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError } from '../errors';
 import type { Logger } from '../logger';
 import type { Job } from '../store/store';
@@ -19,11 +20,13 @@ import type { OutboundEventPayload } from './ports';
 
 export interface SendTypingToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendTyping'>;
+  /** Several accounts: the client of the recipient's account (its access token); `weChat` when absent. */
+  accountOf?: (accountId: string) => { weChat: Pick<WeChatApiClient, 'sendTyping'> };
   logger: Logger;
   /** Who the indicator is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
-  /** Whether the user gets passive replies: then there is no customer-service API to show typing with. */
-  isPassive?: (openid: string) => Promise<boolean>;
+  /** Whether the user (`accountUserKey`) gets passive replies: then there is no customer-service API to show typing with. */
+  isPassive?: (user: string) => Promise<boolean>;
 }
 
 export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
@@ -32,22 +35,26 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
     const context = { conversationId: payload.conversationId, eventId: payload.eventId };
 
     let request: Record<string, unknown>;
+    let weChat = deps.weChat;
+    let user = '';
     try {
       const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
       if (!recipient.ok) throw new InvalidInputError(400, recipient.errorMessage);
+      if (deps.accountOf && recipient.accountId !== undefined) weChat = deps.accountOf(recipient.accountId).weChat;
       request = buildTypingBody(recipient.openid, payload.body['command'] as TypingCommand);
+      user = accountUserKey(recipient.accountId ?? DEFAULT_ACCOUNT_ID, recipient.openid);
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
       deps.logger.warn({ ...context, reason: error.message }, 'typing event ignored');
       return;
     }
 
-    if (deps.isPassive && (await deps.isPassive(request['touser'] as string))) {
+    if (deps.isPassive && (await deps.isPassive(user))) {
       deps.logger.debug(context, 'typing indicator not sent: this user gets passive replies (no customer-service API)');
       return;
     }
     try {
-      await deps.weChat.sendTyping(request);
+      await weChat.sendTyping(request);
     } catch (error) {
       deps.logger.warn(
         { ...context, error: error instanceof Error ? error.message : String(error) },

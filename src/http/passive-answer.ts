@@ -15,6 +15,7 @@
  * and mass-send reports) get `success` at once.
  */
 import type { Request, Response } from 'express';
+import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import type { PassiveReplies, PassiveReply } from '../bridge/passive-replies';
 import type { Logger } from '../logger';
 import type { Store } from '../store/store';
@@ -42,6 +43,8 @@ export interface PassiveAnswerDeps {
   replies: Pick<PassiveReplies, 'isPassive' | 'waitFor' | 'putBack' | 'settle'>;
   store: Pick<Store, 'markSeen'>;
   logger: Logger;
+  /** The account whose callback this is: its keys seal the answer, its id scopes the mailbox. */
+  accountId?: string;
   weChat: { token: string; appId: string; aesKeys: Buffer[] };
   /** WECHAT_PASSIVE_HOLDING_TEXT. */
   holdingText: string | undefined;
@@ -54,10 +57,12 @@ export type PassiveAnswerer = ReturnType<typeof createPassiveAnswerer>;
 export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
   const holdMs = deps.holdMs ?? PASSIVE_HOLD_MS;
   const { logger } = deps;
+  /** The mailbox of the push's sender: one per account and openid. */
+  const userOf = (message: WeChatMessage): string => accountUserKey(deps.accountId ?? DEFAULT_ACCOUNT_ID, message.fromUserName);
 
   /** 1, 2, 3: which delivery of this push this is, counted in the store (a retry may reach another instance). */
   async function deliveryNumber(message: WeChatMessage): Promise<number> {
-    const key = `passive-push:${message.fromUserName}:${weChatContentDigest(message)}`;
+    const key = `passive-push:${userOf(message)}:${weChatContentDigest(message)}`;
     const expiresAt = deps.now() + 10 * 60 * 1000;
     for (let n = 1; n < WECHAT_DELIVERIES; n += 1) {
       if (await deps.store.markSeen(`${key}#${n}`, expiresAt)) return n;
@@ -119,7 +124,7 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
       }
     } else {
       logger.warn(context, 'WeChat hung up before the passive reply was written; it waits for the next push');
-      await deps.replies.putBack(openid, reply);
+      await deps.replies.putBack(userOf(message), reply);
     }
   }
 
@@ -142,7 +147,8 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
   async function hold(req: Request, res: Response, message: WeChatMessage, encrypted: boolean): Promise<void> {
     const openid = message.fromUserName;
     const answerable = message.msgType !== 'event' || ANSWERABLE_EVENTS.has(message.event ?? '');
-    if (!answerable || !(await deps.replies.isPassive(openid))) {
+    const user = userOf(message);
+    if (!answerable || !(await deps.replies.isPassive(user))) {
       await write(res, 'success', 'text/plain');
       return;
     }
@@ -150,9 +156,9 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
     const hungUp = new AbortController();
     res.once('close', () => hungUp.abort());
     const deadline = deps.now() + Math.max(0, holdMs - (performance.now() - arrivalOf(res)));
-    const reply = await deps.replies.waitFor(openid, deadline, hungUp.signal);
+    const reply = await deps.replies.waitFor(user, deadline, hungUp.signal);
     if (reply) {
-      if (hungUp.signal.aborted) await deps.replies.putBack(openid, reply);
+      if (hungUp.signal.aborted) await deps.replies.putBack(user, reply);
       else await answerWith(req, res, message, reply, encrypted);
       return;
     }

@@ -34,7 +34,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const TABLES = 'jobs, dead_letters, dedup_keys, seen_keys, tokens, locks, conversation_mappings, uploaded_media';
+const TABLES = 'jobs, dead_letters, dedup_keys, seen_keys, tokens, locks, conversation_mappings, uploaded_media, send_allowances, remembered_values';
 
 describeStoreContract(
   'PostgresStore',

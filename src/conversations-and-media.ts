@@ -15,6 +15,7 @@ import { MediaFileCache } from './bridge/media-cache';
 import { MEDIA_LINK_MAX_TTL_MS, mediaLink, mediaLinkKey } from './bridge/media-links';
 import { planOutbound } from './bridge/outbound';
 import { createOutboundMedia, type OutboundMedia } from './bridge/outbound-media';
+import { templateResultJob } from './bridge/template-result';
 import { recipientFromBody, recipientFromConversation, type RecipientResolver } from './bridge/outbound-recipient';
 import type { Config } from './config';
 import { mediaRouter } from './http/media-route';
@@ -72,7 +73,12 @@ export function createConversationsAndMedia(deps: {
 
   return {
     mode: perUser ? 'per-user' : 'fixed',
-    jobsFor: (message) => inboundJobs(message, { conversationId: fixedConversationId }, mediaUrl ? { mediaUrl } : {}),
+    // Every message goes to the conversation; a template message's result also becomes its status.
+    jobsFor: (message) => {
+      const jobs = inboundJobs(message, { conversationId: fixedConversationId }, { receivedAt: now(), ...(mediaUrl ? { mediaUrl } : {}) });
+      const templateResult = templateResultJob(message);
+      return templateResult === undefined ? jobs : [...jobs, templateResult];
+    },
     planOutbound: (event) => planOutbound(event, { perUserConversations: perUser }),
     router,
     recipientOf: perUser ? recipientFromConversation(store) : recipientFromBody,

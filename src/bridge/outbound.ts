@@ -84,7 +84,17 @@ function outboundJobKind(event: RtcEvent): string | undefined {
 /** Longest `error_message` we post: the whole status body stays far below Vonage's 4096 bytes. */
 const MAX_ERROR_MESSAGE_CHARS = 1000;
 
-export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string };
+/** What a status may add: WeChat's msgid, the fallback that went instead, the reply window after a free-form send. */
+export interface StatusDetails {
+  msgId?: string;
+  via?: 'template' | 'subscribe';
+  replyWindow?: { closes_at: number; replies_left: number };
+}
+
+export type SendOutcome = ({ status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string }) & StatusDetails;
+
+/** The one later status per outbound template message: WeChat's TEMPLATESENDJOBFINISH result. */
+export const templateResultDedupKey = (conversationId: string, eventId: string): string => `template-result:${conversationId}:${eventId}`;
 
 /**
  * The `deliver-to-vonage` job that posts the outcome of an outbound event to its conversation.
@@ -93,13 +103,16 @@ export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCod
  * user's next WeChat sends. The dedup key makes the status unique per outbound event, so a job that
  * runs again after a crash cannot post a second, contradicting status.
  */
-export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome): NewJob {
+export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, dedupKey = statusDedupKey(payload.conversationId, payload.eventId)): NewJob {
   const to = outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
   if (outcome.status === 'failed') {
     body.error_code = outcome.errorCode;
     body.error_message = clip(outcome.errorMessage);
   }
+  if (outcome.msgId !== undefined) body.msg_id = outcome.msgId;
+  if (outcome.via !== undefined) body.via = outcome.via;
+  if (outcome.replyWindow !== undefined) body.reply_window = outcome.replyWindow;
   const deliver: DeliverToVonagePayload = {
     conversationId: payload.conversationId,
     event: { type: WECHAT_STATUS_EVENT, body },
@@ -108,7 +121,7 @@ export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome): 
     kind: JOB_DELIVER_TO_VONAGE,
     orderKey: to !== undefined ? `wechat-status:${to}` : `conversation-status:${payload.conversationId}`,
     payload: deliver,
-    dedupKey: statusDedupKey(payload.conversationId, payload.eventId),
+    dedupKey,
   };
 }
 

@@ -24,17 +24,31 @@
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import type { Job, Store } from '../store/store';
-import type { WeChatApiClient } from '../wechat/api-client';
+import { WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
-import { statusJob, type SendOutcome } from './outbound';
+import {
+  buildSubscribeSendBody,
+  buildTemplateSendBody,
+  fallbackOf,
+  isNotificationType,
+  type NotificationKind,
+} from '../wechat/template-message';
+import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
+import { DEFAULT_ACCOUNT_ID, type ReplyWindow, type ReplyWindowTracker } from './reply-window';
+import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
 import type { BridgeMetrics } from '../metrics';
 import type { OutboundMedia } from './outbound-media';
 import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
 
 export interface SendToWeChatDeps {
-  weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
-  store: Pick<Store, 'enqueue' | 'markSeen'>;
+  weChat: Pick<WeChatApi, 'sendCustomMessage'> & Partial<Pick<WeChatApi, 'sendTemplateMessage' | 'sendSubscribeMessage'>>;
+  store: Pick<Store, 'enqueue' | 'markSeen'> & Partial<Pick<Store, 'rememberValue'>>;
+  /**
+   * The users' reply windows: a free-form send counts against it and its status shows it, and a
+   * closed window sends the event's `fallback` instead. Without it, only WeChat's answer decides.
+   */
+  replyWindows?: ReplyWindowTracker;
   logger: Logger;
   now?: () => number;
   /** Must equal the worker's give-up time. Default 24 h. */
@@ -154,11 +168,19 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     }
     const to = recipient.openid;
 
-    let request: Record<string, unknown>;
+    let primary: PlannedSend;
+    let fallback: PlannedSend | undefined;
     try {
       // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
-      const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
-      request = buildCustomSendBody({ to, body });
+      const msgType = payload.body['msg_type'];
+      if (isNotificationType(msgType)) {
+        primary = notificationSend(msgType, to, payload.body, payload.eventId, false);
+      } else {
+        const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+        primary = { kind: 'custom', request: buildCustomSendBody({ to, body }) };
+        const alternative = fallbackOf(payload.body);
+        if (alternative !== undefined) fallback = notificationSend(alternative.msg_type, to, alternative, payload.eventId, true);
+      }
     } catch (error) {
       // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
       // anything unexpected (a store hiccup), is the worker's to retry.
@@ -181,9 +203,53 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       markedSending = true;
     };
 
+    const windows = primary.kind === 'custom' ? deps.replyWindows : undefined;
+    const account = DEFAULT_ACCOUNT_ID;
+    // Statuses of a free-form send show the window after it (left out if the store cannot tell now).
+    const windowNow = async (): Promise<StatusDetails> => {
+      if (windows === undefined) return {};
+      try {
+        return { replyWindow: await windows.current(account, to) };
+      } catch (error) {
+        logger.warn({ err: error, eventId: payload.eventId }, 'reply window unknown: the status goes without it');
+        return {};
+      }
+    };
+    const reportFailure = async (outcome: SendOutcome): Promise<void> => report(job, { ...outcome, ...(await windowNow()) });
+
+    // The tracker knows the window is closed: the fallback goes instead, and the message is not tried.
+    let chosen = primary;
+    if (fallback !== undefined && windows !== undefined && (await windowNow()).replyWindow?.replies_left === 0) chosen = fallback;
+
+    let delivered: StatusDetails | undefined;
     try {
-      await deps.weChat.sendCustomMessage(request, { beforeRequest: markSending });
+      delivered = await send(chosen, { beforeRequest: markSending });
     } catch (error) {
+      if (closesWindow(error) && windows !== undefined) await noteWindowClosed(windows, account, to, logger);
+      if (!(closesWindow(error) && fallback !== undefined && chosen === primary)) return handleSendError(error);
+      // WeChat refused the free-form message for the window: nothing reached the user, so the
+      // fallback goes out in the same attempt (already marked as sending).
+      try {
+        delivered = await send(fallback, {});
+      } catch (fallbackError) {
+        return handleSendError(fallbackError);
+      }
+    }
+
+    // WeChat has the message: its status must say so, whatever the store does meanwhile.
+    if (chosen.kind === 'custom' && delivered.via === undefined && windows !== undefined) {
+      await windows.used(account, to).catch((error: unknown) => logger.warn({ err: error }, 'reply window not counted: the store failed'));
+    }
+    const sentKind = delivered.via ?? chosen.kind;
+    const msgId = delivered.msgId;
+    if (sentKind === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
+      const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to: typeof payload.body['to'] === 'string' ? payload.body['to'] : '' };
+      const remember = store.rememberValue.bind(store);
+      await untilStored(() => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), job);
+    }
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered, ...(await windowNow()) });
+
+    async function handleSendError(error: unknown): Promise<void> {
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
         await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
@@ -205,14 +271,67 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
       if (!markedSending && !(error instanceof PermanentError)) throw error;
-      await report(job, failureOf(error, logger, payload));
-      return;
+      await reportFailure(failureOf(error, logger, payload));
     }
-
-    // WeChat has the message: its status must say so, whatever the store does meanwhile.
-    await reportUntilRecorded(job, { status: 'delivered' });
   };
+
+  /** One planned request to its API; resolves with WeChat's msgid where it gives one. */
+  async function send(planned: PlannedSend, options: SendOptions): Promise<StatusDetails> {
+    if (planned.kind === 'custom') {
+      await deps.weChat.sendCustomMessage(planned.request, options);
+      return {};
+    }
+    const api = planned.kind === 'template' ? deps.weChat.sendTemplateMessage : deps.weChat.sendSubscribeMessage;
+    if (api === undefined) throw new PermanentError(`${planned.kind} messages are not available in this bridge`, { code: STATUS_CODES.internal });
+    const { msgId } = await api(planned.request, options);
+    return { ...(msgId !== undefined ? { msgId } : {}), ...(planned.fallback ? { via: planned.kind } : {}) };
+  }
+
+  /** Retries a store write that must happen once WeChat accepted a message (as reportUntilRecorded). */
+  async function untilStored(write: () => Promise<void>, job: Job): Promise<void> {
+    for (let failures = 0; ; failures += 1) {
+      try {
+        return await write();
+      } catch (error) {
+        const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
+        logger.warn({ eventId: (job.payload as OutboundEventPayload).eventId, err: error, retryInMs: delayMs }, 'template message id not stored yet; retrying');
+        await sleep(delayMs);
+      }
+    }
+  }
 }
+
+/** A request ready for one of WeChat's send APIs. `fallback`: it stands in for a free-form message. */
+interface PlannedSend {
+  kind: 'custom' | NotificationKind;
+  request: Record<string, unknown>;
+  fallback?: boolean;
+}
+
+/**
+ * A template message or subscription notification. A template's `client_msg_id` is the outbound
+ * event id, so that WeChat never sends the same event twice.
+ */
+function notificationSend(kind: NotificationKind, to: string, body: Record<string, unknown>, eventId: string, fallback: boolean): PlannedSend {
+  return kind === 'template'
+    ? { kind, request: buildTemplateSendBody({ to, body, clientMsgId: eventId }), fallback }
+    : { kind, request: buildSubscribeSendBody({ to, body }), fallback };
+}
+
+/** WeChat's answers meaning the reply window is closed (45015) or its quota used up (45047). */
+const WINDOW_CLOSED_ERRCODES: ReadonlySet<number> = new Set([45015, 45047]);
+
+const closesWindow = (error: unknown): boolean => error instanceof WeChatApiError && WINDOW_CLOSED_ERRCODES.has(error.errcode);
+
+async function noteWindowClosed(windows: ReplyWindowTracker, account: string, openid: string, logger: Logger): Promise<void> {
+  try {
+    await windows.close(account, openid);
+  } catch (error) {
+    logger.warn({ err: error }, 'reply window not marked closed: the store failed');
+  }
+}
+
+export type { ReplyWindow };
 
 /**
  * The failed status for an error that ends the job. Permanent errors carry WeChat's errcode (or

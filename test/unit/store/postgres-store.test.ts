@@ -84,7 +84,7 @@ describe('PostgresStore on a server', () => {
     const fresh = await createTestDatabase();
     try {
       const stores = await Promise.all(Array.from({ length: 5 }, () => open({}, fresh.url)));
-      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }]);
+      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
       await stores[0]!.enqueue([job('a', 'from one instance')]);
       expect((await stores[4]!.claim({ limit: 5, leaseMs: 1_000 })).map((claimed) => claimed.payload)).toEqual(['from one instance']);
       for (const store of opened.splice(0)) await store.close();

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { loadVonagePrivateKey } from './vonage/private-key';
 import { decodeEncodingAesKey } from './wechat/crypto';
+import { LOG_FORMATS, type LogFormat } from './logger';
 
 export interface Config {
   port: number;
@@ -18,6 +19,11 @@ export interface Config {
     appSecret: string;
     /** Current EncodingAESKey first, then the previous one: decryption tries them in this order. */
     aesKeys: Buffer[];
+    /**
+     * WECHAT_MESSAGE_MODES: the push modes accepted. Undefined: what the keys allow (plain always;
+     * compatible and safe when an EncodingAESKey is set).
+     */
+    messageModes?: readonly WeChatMessageMode[];
     apiBaseUrl: string;
   };
   vonage: {
@@ -27,6 +33,8 @@ export interface Config {
     /** Fixed mode: every WeChat user's messages go here. Undefined: per-user conversation mode. */
     conversationId: string | undefined;
     signatureSecret: string | undefined;
+    /** The secret being rotated out: still accepted, after `signatureSecret`. */
+    previousSignatureSecret?: string | undefined;
   };
   /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
   media?: MediaConfig;
@@ -34,6 +42,8 @@ export interface Config {
   replyWindow?: { messageReplies: number; messageWindowMs: number };
   databaseUrl: string;
   logLevel: LogLevel;
+  /** LOG_FORMAT; undefined: pretty on a terminal outside production, JSON otherwise. */
+  logFormat?: LogFormat;
 }
 
 export interface MediaConfig {
@@ -47,6 +57,10 @@ export interface MediaConfig {
    */
   allowPrivateNetworks?: boolean;
 }
+
+/** How WeChat pushes a message: plaintext, plaintext plus ciphertext, or ciphertext only. */
+export const WECHAT_MESSAGE_MODES = ['plain', 'compatible', 'safe'] as const;
+export type WeChatMessageMode = (typeof WECHAT_MESSAGE_MODES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -87,6 +101,16 @@ const schema = z.object({
     .regex(/^\S+$/, 'must not contain spaces'),
   WECHAT_ENCODING_AES_KEY: optional(aesKey),
   WECHAT_PREVIOUS_ENCODING_AES_KEY: optional(aesKey),
+  WECHAT_MESSAGE_MODES: optional(
+    z
+      .string()
+      .transform((v) => v.split(',').map((mode) => mode.trim().toLowerCase()).filter((mode) => mode !== ''))
+      .pipe(
+        z
+          .array(z.enum(WECHAT_MESSAGE_MODES, { errorMap: () => ({ message: 'must list plain, compatible and/or safe, separated by commas' }) }))
+          .min(1, 'must list at least one of plain, compatible, safe'),
+      ),
+  ),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
   VONAGE_APPLICATION_ID: z
     .string({ required_error: 'is required (the id of your Vonage application)' })
@@ -96,6 +120,7 @@ const schema = z.object({
   // Set: every WeChat user in this one conversation. Unset: a conversation per WeChat user.
   VONAGE_CONVERSATION_ID: optional(z.string().regex(/^\S+$/, 'must be a conversation id (CON-…) without spaces')),
   VONAGE_SIGNATURE_SECRET: optional(z.string()),
+  VONAGE_PREVIOUS_SIGNATURE_SECRET: optional(z.string()),
   DATABASE_URL: optional(
     z
     .string()
@@ -105,6 +130,7 @@ const schema = z.object({
       ),
   ).default('sqlite:./data/bridge.db'),
   LOG_LEVEL: optional(z.enum(LOG_LEVELS)).default('info'),
+  LOG_FORMAT: optional(z.enum(LOG_FORMATS)),
   MEDIA_CACHE_DIR: optional(z.string()).default('./data/media'),
   MEDIA_LINK_SECRET: optional(z.string().min(16, 'must be at least 16 characters (a random secret)')),
   // WeChat's documented limits today: 5 customer-service messages within 48 h of a user's message.
@@ -152,6 +178,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
   if (parsed.success && parsed.data.WECHAT_PREVIOUS_ENCODING_AES_KEY && !parsed.data.WECHAT_ENCODING_AES_KEY) {
     errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
   }
+  const encryptedModes = parsed.success ? (parsed.data.WECHAT_MESSAGE_MODES ?? []).filter((mode) => mode !== 'plain') : [];
+  if (encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
+    errors.push(`WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')} but WECHAT_ENCODING_AES_KEY is not set: those modes need it`);
+  }
 
   if (!parsed.success || errors.length > 0) return { ok: false, errors };
   const d = parsed.data;
@@ -168,6 +198,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         aesKeys: [d.WECHAT_ENCODING_AES_KEY, d.WECHAT_PREVIOUS_ENCODING_AES_KEY]
           .filter((k): k is string => typeof k === 'string')
           .map(decodeEncodingAesKey),
+        ...(d.WECHAT_MESSAGE_MODES ? { messageModes: [...new Set(d.WECHAT_MESSAGE_MODES)] } : {}),
         apiBaseUrl: d.WECHAT_API_BASE_URL,
       },
       vonage: {
@@ -176,11 +207,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         apiBaseUrl: d.VONAGE_API_BASE_URL,
         conversationId: d.VONAGE_CONVERSATION_ID,
         signatureSecret: d.VONAGE_SIGNATURE_SECRET,
+        previousSignatureSecret: d.VONAGE_PREVIOUS_SIGNATURE_SECRET,
       },
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
       replyWindow: { messageReplies: d.WECHAT_REPLIES_PER_MESSAGE, messageWindowMs: d.WECHAT_REPLY_WINDOW_HOURS * 60 * 60 * 1000 },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
+      logFormat: d.LOG_FORMAT,
     },
   };
 }

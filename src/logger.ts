@@ -12,6 +12,7 @@
  * inside a URL, a bearer token inside an error message) in every string that is logged.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -28,6 +29,7 @@ const SECRET_KEYS = [
   'authorization',
   'Authorization',
   'signatureSecret',
+  'previousSignatureSecret',
   'password',
 ];
 
@@ -85,14 +87,40 @@ function scrubValue(value: unknown, depth: number, scrub: SecretScrubber): unkno
   return out;
 }
 
+/** `json`: one JSON object a line (for log collectors); `pretty`: coloured lines for a person. */
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/**
+ * `LOG_FORMAT` when set; otherwise pretty for a person at a terminal (stdout is a TTY and
+ * NODE_ENV is not production) and JSON for everything else (files, pipes, containers, pm2).
+ */
+export function chooseLogFormat(setting: LogFormat | undefined, stdoutIsTerminal: boolean, nodeEnv: string | undefined): LogFormat {
+  if (setting) return setting;
+  return stdoutIsTerminal && nodeEnv !== 'production' ? 'pretty' : 'json';
+}
+
 export function createLogger(options: {
   level: string;
   destination?: DestinationStream;
   name?: string;
+  format?: LogFormat;
   /** Literal secret values (app secret, private key…) to scrub wherever they appear. */
   secrets?: readonly (string | undefined)[];
 }): Logger {
   const scrub = createSecretScrubber(options.secrets);
+  // Pretty printing formats what pino wrote, after redaction and scrubbing: it sees no secret either.
+  // sync: a line logged just before a crash still reaches the terminal.
+  const destination =
+    options.format === 'pretty'
+      ? pinoPretty({
+          colorize: options.destination === undefined && process.stdout.isTTY === true,
+          translateTime: 'SYS:HH:MM:ss.l',
+          ignore: 'pid,hostname',
+          sync: true,
+          ...(options.destination ? { destination: options.destination } : {}),
+        })
+      : (options.destination ?? pino.destination({ dest: 1, sync: true }));
   return pino(
     {
       level: options.level,
@@ -107,6 +135,6 @@ export function createLogger(options: {
         },
       },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: true }),
+    destination,
   );
 }

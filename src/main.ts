@@ -2,9 +2,11 @@
  * `npm start`: read `.env` (quietly) and the environment, refuse to start on any bad setting,
  * then run the bridge until SIGTERM / SIGINT.
  */
+// First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
+import './require-node';
 import dotenv from 'dotenv';
 import { loadConfig } from './config';
-import { createLogger } from './logger';
+import { chooseLogFormat, createLogger } from './logger';
 import { configuredSecrets, startBridge } from './server';
 
 async function main(): Promise<void> {
@@ -17,7 +19,11 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const { config } = result;
-  const logger = createLogger({ level: config.logLevel, secrets: configuredSecrets(config) });
+  const logger = createLogger({
+    level: config.logLevel,
+    format: chooseLogFormat(config.logFormat, process.stdout.isTTY === true, process.env.NODE_ENV),
+    secrets: configuredSecrets(config),
+  });
   if (!config.vonage.signatureSecret) {
     logger.warn('VONAGE_SIGNATURE_SECRET is not set: /rtcEvent accepts unsigned requests');
   }

@@ -30,6 +30,8 @@ export interface BridgeMetrics {
   tokenRefreshed(): void;
   /** WeChat refused a freshly refetched token too: another system is fetching tokens for the AppID. */
   tokenConflict(): void;
+  /** A correctly signed RTC callback whose token had no `payload_hash` (accepted; its body is not covered). */
+  unhashedCallback(): void;
   /** Conversation analytics: one WeChat user's message went to a conversation. */
   userMessage(openid: string, conversationId: string): void;
 }
@@ -54,6 +56,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
   const failed = new Counter({ name: `${prefix}messages_failed_total`, help: 'Messages that failed for good, by remote and code', labelNames: ['direction', 'remote', 'code'], registers: [registry] });
   const deadLettered = new Counter({ name: `${prefix}messages_dead_lettered_total`, help: 'Jobs moved to the dead letters', labelNames: ['direction'], registers: [registry] });
   const remoteErrors = new Counter({ name: `${prefix}remote_errors_total`, help: 'Error codes seen from WeChat and Vonage', labelNames: ['remote', 'code'], registers: [registry] });
+  const unhashedCallbacks = new Counter({ name: `${prefix}rtc_unhashed_callbacks_total`, help: 'Signed RTC callbacks accepted without a payload_hash claim', registers: [registry] });
   const tokenRefreshes = new Counter({ name: `${prefix}wechat_token_refreshes_total`, help: 'WeChat access tokens fetched by this instance', registers: [registry] });
   const tokenConflicts = new Counter({
     name: `${prefix}wechat_token_conflicts_total`,
@@ -132,6 +135,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     remoteError: (remote, code) => remoteErrors.inc({ remote, code }),
     tokenRefreshed: () => tokenRefreshes.inc(),
     tokenConflict: () => tokenConflicts.inc(),
+    unhashedCallback: () => unhashedCallbacks.inc(),
     userMessage(openid, conversationId) {
       lastSeen.set(openid, now());
       conversationMessages.inc({ conversation_id: conversationId });

@@ -105,7 +105,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router }), replyWindows),
+      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }), replyWindows),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat,
         store,
@@ -134,7 +134,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     metrics,
     weChat: config.weChat,
     jobsFor: relay.jobsFor,
-    rtc: { signatureSecret: config.vonage.signatureSecret, jobFor: relay.planOutbound },
+    rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,
     checkReady: () => store.ping(),

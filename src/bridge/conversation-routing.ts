@@ -25,23 +25,60 @@
  * - The store keeps the first conversation recorded for an openid (first writer wins), so even two
  *   writers racing past all of the above converge on one.
  */
+import * as crypto from 'node:crypto';
 import { PermanentError } from '../errors';
 import type { Logger } from '../logger';
 import type { ConversationMapping, Store } from '../store/store';
 import type { ConversationDirectory, WeChatUserRoute } from './ports';
 
-/** The conversation of a WeChat user (the issue fixes this name; Vonage keeps names unique). */
-export const conversationNameFor = (openid: string): string => `wechat:${openid}`;
-/** The Vonage user standing for a WeChat user (unique per application, like the conversation name). */
-export const userNameFor = (openid: string): string => `wechat-${openid}`;
+/**
+ * Vonage's limits on what the bridge names (Conversation API v1 reference: conversation and user
+ * `name` at most 100 characters, `display_name` at most 50). WeChat's openids are 28 characters and
+ * original ids 15, but the bridge accepts ids up to MAX_WECHAT_ID_LENGTH, so every name is fitted.
+ */
+export const VONAGE_NAME_MAX_CHARS = 100;
+export const VONAGE_DISPLAY_NAME_MAX_CHARS = 50;
 
-/** What an agent's UI shows for the conversation: the account and the user it is with. */
+/**
+ * A unique name within `max` characters: `prefix + id` as it is whenever it fits (so existing
+ * conversations keep their names), else a stable digest-suffixed form that no other id shares.
+ */
+function uniqueName(prefix: string, id: string, max: number): string {
+  const plain = `${prefix}${id}`;
+  if (plain.length <= max) return plain;
+  const digest = crypto.createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 32);
+  return `${prefix}${clipChars(id, max - prefix.length - digest.length - 1, '')}~${digest}`;
+}
+
+/** At most `max` UTF-16 units, never splitting a surrogate pair; `ellipsis` marks a cut. */
+export function clipChars(text: string, max: number, ellipsis = '…'): string {
+  if (text.length <= max) return text;
+  let out = '';
+  for (const char of text) {
+    if (out.length + char.length > max - ellipsis.length) break;
+    out += char;
+  }
+  return out + ellipsis;
+}
+
+/** The conversation of a WeChat user: `wechat:<openid>` (Vonage keeps names unique). */
+export const conversationNameFor = (openid: string): string => uniqueName('wechat:', openid, VONAGE_NAME_MAX_CHARS);
+/** The Vonage user standing for a WeChat user (unique per application, like the conversation name). */
+export const userNameFor = (openid: string): string => uniqueName('wechat-', openid, VONAGE_NAME_MAX_CHARS);
+
+/** The first candidate that fits Vonage's display-name limit, else the last one clipped. */
+function firstFitting(candidates: string[]): string {
+  const fitting = candidates.find((candidate) => candidate.length <= VONAGE_DISPLAY_NAME_MAX_CHARS);
+  return fitting ?? clipChars(candidates.at(-1)!, VONAGE_DISPLAY_NAME_MAX_CHARS);
+}
+
+/** What an agent's UI shows for the conversation: the account and the user it is with, as much as fits. */
 export function conversationDisplayName(route: WeChatUserRoute): string {
-  return `WeChat ${route.openid} · ${route.account}`.slice(0, 200);
+  return firstFitting([`WeChat ${route.openid} · ${route.account}`, `${route.openid} · ${route.account}`, `WeChat ${route.openid}`]);
 }
 
 export function userDisplayName(route: WeChatUserRoute): string {
-  return `WeChat user ${route.openid}`.slice(0, 200);
+  return firstFitting([`WeChat user ${route.openid}`, `WeChat ${route.openid}`]);
 }
 
 /** The next remote call a mapping needs, read from which ids it has. Pure. */

@@ -10,12 +10,21 @@
  * created the event anyway. So a job that has run before first looks for its own event in the
  * conversation — the bridge's bodies are deterministic, so an identical body of the same type is
  * ours — paging back from the newest event to the job's creation (less a clock-skew margin), and
- * posts only when it is not there. The look costs a few GETs, on retries only. A conversation busier
- * than `RECONCILE_MAX_PAGES` pages since the job was created is not searched to the end: the job then
- * posts, accepting a possible duplicate over a lost message.
+ * posts only when it is not there.
+ *
+ * Where it looks: Vonage's event ids are progressive per conversation, so an event created by a post
+ * has a higher id than any event id known before the post was sent. The handler remembers, per
+ * conversation, the newest id it has seen (from its own posts' answers; one `GET` of the newest event
+ * when it knows none). When an attempt fails, that id is stored for the job (`marks`), and a retry
+ * lists only the events after it (`start_id`, oldest first, of the event's type), to the end: exact,
+ * whatever the conversation's traffic, and a few GETs at most (the events of a few seconds).
+ * Without a mark (the process died mid-request, or no store for marks) the retry falls back to paging
+ * back from the newest event to the job's creation, at most `RECONCILE_MAX_PAGES` pages; a busier
+ * conversation is not searched to the end, and the job then posts, accepting a possible duplicate
+ * over a lost message.
  */
 import { PermanentError } from '../errors';
-import type { Job } from '../store/store';
+import type { Job, Store } from '../store/store';
 import type { ConversationRouter } from './conversation-routing';
 import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from './ports';
 
@@ -24,6 +33,15 @@ export const RECONCILE_PAGE_SIZE = 100;
 export const RECONCILE_MAX_PAGES = 20;
 /** Events stamped this long before the job was created still count (clocks differ). */
 const CLOCK_SKEW_MS = 5 * 60_000;
+/** A safety bound on the exact search's pages (100 events each), far above any retry delay's traffic. */
+const EXACT_SEARCH_MAX_PAGES = 10_000;
+/** Conversations whose newest event id is remembered (per-user mode has one per WeChat user). */
+const KNOWN_CONVERSATIONS_MAX = 10_000;
+/** A mark outlives its job: the worker gives up on a job after at most a day. */
+const MARK_TTL_MS = 3 * 24 * 60 * 60_000;
+
+/** The store entry holding the newest event id known before a job's first attempt was posted. */
+export const reconcileMarkName = (jobId: string): string => `vonage-reconcile-after:${jobId}`;
 
 /** JSON with object keys sorted, so that a body echoed back with its keys in another order still matches. */
 function canonicalJson(value: unknown): string {
@@ -49,9 +67,57 @@ export interface DeliverToVonageDeps {
    * user's member. Without a router, such a job fails for good (the bridge runs in fixed mode).
    */
   router?: ConversationRouter;
+  /** Where a failed attempt records the newest event id known before it posted (see above). */
+  marks?: Pick<Store, 'getToken' | 'putToken'>;
 }
 
 export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
+  /** Per conversation, the newest event id seen; insertion order makes the oldest entry the first to go. */
+  const newestKnown = new Map<string, number>();
+
+  function remember(conversationId: string, id: string | undefined): void {
+    const value = Number(id);
+    if (id === undefined || id === '' || !Number.isSafeInteger(value)) return;
+    const previous = newestKnown.get(conversationId);
+    newestKnown.delete(conversationId);
+    newestKnown.set(conversationId, previous === undefined ? value : Math.max(previous, value));
+    if (newestKnown.size > KNOWN_CONVERSATIONS_MAX) newestKnown.delete(newestKnown.keys().next().value!);
+  }
+
+  /** The newest event id of the conversation now (0 when it has none), asking Vonage only when unknown. */
+  async function newestEventId(conversationId: string): Promise<number> {
+    const known = newestKnown.get(conversationId);
+    if (known !== undefined) return known;
+    const page = await deps.backend.listRecentEvents(conversationId, { pageSize: 1 });
+    remember(conversationId, page.events[0]?.id ?? '0');
+    return newestKnown.get(conversationId) ?? 0;
+  }
+
+  /** Exact: every event of the type after `afterId`, oldest first, to the end. */
+  async function postedAfter(conversationId: string, event: ConversationEvent, afterId: number): Promise<boolean> {
+    let cursor: string | undefined;
+    for (let page = 0; page < EXACT_SEARCH_MAX_PAGES; page++) {
+      const result = await deps.backend.listRecentEvents(conversationId, {
+        pageSize: RECONCILE_PAGE_SIZE,
+        eventType: event.type,
+        startId: String(afterId + 1),
+        order: 'asc',
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      for (const existing of result.events) remember(conversationId, existing.id);
+      if (result.events.some((existing) => sameEvent(event, existing))) return true;
+      if (result.nextCursor === undefined) return false;
+      cursor = result.nextCursor;
+    }
+    return false;
+  }
+
+  async function readMark(jobId: string): Promise<number | undefined> {
+    const mark = await deps.marks?.getToken(reconcileMarkName(jobId));
+    const value = Number(mark?.value);
+    return mark !== undefined && Number.isSafeInteger(value) ? value : undefined;
+  }
+
   async function alreadyPosted(conversationId: string, event: ConversationEvent, createdAt: number): Promise<boolean> {
     let cursor: string | undefined;
     for (let page = 0; page < RECONCILE_MAX_PAGES; page++) {
@@ -77,7 +143,23 @@ export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
 
   return async function deliverToVonage(job: Job): Promise<void> {
     const { conversationId, event } = await target(job.payload as DeliverToVonagePayload);
-    if (job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) return;
-    await deps.backend.createEvent(conversationId, event);
+    const mark = job.attempts > 0 ? await readMark(job.id) : undefined;
+    if (mark !== undefined) {
+      if (await postedAfter(conversationId, event, mark)) return;
+    } else if (job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) {
+      return;
+    }
+    // The lower bound for a later retry's search: only the first unanswered attempt's matters.
+    const before = deps.marks !== undefined && mark === undefined ? await newestEventId(conversationId) : undefined;
+    let created: { id: string };
+    try {
+      created = await deps.backend.createEvent(conversationId, event);
+    } catch (error) {
+      if (before !== undefined) {
+        await deps.marks!.putToken(reconcileMarkName(job.id), { value: String(before), expiresAt: job.createdAt + MARK_TTL_MS }).catch(() => undefined);
+      }
+      throw error;
+    }
+    remember(conversationId, created.id);
   };
 }

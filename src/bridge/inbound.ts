@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InvalidInputError } from '../errors';
-import type { WeChatMessage } from '../wechat/message';
+import type { NestedValue, WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
 
 export const WECHAT_MESSAGE_EVENT = 'custom:wechat:message';
@@ -31,7 +31,8 @@ const MAX_MSG_ID_BYTES = 256;
 /** The most a single character can cost inside a JSON string (`\u001f`, a lone surrogate `\udc00`). */
 const MAX_CHAR_COST = 6;
 
-export type InboundEventBody = Record<string, string | number>;
+/** Top-level values are strings (create_time, part and parts numbers); nested WeChat elements are trees of strings. */
+export type InboundEventBody = Record<string, string | number | NestedValue>;
 
 const words = (...parts: Array<string | undefined>): string => parts.filter((p) => p !== undefined && p !== '').join(' ');
 
@@ -67,7 +68,7 @@ function renderEvent(m: WeChatMessage): string {
   const f = m.fields;
   switch (m.event) {
     case 'subscribe':
-      return f.event_key ? `[followed the account via QR code ${f.event_key.replace(/^qrscene_/, '')}]` : '[followed the account]';
+      return renderFollow(f.event_key);
     case 'unsubscribe':
       return '[unfollowed the account]';
     case 'SCAN':
@@ -81,6 +82,25 @@ function renderEvent(m: WeChatMessage): string {
     default:
       return words(`[event ${m.event ?? 'unknown'}]`, f.content);
   }
+}
+
+/**
+ * A follow says how it happened in its EventKey: `qrscene_<scene>` (a parametric QR code),
+ * `last_trade_no_<no>` (after a payment), `scanbarcode|…` / `scanimage|…` (after scanning a product
+ * barcode or image); anything else is shown as the key it is.
+ */
+function renderFollow(eventKey: string | undefined): string {
+  if (!eventKey) return '[followed the account]';
+  const after = (prefix: string): string | undefined => (eventKey.startsWith(prefix) ? eventKey.slice(prefix.length) : undefined);
+  const scene = after('qrscene_');
+  if (scene !== undefined) return `[${words('followed the account via QR code', scene)}]`;
+  const tradeNo = after('last_trade_no_');
+  if (tradeNo !== undefined) return `[${words('followed the account after payment', tradeNo)}]`;
+  const barcode = after('scanbarcode|');
+  if (barcode !== undefined) return `[${words('followed the account after scanning a barcode', barcode)}]`;
+  const image = after('scanimage|');
+  if (image !== undefined) return `[${words('followed the account after scanning an image', image)}]`;
+  return `[followed the account, event key ${eventKey}]`;
 }
 
 /** Message types whose `media_id` names a file the user sent (fetchable with media/get for 3 days). */
@@ -110,6 +130,10 @@ export function toInboundEventBody(m: WeChatMessage, options: InboundBodyOptions
   for (const [key, value] of Object.entries(m.fields)) {
     // The text's `content` is already the rendered content; every other field is kept as is.
     if (!RESERVED_KEYS.has(key)) body[key] = value;
+  }
+  for (const [key, value] of Object.entries(m.nested)) {
+    // A flat field of the same name (a table's reading of the block) wins; the block is still whole in content if split.
+    if (!RESERVED_KEYS.has(key) && !(key in body)) body[key] = value;
   }
   const mediaId = m.fields.media_id;
   if (options.mediaUrl && MEDIA_MESSAGE_TYPES.has(m.msgType) && typeof mediaId === 'string' && mediaId !== '') {
@@ -145,7 +169,7 @@ export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT
   for (const [key, value] of Object.entries(body)) if (IDENTITY_FIELDS.has(key) && key !== 'content') base[key] = value;
   for (const [key, value] of extras) {
     if (utf8Bytes({ ...base, [key]: value, content: '' }) + reserve <= limit) base[key] = value;
-    else content += `\n${key}: ${String(value)}`;
+    else content += `\n${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`;
   }
 
   const budget = limit - utf8Bytes({ ...base, content: '', part: 99999, parts: 99999 });

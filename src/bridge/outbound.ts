@@ -67,9 +67,26 @@ export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob
   };
 }
 
+/**
+ * Whether a payload `parseRtcEvent` could not read may be one the bridge acts on, judged on what it
+ * has: not an object or no `type` (not an RTC event at all), a message or typing event whose body is
+ * not an object (its direction is unknown), or one whose `type` and `body.direction` plan a job.
+ */
+export function mayActOn(json: unknown): boolean {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return true;
+  const { type, body } = json as Record<string, unknown>;
+  if (typeof type !== 'string' || type === '') return true;
+  const bodyIsObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+  if (!bodyIsObject) return type === WECHAT_MESSAGE_EVENT || type === WECHAT_TYPING_EVENT;
+  return jobKindFor(type, (body as Record<string, unknown>)['direction']) !== undefined;
+}
+
 function outboundJobKind(event: RtcEvent): string | undefined {
-  const direction = event.body['direction'];
-  switch (event.type) {
+  return jobKindFor(event.type, event.body['direction']);
+}
+
+function jobKindFor(type: string, direction: unknown): string | undefined {
+  switch (type) {
     case WECHAT_MESSAGE_EVENT:
       // Strict: only an explicit `outbound`. Anything else may be our own inbound event coming back.
       return direction === 'outbound' ? JOB_SEND_TO_WECHAT : undefined;
@@ -101,10 +118,17 @@ export const templateResultDedupKey = (conversationId: string, eventId: string):
  *
  * Statuses have their own per-user order key: a Vonage outage delays the statuses, never the
  * user's next WeChat sends. The dedup key makes the status unique per outbound event, so a job that
- * runs again after a crash cannot post a second, contradicting status.
+ * runs again after a crash cannot post a second, contradicting status. `recipient` is the openid the
+ * send was resolved to, when it was (per-user events may not name it in `body.to`).
  */
-export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, dedupKey = statusDedupKey(payload.conversationId, payload.eventId)): NewJob {
-  const to = outboundRecipient(payload.body);
+export function statusJob(
+  payload: OutboundEventPayload,
+  outcome: SendOutcome,
+  recipient?: string,
+  dedupKey = statusDedupKey(payload.conversationId, payload.eventId),
+): NewJob {
+  // Per-user mode: the event may omit `to`, the recipient is the conversation's own user.
+  const to = recipient ?? outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
   if (outcome.status === 'failed') {
     body.error_code = outcome.errorCode;

@@ -14,13 +14,16 @@ export interface ConversationEvent {
 export interface ConversationBackend {
   createEvent(conversationId: string, event: ConversationEvent): Promise<{ id: string }>;
   /**
-   * A conversation's events, newest first, a page at a time: to tell whether a post that got no
-   * answer went through. `timestamp` is epoch ms.
+   * A conversation's events, newest first (or oldest first from `startId` with `order: 'asc'`), a
+   * page at a time: to tell whether a post that got no answer went through. `timestamp` is epoch ms.
    */
   listRecentEvents(
     conversationId: string,
-    options?: { pageSize?: number; eventType?: string; cursor?: string },
-  ): Promise<{ events: Array<{ type: string; body: Record<string, unknown>; timestamp: number | undefined }>; nextCursor: string | undefined }>;
+    options?: { pageSize?: number; eventType?: string; cursor?: string; startId?: string; order?: 'asc' | 'desc' },
+  ): Promise<{
+    events: Array<{ id: string; type: string; body: Record<string, unknown>; timestamp: number | undefined }>;
+    nextCursor: string | undefined;
+  }>;
 }
 
 /** A page of a list, with the cursor of the next page (undefined on the last). */

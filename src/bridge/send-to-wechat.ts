@@ -110,10 +110,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
-  async function report(job: Job, outcome: SendOutcome): Promise<void> {
+  async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
     const shown: SendOutcome = outcome.status === 'failed' ? { ...outcome, errorMessage: scrub(outcome.errorMessage) } : outcome;
-    const [result] = await store.enqueue([statusJob(payload, shown)]);
+    const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
     const context = { conversationId: payload.conversationId, eventId: payload.eventId, status: outcome.status };
@@ -130,10 +130,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
-  async function reportUntilRecorded(job: Job, outcome: SendOutcome): Promise<void> {
+  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     for (let failures = 0; ; failures += 1) {
       try {
-        await report(job, outcome);
+        await report(job, outcome, openid);
         return;
       } catch (error) {
         const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
@@ -156,12 +156,15 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
     const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
 
+    // First, so that every status names the user it is about, even in per-user mode.
+    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
+    const resolvedTo = recipient.ok ? recipient.openid : undefined;
+
     if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
       return;
     }
 
-    const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
     if (!recipient.ok) {
       await report(job, { status: 'failed', errorCode: recipient.errorCode, errorMessage: recipient.errorMessage });
       return;
@@ -189,7 +192,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         error instanceof PermanentError ||
         (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
       if (!endsHere) throw error;
-      await report(job, failureOf(error, logger, payload, job.attempts));
+      await report(job, failureOf(error, logger, payload, job.attempts), to);
       return;
     }
 
@@ -215,7 +218,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         return {};
       }
     };
-    const reportFailure = async (outcome: SendOutcome): Promise<void> => report(job, { ...outcome, ...(await windowNow()) });
+    const reportFailure = async (outcome: SendOutcome): Promise<void> => report(job, { ...outcome, ...(await windowNow()) }, to);
 
     // The tracker knows the window is closed: the fallback goes instead, and the message is not tried.
     let chosen = primary;
@@ -243,16 +246,16 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const sentKind = delivered.via ?? chosen.kind;
     const msgId = delivered.msgId;
     if (sentKind === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
-      const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to: typeof payload.body['to'] === 'string' ? payload.body['to'] : '' };
+      const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to };
       const remember = store.rememberValue.bind(store);
       await untilStored(() => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), job);
     }
-    await reportUntilRecorded(job, { status: 'delivered', ...delivered, ...(await windowNow()) });
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered, ...(await windowNow()) }, to);
 
     async function handleSendError(error: unknown): Promise<void> {
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
-        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE });
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
         return;
       }
       if (error instanceof RetryableError) {
@@ -262,7 +265,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          });
+          }, to);
           return;
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);

@@ -29,7 +29,7 @@ const EARLY_PUSH_GRACE_MS = 2 * 60 * 1000;
 export interface TemplateSendRef {
   conversationId: string;
   eventId: string;
-  /** The outbound body's `to` (empty when the conversation named the user). */
+  /** The openid the message went to. */
   to: string;
 }
 
@@ -87,8 +87,8 @@ export function createReportTemplateResultHandler(deps: {
       deps.logger.info({ msgId: payload.msgId, result: payload.result }, 'template result for a message the bridge did not send; ignored');
       return;
     }
-    const outbound = { conversationId: ref.conversationId, eventId: ref.eventId, body: { to: ref.to } };
+    const outbound = { conversationId: ref.conversationId, eventId: ref.eventId, body: {} };
     const outcome = { ...templateResultOutcome(payload.result), msgId: payload.msgId };
-    await deps.store.enqueue([statusJob(outbound, outcome, templateResultDedupKey(ref.conversationId, ref.eventId))]);
+    await deps.store.enqueue([statusJob(outbound, outcome, ref.to, templateResultDedupKey(ref.conversationId, ref.eventId))]);
   };
 }

@@ -46,7 +46,13 @@ export function table(header: readonly string[], rows: readonly (readonly string
  * tokens, PEM blocks) plus the literal values of the secret settings and a DATABASE_URL password.
  */
 export function redactSecrets(text: string, env: NodeJS.ProcessEnv): string {
-  return scrubSecrets(text, [env.WECHAT_APP_SECRET, env.VONAGE_SIGNATURE_SECRET, env.VONAGE_PRIVATE_KEY, ...databasePassword(env.DATABASE_URL)]);
+  return scrubSecrets(text, [
+    env.WECHAT_APP_SECRET,
+    env.VONAGE_SIGNATURE_SECRET,
+    env.VONAGE_PREVIOUS_SIGNATURE_SECRET,
+    env.VONAGE_PRIVATE_KEY,
+    ...databasePassword(env.DATABASE_URL),
+  ]);
 }
 
 /** A `postgres://user:password@host/db` password, as written and decoded. */

@@ -4,6 +4,8 @@
  * tool. Settings come from `.env` (loaded quietly, the environment wins) and the environment, as for
  * the bridge. See `wechat-bridge --help`.
  */
+// First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
+import '../require-node';
 import { createInterface } from 'node:readline/promises';
 import dotenv from 'dotenv';
 import { runCli } from './run';

@@ -10,18 +10,20 @@ import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
-import { weChatWebhookRouter } from './wechat-webhook';
+import { weChatWebhookRouter, type WeChatWebhookDeps } from './wechat-webhook';
 
 export interface AppDeps {
   logger: Logger;
   store: Store;
   metrics: BridgeMetrics;
-  weChat: { token: string; appId: string; aesKeys: Buffer[] };
+  weChat: WeChatWebhookDeps['weChat'];
   jobsFor: (message: WeChatMessage) => NewJob[];
   /** `/rtcEvent`: Vonage's RTC webhook. */
   rtc: {
     /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
     signatureSecret: string | undefined;
+    /** VONAGE_PREVIOUS_SIGNATURE_SECRET; accepted after the current one during a rotation. */
+    previousSignatureSecret?: string | undefined;
     /** The job for an RTC event, or undefined when the bridge ignores it. */
     jobFor: (event: RtcEvent) => NewJob | undefined;
   };
@@ -86,6 +88,7 @@ export function createApp(deps: AppDeps): Express {
       store: deps.store,
       metrics: deps.metrics,
       signatureSecret: deps.rtc.signatureSecret,
+      previousSignatureSecret: deps.rtc.previousSignatureSecret,
       jobFor: deps.rtc.jobFor,
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,

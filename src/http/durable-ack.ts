@@ -9,7 +9,7 @@
 import type { Response } from 'express';
 import type { Logger } from '../logger';
 import type { BridgeMetrics, Direction } from '../metrics';
-import type { NewJob, Store } from '../store/store';
+import type { EnqueueOptions, NewJob, Store } from '../store/store';
 
 export interface DurableAckDeps {
   logger: Logger;
@@ -26,12 +26,19 @@ export const arrivalOf = (res: Response): number => (typeof res.locals.arrivedAt
 export async function storeThenAcknowledge(
   deps: DurableAckDeps,
   res: Response,
-  work: { jobs: NewJob[]; direction: Direction; successText: string; context: Record<string, unknown> },
+  work: {
+    jobs: NewJob[];
+    direction: Direction;
+    successText: string;
+    context: Record<string, unknown>;
+    /** Replay keys stored in the jobs' transaction (a webhook token's `jti`). */
+    seenKeys?: EnqueueOptions['seenKeys'];
+  },
 ): Promise<void> {
   deps.metrics.received(work.direction);
   let timer: NodeJS.Timeout | undefined;
   try {
-    const stored = deps.store.enqueue(work.jobs);
+    const stored = deps.store.enqueue(work.jobs, work.seenKeys ? { seenKeys: work.seenKeys } : undefined);
     const timeout = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), deps.ackTimeoutMs);
     });

@@ -2,24 +2,30 @@
  * `/weChatEvent`: WeChat's URL verification (GET) and message push (POST), as a chain of tiny
  * middlewares so that each check reads on its own and the order is visible in one place:
  *
- *   signature → fresh timestamp → body (64 KiB) → decrypt + parse → store durably → `success`
+ *   signature → fresh timestamp → body (64 KiB) → mode allowed → decrypt + parse → signed query
+ *   not reused for other content → store durably → `success`
  *
  * The signature is checked before the body is even read, so unsigned floods cost almost nothing.
  */
+import { createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
 import type { NewJob } from '../store/store';
 import { unstorableReason } from '../store/storable-text';
 import { decryptWeChatMessage, WeChatCryptoError } from '../wechat/crypto';
-import { parseWeChatMessage, type WeChatMessage } from '../wechat/message';
+import type { WeChatMessageMode } from '../config';
+import { parseWeChatMessage, weChatContentDigest, type WeChatMessage } from '../wechat/message';
 import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
 import { parseWeChatXml } from '../wechat/xml';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
 
 export const WECHAT_BODY_LIMIT = '64kb';
 
+/** A signed query is good this long either side of its timestamp (isFreshTimestamp's window). */
+const TIMESTAMP_WINDOW_SECONDS = 300;
+
 export interface WeChatWebhookDeps extends DurableAckDeps {
-  weChat: { token: string; appId: string; aesKeys: Buffer[] };
+  weChat: { token: string; appId: string; aesKeys: Buffer[]; messageModes?: readonly WeChatMessageMode[] | undefined };
   /** The jobs that deliver one accepted message (the bridge decides where it goes). */
   jobsFor: (message: WeChatMessage) => NewJob[];
   now: () => number;
@@ -54,13 +60,27 @@ function answerEchostr(req: Request, res: Response): void {
   res.status(200).type('text/plain').send(queryString(req, 'echostr') ?? '');
 }
 
-/** Reads the pushed XML into `res.locals.weChatMessage`: plain mode, or compatible/safe mode (`encrypt_type=aes`). */
+/** The modes a configuration accepts: WECHAT_MESSAGE_MODES, or else plain and, with a key, the encrypted two. */
+export function acceptedMessageModes(weChat: WeChatWebhookDeps['weChat']): ReadonlySet<WeChatMessageMode> {
+  if (weChat.messageModes !== undefined) return new Set(weChat.messageModes);
+  return new Set<WeChatMessageMode>(weChat.aesKeys.length > 0 ? ['plain', 'compatible', 'safe'] : ['plain']);
+}
+
+/**
+ * Reads the pushed XML into `res.locals.weChatMessage`: plain mode, or compatible/safe mode
+ * (`encrypt_type=aes`; compatible when the body also carries the plaintext fields).
+ */
 export function readWeChatMessage(weChat: WeChatWebhookDeps['weChat']): RequestHandler {
+  const accepted = acceptedMessageModes(weChat);
   return (req, res, next) => {
     const text = typeof req.body === 'string' ? req.body : '';
     if (text.trim() === '') return next(new InvalidInputError(400, 'empty body'));
     const outer = parseWeChatXml(text);
     const encryptType = queryString(req, 'encrypt_type');
+    const mode: WeChatMessageMode = encryptType !== 'aes' ? 'plain' : outer.MsgType !== undefined ? 'compatible' : 'safe';
+    // A plain push is signed over timestamp and nonce only, never over its body: an account that
+    // pushes encrypted refuses plain pushes so that a captured query cannot carry a forged body.
+    if (!accepted.has(mode)) return next(new InvalidInputError(401, `${mode} mode push refused (WECHAT_MESSAGE_MODES)`));
 
     if (encryptType === 'aes') {
       const encrypt = outer.Encrypt;
@@ -106,6 +126,44 @@ function decryptWithAnyKey(encrypt: string, weChat: WeChatWebhookDeps['weChat'])
   throw firstError;
 }
 
+/**
+ * The plain `signature` covers only timestamp and nonce, so a captured query could carry any body
+ * while its timestamp is fresh. Each signed query is remembered (in the store, so every instance
+ * sees it) with a digest of the content it came with, for as long as the timestamp is accepted: the
+ * same query with the same content is WeChat retrying (answered `success`, the dedup key absorbs
+ * it), the same query with other content is a forgery (401).
+ */
+export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'logger'>): RequestHandler {
+  return async (req, res, next) => {
+    const message = res.locals.weChatMessage as WeChatMessage;
+    const timestamp = queryString(req, 'timestamp') ?? '';
+    const signed = createHash('sha256')
+      .update(`${timestamp}\n${queryString(req, 'nonce') ?? ''}\n${(queryString(req, 'signature') ?? '').toLowerCase()}`)
+      .digest('hex');
+    const queryKey = `wechat-push:${signed}`;
+    const contentKey = `${queryKey}:${weChatContentDigest(message)}`;
+    const expiresAt = (Number(timestamp) + TIMESTAMP_WINDOW_SECONDS + 60) * 1000;
+    let outcome: 'first' | 'retry' | 'forged';
+    try {
+      if (await deps.store.markSeen(queryKey, expiresAt)) {
+        await deps.store.markSeen(contentKey, expiresAt);
+        outcome = 'first';
+      } else {
+        // An expiry in the past stores nothing live: false only if the content key is remembered.
+        outcome = (await deps.store.markSeen(contentKey, 0)) ? 'forged' : 'retry';
+      }
+    } catch (error) {
+      deps.logger.error({ err: error }, 'could not check the WeChat push signature for reuse, answered 503');
+      res.status(503).type('text/plain').send('try again');
+      return;
+    }
+    if (outcome === 'forged') {
+      return next(new InvalidInputError(401, 'signature already used for another message'));
+    }
+    next();
+  };
+}
+
 export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
   return async (_req, res: Response) => {
     const message = res.locals.weChatMessage as WeChatMessage;
@@ -127,6 +185,7 @@ export function weChatWebhookRouter(deps: WeChatWebhookDeps): Router {
     requireFreshTimestamp(deps.now),
     express.text({ type: () => true, limit: WECHAT_BODY_LIMIT }),
     readWeChatMessage(deps.weChat),
+    refuseReusedSignature(deps),
     storeAndAcknowledge(deps),
   );
   return router;

@@ -8,6 +8,7 @@
  * - `/sandbox/vonage/...`: a plain pass-through to the Vonage emulator, so the agent pane talks the
  *   Conversation API with its user token from the console's origin, like any Vonage client.
  */
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type Response } from 'express';
@@ -38,6 +39,23 @@ export interface ConsoleRoutes {
 const JSON_LIMIT = '15mb';
 const HEARTBEAT_MS = 15_000;
 
+/**
+ * The failures a user can switch on from the console to watch the bridge retry and dead-letter,
+ * through the emulators' own failure controls (`script`, `inject`). WeChat's -1 is its documented
+ * "system busy" global return code; 503 is Vonage's answer when the service is unavailable.
+ */
+export const CONSOLE_FAULTS = {
+  'vonage-503': { label: 'Vonage answers 503', durationMs: 20_000 },
+  'vonage-slow': { label: 'Vonage answers after 6 s', durationMs: 20_000 },
+  'wechat-busy': { label: 'WeChat answers errcode -1 (system busy)', durationMs: 20_000 },
+  'wechat-slow': { label: 'WeChat answers after 6 s', durationMs: 20_000 },
+} as const;
+export type ConsoleFault = keyof typeof CONSOLE_FAULTS;
+const SEND_PATH = '/cgi-bin/message/custom/send';
+const SLOW_MS = 6_000;
+/** More than any burst of requests during a fault; whatever is left is dropped when it ends. */
+const FAULT_REQUESTS = 1_000;
+
 /** The console's files: beside this module when run from src (ts-jest), in src/ when run from dist. */
 export function consoleDirectory(): string {
   const candidates = [path.join(__dirname, 'console'), path.join(__dirname, '..', '..', 'src', 'sandbox', 'console')];
@@ -64,9 +82,58 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   heartbeat.unref();
 
   const vonageOrigin = new URL(vonage.baseUrl).origin;
+  // A new one per start: a page that reconnects to a restarted sandbox sees it change and reloads.
+  const instanceId = randomUUID();
+
+  // Each fault lasts its duration; a fault of one emulator clears that emulator's queue when it ends.
+  const faults = new Map<ConsoleFault, { until: number; timer: NodeJS.Timeout }>();
+  const faultState = () => [...faults.entries()].map(([fault, { until }]) => ({ fault, label: CONSOLE_FAULTS[fault].label, until }));
+  const clearEmulator = (fault: ConsoleFault) => (fault.startsWith('vonage') ? vonage.clearScript() : weChat.clearInjected());
+  function endFault(fault: ConsoleFault): void {
+    const active = faults.get(fault);
+    if (!active) return;
+    clearTimeout(active.timer);
+    faults.delete(fault);
+    clearEmulator(fault);
+    broadcast('faults', faultState());
+  }
+  function applyFault(fault: ConsoleFault): void {
+    switch (fault) {
+      case 'vonage-503':
+        vonage.script(Array.from({ length: FAULT_REQUESTS }, () => ({ status: 503 })));
+        break;
+      case 'vonage-slow':
+        vonage.script(Array.from({ length: FAULT_REQUESTS }, () => ({ delayMs: SLOW_MS })));
+        break;
+      case 'wechat-busy':
+        weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ errcode: -1, errmsg: 'system error' })));
+        break;
+      case 'wechat-slow':
+        weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ delayMs: SLOW_MS })));
+        break;
+    }
+  }
+  function startFault(fault: ConsoleFault): void {
+    // One fault per emulator at a time: the new one replaces the other.
+    for (const [other, active] of faults) {
+      if (other.split('-')[0] === fault.split('-')[0]) {
+        clearTimeout(active.timer);
+        faults.delete(other);
+      }
+    }
+    clearEmulator(fault);
+    applyFault(fault);
+    const { durationMs } = CONSOLE_FAULTS[fault];
+    const timer = setTimeout(() => endFault(fault), durationMs);
+    timer.unref();
+    faults.set(fault, { until: Date.now() + durationMs, timer });
+    broadcast('faults', faultState());
+  }
 
   function state() {
     return {
+      instanceId,
+      faults: faultState(),
       account: { id: weChat.accountId, appId: deps.weChatCredentials.appId },
       pushMode: weChat.pushMode,
       clockOffsetMs: weChat.clockOffsetMs,
@@ -99,6 +166,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   api.get('/stream', (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
+    res.write(`event: hello\ndata: ${JSON.stringify({ instanceId })}\n\n`);
     streams.add(res);
     req.on('close', () => streams.delete(res));
   });
@@ -197,6 +265,19 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     res.json({ pushMode: weChat.pushMode });
   });
 
+  api.post('/faults', (req, res) => {
+    const fault = req.body?.fault;
+    if (fault === 'none') {
+      for (const active of [...faults.keys()]) endFault(active);
+    } else if (typeof fault === 'string' && Object.hasOwn(CONSOLE_FAULTS, fault)) {
+      startFault(fault as ConsoleFault);
+    } else {
+      res.status(400).json({ error: `fault must be none or one of ${Object.keys(CONSOLE_FAULTS).join(', ')}` });
+      return;
+    }
+    res.json({ faults: faultState() });
+  });
+
   api.get('/wechat/media/:mediaId', (req, res) => {
     const media = weChat.media(String(req.params['mediaId']));
     if (!media) {
@@ -258,6 +339,8 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     },
     close() {
       clearInterval(heartbeat);
+      for (const { timer } of faults.values()) clearTimeout(timer);
+      faults.clear();
       for (const off of unsubscribe.splice(0)) off();
       for (const res of streams) res.end();
       streams.clear();

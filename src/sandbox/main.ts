@@ -2,10 +2,13 @@
  * `npm run sandbox`: the bridge with built-in WeChat and Vonage emulators and the console at `/`.
  * Needs no credentials and no network. `PORT` moves it (default 3000), `HOST` rebinds it (default
  * 127.0.0.1), `LOG_LEVEL` shows the bridge's logs (default error: the expected refusals the console
- * demonstrates, such as 45015, would otherwise fill the terminal). Ctrl-C stops everything and
+ * demonstrates, such as 45015, would otherwise fill the terminal), `LOG_FORMAT` picks json or pretty
+ * (default: pretty on a terminal). Ctrl-C stops everything and
  * deletes the throwaway store.
  */
-import { createLogger } from '../logger';
+// First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
+import '../require-node';
+import { chooseLogFormat, createLogger, LOG_FORMATS, type LogFormat } from '../logger';
 import { LOG_LEVELS, type LogLevel } from '../config';
 import { startSandbox } from './sandbox';
 
@@ -16,9 +19,15 @@ async function main(): Promise<void> {
   }
   const level = process.env.LOG_LEVEL?.trim() || 'error';
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const format = process.env.LOG_FORMAT?.trim() || undefined;
+  if (format && !(LOG_FORMATS as readonly string[]).includes(format)) throw new Error(`LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}`);
   const host = process.env.HOST?.trim() || '127.0.0.1';
 
-  const sandbox = await startSandbox({ port, host, logger: createLogger({ level: level as LogLevel }) });
+  const logger = createLogger({
+    level: level as LogLevel,
+    format: chooseLogFormat(format as LogFormat | undefined, process.stdout.isTTY === true, process.env.NODE_ENV),
+  });
+  const sandbox = await startSandbox({ port, host, logger });
   process.stdout.write(
     `Sandbox ready: open ${sandbox.url}\n` +
       `  The bridge between emulated WeChat and Vonage on loopback: nothing leaves this machine. Ctrl-C stops it.\n` +

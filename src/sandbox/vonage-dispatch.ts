@@ -46,8 +46,8 @@ export interface CallbackAttempt {
 export interface DeliverCallbackOptions {
   url: string;
   rawBody: string;
-  /** Signs each attempt; undefined sends unsigned callbacks. */
-  sign?: (rawBody: string) => string;
+  /** Signs each attempt (undefined from it: that attempt goes unsigned); undefined sends unsigned callbacks. */
+  sign?: (rawBody: string) => string | undefined;
   /** Waits before the 2nd, 3rd… attempt; its length is the number of retries. */
   retryDelaysMs: readonly number[];
   timeoutMs: number;

@@ -11,8 +11,11 @@
  *   `POST/GET /v1/conversations/{id}/members` (a join adds a `member:joined` event),
  *   `POST/GET /v1/conversations/{id}/events` and `GET …/events/{event_id}`. Lists take `page_size`
  *   (1–100, default 10), `order` (`asc`/`desc`) and an opaque `cursor`, and answer `page_size`,
- *   `_embedded` (an array for events, `{conversations|users|members: [...]}` otherwise) and
+ *   `_embedded` (`{events|conversations|users|members: [...]}`) and
  *   `_links` (`first`, `self`, `next`, `prev`).
+ * - Names: conversation and user `name` at most 100 characters, `display_name` at most 50,
+ *   `image_url` an http(s) URL of at most 2048 (docs/emulator-limits.md lists every limit and its source).
+ *   A user joined twice is 409 `conversation:error:member-already-joined`.
  * - Custom events: `type` matches `^custom:[\w\-:]+$` within 100 characters, `body` an object of at
  *   most 4096 bytes serialised (400 `http:error:validation-fail` / `conversation:error:invalid-event`),
  *   201 with `{id, type, from, body, timestamp, _links}`; ids are progressive integers per conversation.
@@ -27,7 +30,10 @@
  * Tests steer failures with `script([...])`: one entry is consumed per incoming request, in arrival
  * order, before normal handling. `{status}` answers with that status (a Vonage-shaped error body unless
  * `body` is given); `{delayMs}` waits, then handles normally unless the client has gone away meanwhile
- * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket.
+ * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket; `{loseAnswer: true}`
+ * handles the request (an event is created) and then destroys the socket instead of answering.
+ * `loseEventAnswers(n)` does the same to every n-th created event, for load tests;
+ * `sendUnsignedCallbacks(n)` sends the next n callbacks' first attempt unsigned.
  */
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -52,7 +58,9 @@ export interface RecordedEvent {
 export type ScriptedResponse =
   | { status: number; retryAfter?: string; body?: unknown }
   | { delayMs: number }
-  | { reset: true };
+  | { reset: true }
+  /** Handle the request normally (an event is created), then drop the connection instead of answering. */
+  | { loseAnswer: true };
 
 /** An event as the API returns it (`GET …/events`) and as it is pushed to listeners. */
 export interface EventView {
@@ -102,11 +110,25 @@ export interface VonageEmulator {
   /** Every POST seen, including refused and scripted ones. */
   readonly requests: number;
   script(responses: ScriptedResponse[]): void;
+  /** Drops the scripted responses not consumed yet: requests are handled normally again. */
+  clearScript(): void;
   /** Resolves with all events recorded so far once there are at least `n`; rejects after `timeoutMs` (default 5 s). */
   waitForEvents(n: number, timeoutMs?: number): Promise<RecordedEvent[]>;
 
   /** Where events are dispatched (the application's RTC `event_url`); undefined dispatches nothing. */
   setRtcEventUrl(url: string | undefined): void;
+
+  /**
+   * The first attempt of each of the next `n` callbacks goes out unsigned, as Vonage documents for
+   * "the rare case of an internal error"; its retries (after a 5xx) are signed.
+   */
+  sendUnsignedCallbacks(n: number): void;
+
+  /**
+   * From now on, every `everyNth` event created with `POST …/events` is committed and then its
+   * answer is lost (the connection drops), as when a response times out on the way back; 0 stops.
+   */
+  loseEventAnswers(everyNth: number): void;
   /** Every dispatch, in the order the events were created. */
   dispatches: DispatchRecord[];
   /** Resolves once `predicate` holds for the dispatches (checked on every change); rejects after `timeoutMs`. */
@@ -145,6 +167,11 @@ const VERSION_PREFIX = /^\/(v1|beta)(\/.*)$/;
 const CUSTOM_TYPE = /^custom:[\w\-:]+$/;
 const MAX_TYPE_CHARS = 100;
 const MAX_BODY_BYTES = 4096;
+// Conversation API v1 reference (developer.vonage.com/en/api/conversation): conversation and user
+// `name` at most 100 characters, `display_name` at most 50, `image_url` a URL of at most 2048.
+const MAX_NAME_CHARS = 100;
+const MAX_DISPLAY_NAME_CHARS = 50;
+const MAX_URL_CHARS = 2048;
 const MAX_REQUEST_BYTES = 1024 * 1024;
 const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
 const DEFAULT_PAGE_SIZE = 10;
@@ -258,6 +285,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   const closing = new AbortController();
   let requests = 0;
   let closed = false;
+  let unsignedCallbacks = 0;
+  let loseEveryNth = 0;
+  let createdSinceLoss = 0;
   let origin = '';
 
   const server = http.createServer((req, res) => {
@@ -270,7 +300,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = now();
     if (req.method === 'POST') requests += 1;
-    const step = scripted.shift(); // taken on arrival, so entries follow request order
+    let step = scripted.shift(); // taken on arrival, so entries follow request order
     const raw = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://vonage.invalid');
     let caller = 'unknown';
@@ -318,6 +348,15 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     try {
       if (!versioned) throw notFoundRoute();
       const answer = eventsOnly ? handleEventsOnly(context, (c) => (caller = c)) : handleFull(context, (c) => (caller = c));
+      const createdEvent = req.method === 'POST' && answer.status === 201 && /\/events$/.test(context.path);
+      if (createdEvent && loseEveryNth > 0 && (createdSinceLoss = (createdSinceLoss + 1) % loseEveryNth) === 0) {
+        step = { loseAnswer: true };
+      }
+      if (step && 'loseAnswer' in step) {
+        record(undefined, undefined, 'answer lost after the request was handled (scripted)');
+        req.socket.destroy();
+        return;
+      }
       record(answer.status, sendJson(res, answer.status, answer.body));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -464,9 +503,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
 
   function createConversation(context: RequestContext): Answer {
     const input = readJson(context, true);
-    const name = optionalString(input, 'name', 200);
-    const displayName = optionalString(input, 'display_name', 200);
-    const imageUrl = optionalString(input, 'image_url', 2000);
+    const name = optionalString(input, 'name', MAX_NAME_CHARS);
+    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
+    const imageUrl = optionalUrl(input, 'image_url');
     const properties = input['properties'];
     if (properties !== undefined && (typeof properties !== 'object' || properties === null || Array.isArray(properties))) {
       throw validation('properties', '"properties" must be an object.');
@@ -485,6 +524,13 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     if (properties !== undefined) conversation.properties = properties as Record<string, unknown>;
     const view = conversationView(conversation, context.origin, context.version);
     emit({ type: 'conversation', conversation: view });
+    // Like the live service: an application event, with neither an event `id` nor a `conversation_id`.
+    dispatchPayload(conversation, {
+      type: 'conversation:created',
+      body: { id: conversation.id, name: conversation.name, ...(displayName !== undefined ? { display_name: displayName } : {}) },
+      application_id: options.applicationId,
+      timestamp: new Date(conversation.createdAt).toISOString(),
+    }, 0);
     return { status: 201, body: view };
   }
 
@@ -502,9 +548,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
 
   function createUser(context: RequestContext): Answer {
     const input = readJson(context, true);
-    const name = optionalString(input, 'name', 200);
-    const displayName = optionalString(input, 'display_name', 200);
-    const imageUrl = optionalString(input, 'image_url', 2000);
+    const name = optionalString(input, 'name', MAX_NAME_CHARS);
+    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
+    const imageUrl = optionalUrl(input, 'image_url');
     if (name !== undefined && userByName(name)) {
       throw new ApiError(409, 'user:error:duplicate-name', 'Conflict.', `User with name ${name} already exists.`);
     }
@@ -537,7 +583,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     const channel = input['channel'] ?? { type: 'app' };
     if (typeof channel !== 'object' || channel === null || Array.isArray(channel)) throw validation('channel', '"channel" must be an object.');
     if ([...members.values()].some((m) => m.conversationId === conversation.id && m.userId === user.id)) {
-      throw new ApiError(409, 'member:error:user-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
+      throw new ApiError(409, 'conversation:error:member-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
     }
     const member: MemberState = {
       id: `MEM-${crypto.randomUUID()}`,
@@ -551,7 +597,12 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     addEvent(
       conversation,
       `member:${state}`,
-      { user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) }, channel: member.channel },
+      {
+        user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
+        channel: member.channel,
+        member_id: member.id,
+        timestamp: { [state]: new Date(member.at).toISOString() },
+      },
       member.id,
       undefined,
     );
@@ -606,7 +657,8 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       status: 200,
       body: {
         page_size: page.pageSize,
-        _embedded: page.items.map((e) => eventView(conversation, e, context.origin, context.version)),
+        // The live v1 API nests the page under `events` (what vonage-java-sdk#536/#537 had to parse).
+        _embedded: { events: page.items.map((e) => eventView(conversation, e, context.origin, context.version)) },
         _links: page.links,
       },
     };
@@ -746,8 +798,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
   // --- dispatch to the application ---------------------------------------------------------------------
 
   function dispatch(conversation: ConversationState, event: StoredEvent): void {
-    const url = rtcEventUrl;
-    if (url === undefined) return;
+    if (rtcEventUrl === undefined) return;
     const view = eventView(conversation, event, origin, 'v1');
     const payload: Record<string, unknown> = {
       type: view.type,
@@ -759,10 +810,17 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       ...(view.from !== undefined ? { from: view.from } : {}),
       ...(view._embedded ? { _embedded: view._embedded } : {}),
     };
+    dispatchPayload(conversation, payload, event.id);
+  }
+
+  /** Queues one callback behind the conversation's earlier ones. `eventId` 0: not a conversation event. */
+  function dispatchPayload(conversation: ConversationState, payload: Record<string, unknown>, eventId: number): void {
+    const url = rtcEventUrl;
+    if (url === undefined) return;
     const record: DispatchRecord = {
       conversationId: conversation.id,
-      eventId: event.id,
-      type: event.type,
+      eventId,
+      type: String(payload.type),
       rawBody: JSON.stringify(payload),
       attempts: [],
       authorizations: [],
@@ -771,12 +829,27 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     dispatches.push(record);
     notifyDispatchWaiters();
     const secret = options.signatureSecret;
+    let unsignedFirstAttempt = false;
+    if (secret && unsignedCallbacks > 0) {
+      unsignedCallbacks -= 1;
+      unsignedFirstAttempt = true;
+    }
     conversation.dispatchChain = conversation.dispatchChain.then(async () => {
       if (closed) return;
       const attempts = await deliverCallback({
         url,
         rawBody: record.rawBody,
-        ...(secret ? { sign: (raw: string) => signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() }) } : {}),
+        ...(secret
+          ? {
+              sign: (raw: string) => {
+                if (unsignedFirstAttempt) {
+                  unsignedFirstAttempt = false;
+                  return undefined;
+                }
+                return signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() });
+              },
+            }
+          : {}),
         retryDelaysMs: retryDelaysMs,
         timeoutMs: dispatchTimeoutMs,
         now,
@@ -796,7 +869,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
             ...(attempt.error !== undefined ? { error: attempt.error } : {}),
             durationMs: attempt.durationMs,
             note: [
-              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : 'unsigned (no signature secret)',
+              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : secret ? 'unsigned (a rare internal error)' : 'unsigned (no signature secret)',
               attempt.attempt > 1 ? `retry ${attempt.attempt - 1}` : undefined,
             ]
               .filter(Boolean)
@@ -876,6 +949,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     script(responses) {
       scripted.push(...responses);
     },
+    clearScript() {
+      scripted.length = 0;
+    },
     waitForEvents(n, timeoutMs = 5000) {
       if (events.length >= n) return Promise.resolve(events.slice());
       return new Promise((resolve, reject) => {
@@ -890,6 +966,13 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
         };
         waiters.add(waiter);
       });
+    },
+    loseEventAnswers(everyNth) {
+      loseEveryNth = everyNth;
+      createdSinceLoss = 0;
+    },
+    sendUnsignedCallbacks(n) {
+      unsignedCallbacks += n;
     },
     setRtcEventUrl(url) {
       rtcEventUrl = url;
@@ -976,6 +1059,12 @@ function optionalString(input: Record<string, unknown>, name: string, maxChars: 
   if (typeof value !== 'string' || value === '' || value.length > maxChars) {
     throw validation(name, `"${name}" must be a non-empty string of at most ${maxChars} characters.`);
   }
+  return value;
+}
+
+function optionalUrl(input: Record<string, unknown>, name: string): string | undefined {
+  const value = optionalString(input, name, MAX_URL_CHARS);
+  if (value !== undefined && !/^https?:\/\/[^\s]+$/i.test(value)) throw validation(name, `"${name}" must be an http(s) URL.`);
   return value;
 }
 

@@ -33,7 +33,6 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
-import { decodeEncodingAesKey } from '../wechat/crypto';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
 import { actionHasMsgId, subscribePopupXml, templateJobFinishXml, userActionXml, type UserAction } from './wechat-messages';
 import {
@@ -45,6 +44,7 @@ import {
   type NotificationKind,
 } from './wechat-notifications';
 import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './wechat-push';
+import { aesKeyOf } from './wechat-crypto';
 
 export type InjectedResponse = { errcode: number; errmsg?: string } | { status: number } | { delayMs: number } | { reset: true };
 
@@ -137,6 +137,8 @@ export interface WeChatPlatform {
   /** Every stable_token request body received (parsed). */
   tokenRequests: unknown[];
   inject(path: string, responses: InjectedResponse[]): void;
+  /** Drops the injected responses not consumed yet, on every path. */
+  clearInjected(): void;
   /** The current tokens now answer 42001; the next stable_token call issues a new one. */
   expireTokens(): void;
   /** Tokens issued so far, oldest first. */
@@ -204,17 +206,23 @@ export interface WeChatPlatformOptions {
 
 // --- WeChat's numbers ---------------------------------------------------------------------------
 
-/** A user message opens 48 hours for 5 customer-service messages (wechat.md §5). */
+/**
+ * A user message opens 48 hours for 5 customer-service messages, a follow 1 minute for 3
+ * ("在一段时间内（目前为48小时）"; quotas in the customer-service send doc,
+ * https://developers.weixin.qq.com/doc/service/api/customer/message/api_sendcustommessage; wechat.md §5).
+ */
 export const MESSAGE_WINDOW_MS = 48 * 60 * 60 * 1000;
 export const MESSAGE_WINDOW_SENDS = 5;
-/** Following opens 1 minute for 3 messages. */
+/** Following opens 1 minute for 3 messages (the same doc). */
 export const FOLLOW_WINDOW_MS = 60 * 1000;
 export const FOLLOW_WINDOW_SENDS = 3;
-/** Temporary media live 3 days. */
+/** Temporary media live 3 days (https://developers.weixin.qq.com/doc/service/api/material/temporary/api_uploadtempmedia). */
 export const MEDIA_TTL_MS = 3 * 24 * 60 * 60 * 1000;
-/** A typing indicator lasts 15 s. */
+/** A typing indicator lasts 15 s (https://developers.weixin.qq.com/doc/service/api/customer/message/api_typing). */
 const TYPING_MS = 15_000;
 
+// Sizes and formats per type: image 10 MB PNG/JPEG/JPG/GIF, voice 2 MB AMR/MP3, video 10 MB MP4,
+// thumb 64 KB JPG (https://developers.weixin.qq.com/doc/service/api/material/temporary/api_uploadtempmedia).
 const MEDIA_LIMITS: Record<MediaInfo['type'], { maxBytes: number; sizeErrcode: number; accepts: RegExp }> = {
   image: { maxBytes: 10 * 1024 * 1024, sizeErrcode: 40009, accepts: /^(image\/(png|jpe?g|gif)|.*\.(png|jpe?g|gif))$/i },
   voice: { maxBytes: 2 * 1024 * 1024, sizeErrcode: 40010, accepts: /^(audio\/(amr|mpeg|mp3)|.*\.(amr|mp3))$/i },
@@ -844,6 +852,9 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     inject(path, responses) {
       injected.set(path, [...(injected.get(path) ?? []), ...responses]);
     },
+    clearInjected() {
+      injected.clear();
+    },
     expireTokens() {
       for (const token of tokens.values()) token.revoked = true;
     },
@@ -867,7 +878,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       if ((target.mode ?? 'plain') !== 'plain' && !target.encodingAesKey) {
         throw new Error(`${target.mode} mode needs the EncodingAESKey`);
       }
-      aesKey = target.encodingAesKey ? decodeEncodingAesKey(target.encodingAesKey) : undefined;
+      aesKey = target.encodingAesKey ? aesKeyOf(target.encodingAesKey) : undefined;
       server_ = { ...target };
     },
     setPushMode(mode) {

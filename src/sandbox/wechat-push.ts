@@ -9,8 +9,7 @@
  *   than `200` counts as no answer, and the next delivery starts 5 s after the previous one did.
  */
 import { randomInt } from 'node:crypto';
-import { encryptWeChatMessage } from '../wechat/crypto';
-import { weChatSignature } from '../wechat/signature';
+import { platformEncrypt, platformSignature } from './wechat-crypto';
 
 export type PushMode = 'plain' | 'compatible' | 'safe';
 
@@ -43,15 +42,15 @@ const tagText = (xml: string, tag: string): string | undefined =>
 export function signPush(xml: string, o: PushSigning): SignedPush {
   const timestamp = String(o.timestamp);
   const nonce = o.nonce ?? String(randomInt(1, 2 ** 31 - 1));
-  const query = new URLSearchParams({ signature: weChatSignature([o.token, timestamp, nonce]), timestamp, nonce });
+  const query = new URLSearchParams({ signature: platformSignature([o.token, timestamp, nonce]), timestamp, nonce });
   const openid = tagText(xml, 'FromUserName');
   if (openid) query.set('openid', openid);
   if (o.mode === 'plain') return { query: query.toString(), body: xml };
 
   if (!o.aesKey || !o.appId) throw new Error(`${o.mode} mode needs the AES key and the AppID`);
-  const encrypt = encryptWeChatMessage(xml, o.aesKey, o.appId);
+  const encrypt = platformEncrypt(xml, o.aesKey, o.appId);
   query.set('encrypt_type', 'aes');
-  query.set('msg_signature', weChatSignature([o.token, timestamp, nonce, encrypt]));
+  query.set('msg_signature', platformSignature([o.token, timestamp, nonce, encrypt]));
   const body =
     o.mode === 'safe'
       ? `<xml><ToUserName><![CDATA[${tagText(xml, 'ToUserName') ?? ''}]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>`

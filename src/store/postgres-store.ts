@@ -36,6 +36,7 @@ import type {
   ConversationMapping,
   ConversationMappingUpdate,
   DeadLetter,
+  EnqueueOptions,
   EnqueueResult,
   Job,
   JobKind,
@@ -84,6 +85,7 @@ export interface PostgresStoreOptions {
 
 interface PendingEnqueue {
   jobs: PreparedJob[];
+  seenKeys: Array<{ key: string; expiresAt: number }>;
   settled: boolean;
   timer: NodeJS.Timeout;
   resolve: (results: EnqueueResult[]) => void;
@@ -94,7 +96,15 @@ interface PendingEnqueue {
 const NOW = (n: number) => `coalesce($${n}::bigint, bridge_now_ms())`;
 
 const SQL = {
-  enqueue: `SELECT bridge_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], ${NOW(6)}, ${NOW(6)} - $7::bigint) AS stored`,
+  // The seen keys are written by the same statement, hence in the same transaction as the jobs
+  // (a data-modifying WITH always runs to completion, read or not).
+  enqueue: `
+    WITH seen AS (
+      INSERT INTO seen_keys AS s (key, expires_at)
+      SELECT * FROM unnest($8::text[], $9::bigint[])
+      ON CONFLICT (key) DO UPDATE SET expires_at = greatest(s.expires_at, excluded.expires_at)
+    )
+    SELECT bridge_enqueue($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], ${NOW(6)}, ${NOW(6)} - $7::bigint) AS stored`,
   claim: `
     WITH picked AS (
       SELECT seq FROM jobs
@@ -282,13 +292,15 @@ export class PostgresStore implements Store {
 
   // ---- jobs ----------------------------------------------------------------------------------
 
-  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]> {
+  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
       const prepared = jobs.map(prepareJob);
-      if (prepared.length === 0) return resolve([]);
+      const seenKeys = (options.seenKeys ?? []).map((seen) => ({ key: toStorableText(seen.key), expiresAt: Math.floor(seen.expiresAt) }));
+      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
       const call: PendingEnqueue = {
         jobs: prepared,
+        seenKeys,
         settled: false,
         resolve: (results) => {
           if (call.settled) return;
@@ -627,6 +639,9 @@ export class PostgresStore implements Store {
 
   private async writeBatch(batch: PendingEnqueue[]): Promise<void> {
     const jobs = batch.flatMap((call) => call.jobs);
+    // One row per key (an upsert may not touch a row twice); the latest expiry wins.
+    const seen = new Map<string, number>();
+    for (const { key, expiresAt } of batch.flatMap((call) => call.seenKeys)) seen.set(key, Math.max(expiresAt, seen.get(key) ?? expiresAt));
     let stored: boolean[];
     try {
       const { rows } = await this.pool.query<{ stored: boolean[] }>(SQL.enqueue, [
@@ -637,6 +652,8 @@ export class PostgresStore implements Store {
         jobs.map((job) => job.runAt ?? null),
         this.clock(),
         this.dedupRetentionMs,
+        [...seen.keys()],
+        [...seen.values()],
       ]);
       stored = rows[0]?.stored ?? [];
       if (stored.length !== jobs.length) throw new Error('bridge_enqueue returned an unexpected result');

@@ -36,6 +36,7 @@ import type {
   ConversationMapping,
   ConversationMappingUpdate,
   DeadLetter,
+  EnqueueOptions,
   EnqueueResult,
   Job,
   JobKind,
@@ -78,6 +79,7 @@ export interface SqliteStoreOptions {
 
 interface PendingEnqueue {
   jobs: PreparedJob[];
+  seenKeys: Array<{ key: string; expiresAt: number }>;
   resolve: (results: EnqueueResult[]) => void;
   reject: (error: unknown) => void;
 }
@@ -137,6 +139,9 @@ const SQL = {
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
     WHERE seen_keys.expires_at <= :now`,
+  recordSeen: `
+    INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET expires_at = max(seen_keys.expires_at, excluded.expires_at)`,
   getToken: `SELECT value, expires_at FROM tokens WHERE name = ?`,
   putToken: `
     INSERT INTO tokens (name, value, expires_at) VALUES (:name, :value, :expires_at)
@@ -261,12 +266,13 @@ export class SqliteStore implements Store {
 
   // ---- jobs ----------------------------------------------------------------------------------
 
-  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]> {
+  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
       const prepared = jobs.map(prepareJob);
-      if (prepared.length === 0) return resolve([]);
-      this.pending.push({ jobs: prepared, resolve, reject });
+      const seenKeys = options.seenKeys ?? [];
+      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
+      this.pending.push({ jobs: prepared, seenKeys, resolve, reject });
       this.flushHandle ??= setImmediate(() => this.flush());
     });
   }
@@ -570,6 +576,9 @@ export class SqliteStore implements Store {
         this.db.exec('SAVEPOINT enqueue_call');
         try {
           const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
+          for (const seen of call.seenKeys) {
+            this.statements.recordSeen.run({ key: seen.key, expires_at: Math.floor(seen.expiresAt) });
+          }
           this.db.exec('RELEASE enqueue_call');
           outcomes.push({ ok: true, results });
         } catch (error) {
@@ -672,7 +681,8 @@ export class SqliteStore implements Store {
 
   private rollbackQuietly(): void {
     try {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+      // isTransaction is undefined before Node 22.16: then try, a ROLLBACK outside a transaction only throws.
+      if (this.db.isTransaction !== false) this.db.exec('ROLLBACK');
     } catch {
       // The connection already rolled back (e.g. after an I/O error); nothing left to undo.
     }

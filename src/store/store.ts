@@ -134,6 +134,15 @@ export interface UploadedMedia {
   expiresAt: number;
 }
 
+/** Keys to record as seen (as `markSeen` does) with an enqueue. */
+export interface EnqueueOptions {
+  /**
+   * Recorded in the same transaction as the jobs: both are stored or neither (e.g. a webhook
+   * token's `jti`, so that a request whose jobs failed to store can be retried with the same token).
+   */
+  seenKeys?: Array<{ key: string; expiresAt: number }>;
+}
+
 /**
  * A limited number of sends allowed to one recipient until a deadline (a messaging platform's reply
  * window). A scope (whose sends: account + recipient) holds at most one allowance per `kind`; a
@@ -155,9 +164,10 @@ export const SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS = 24 * 60 * 60 * 1000;
 export interface Store {
   /**
    * Stores jobs durably, each with its dedup key, in one transaction: when the promise
-   * resolves the jobs survive a crash. Results are in the order of `jobs`.
+   * resolves the jobs survive a crash. Results are in the order of `jobs`. `seenKeys` are recorded
+   * in that transaction (a key already remembered keeps the later of the two expiries).
    */
-  enqueue(jobs: NewJob[]): Promise<EnqueueResult[]>;
+  enqueue(jobs: NewJob[], options?: EnqueueOptions): Promise<EnqueueResult[]>;
 
   /**
    * Leases up to `limit` runnable jobs for `leaseMs`, oldest first. A job is runnable when its

@@ -84,7 +84,10 @@ export interface VonageClient {
    * A conversation's events, newest first, one page (at most `pageSize` ≤ 100) at a time. Used to
    * find out whether an event whose post got no answer was created after all.
    */
-  listRecentEvents(conversationId: string, options?: { pageSize?: number; eventType?: string; cursor?: string }): Promise<VonageEventPage>;
+  listRecentEvents(
+    conversationId: string,
+    options?: { pageSize?: number; eventType?: string; cursor?: string; startId?: string; order?: 'asc' | 'desc' },
+  ): Promise<VonageEventPage>;
 
   /** `POST /conversations`. A taken `name` is a PermanentError with code `conversation:error:duplicate-name`. */
   createConversation(input: { name: string; displayName?: string; properties?: Record<string, unknown> }): Promise<VonageConversation>;
@@ -177,8 +180,12 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
     },
 
     async listRecentEvents(conversationId, listOptions = {}) {
-      const query = new URLSearchParams({ page_size: String(Math.min(100, Math.max(1, listOptions.pageSize ?? 100))), order: 'desc' });
+      const query = new URLSearchParams({
+        page_size: String(Math.min(100, Math.max(1, listOptions.pageSize ?? 100))),
+        order: listOptions.order ?? 'desc',
+      });
       if (listOptions.eventType !== undefined) query.set('event_type', listOptions.eventType);
+      if (listOptions.startId !== undefined) query.set('start_id', listOptions.startId);
       if (listOptions.cursor !== undefined) query.set('cursor', listOptions.cursor);
       const body = await call('GET', `${conversationPath(conversationId)}/events?${query}`);
       // v1 answers `_embedded` as an array of events; older shapes nest it under `events`.

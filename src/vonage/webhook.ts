@@ -17,10 +17,11 @@ export interface WebhookSignatureInput {
   /** The request body exactly as received. */
   rawBody: Buffer;
   /**
-   * The signature secret. Pass it as a KeyObject (`signatureSecretKey(secret)`, made once) on hot paths:
-   * given a string, jsonwebtoken first tries to read it as a public key on every call.
+   * The signature secret, or the secrets in the order to try them (current first, then the one being
+   * rotated out). Pass KeyObjects (`signatureSecretKey(secret)`, made once) on hot paths: given a
+   * string, jsonwebtoken first tries to read it as a public key on every call.
    */
-  secret: string | crypto.KeyObject;
+  secret: string | crypto.KeyObject | ReadonlyArray<string | crypto.KeyObject>;
   nowMs: number;
   /** Largest accepted distance between `iat` and now, either way; default 300 s. */
   maxAgeSeconds?: number;
@@ -30,6 +31,11 @@ export interface VerifiedWebhook {
   /** For the caller's replay check (`store.markSeen`). */
   jti: string;
   iat: number;
+  /**
+   * Whether the token carried a `payload_hash` (which then matched the body). Vonage's samples always
+   * do; a token without one is still genuine (its HMAC verified), but it does not cover the body.
+   */
+  payloadHashed: boolean;
 }
 
 /** The signature secret as an HMAC key, made once. */
@@ -40,7 +46,9 @@ export function signatureSecretKey(secret: string): crypto.KeyObject {
 
 export function verifyVonageWebhookSignature(input: WebhookSignatureInput): VerifiedWebhook {
   const maxAgeSeconds = input.maxAgeSeconds ?? 300;
-  const secret = typeof input.secret === 'string' ? signatureSecretKey(input.secret) : input.secret;
+  const secrets = (Array.isArray(input.secret) ? input.secret : [input.secret]).map((secret: string | crypto.KeyObject) =>
+    typeof secret === 'string' ? signatureSecretKey(secret) : secret,
+  );
 
   const header = input.authorization?.trim();
   if (!header) throw unauthorized('missing Authorization header');
@@ -60,21 +68,26 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
   // jsonwebtoken would refuse these too (algorithms below); checking first gives a clearer reason.
   if (decoded.header.alg !== 'HS256') throw unauthorized('token is not HS256');
 
-  let claims: jwt.JwtPayload;
-  try {
-    const verified = jwt.verify(token, secret, {
-      algorithms: ['HS256'],
-      clockTimestamp: Math.floor(input.nowMs / 1000),
-      ignoreExpiration: false,
-    });
-    if (typeof verified !== 'object' || verified === null) throw unauthorized('malformed token');
-    claims = verified;
-  } catch (error) {
-    if (error instanceof InvalidInputError) throw error;
-    if (error instanceof jwt.TokenExpiredError) throw unauthorized('token expired');
-    if (error instanceof jwt.NotBeforeError) throw unauthorized('token not yet valid');
-    throw unauthorized('invalid token signature');
+  let claims: jwt.JwtPayload | undefined;
+  // Each secret in turn: during a rotation Vonage may still sign with the previous one.
+  for (const secret of secrets) {
+    try {
+      const verified = jwt.verify(token, secret, {
+        algorithms: ['HS256'],
+        clockTimestamp: Math.floor(input.nowMs / 1000),
+        ignoreExpiration: false,
+      });
+      if (typeof verified !== 'object' || verified === null) throw unauthorized('malformed token');
+      claims = verified;
+      break;
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw error;
+      if (error instanceof jwt.TokenExpiredError) throw unauthorized('token expired');
+      if (error instanceof jwt.NotBeforeError) throw unauthorized('token not yet valid');
+      // A bad signature under this secret: try the next one.
+    }
   }
+  if (claims === undefined) throw unauthorized('invalid token signature');
 
   const { iat, jti } = claims;
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw unauthorized('token has no iat');
@@ -82,13 +95,12 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
   if (typeof jti !== 'string' || jti === '') throw unauthorized('token has no jti');
 
   const claimedHash = claims.payload_hash;
-  if (typeof claimedHash !== 'string' || !/^[0-9a-f]{64}$/i.test(claimedHash)) {
-    throw unauthorized('token has no payload_hash');
-  }
+  if (claimedHash === undefined) return { jti, iat, payloadHashed: false };
+  if (typeof claimedHash !== 'string' || !/^[0-9a-f]{64}$/i.test(claimedHash)) throw unauthorized('malformed payload_hash');
   const actual = crypto.createHash('sha256').update(input.rawBody).digest();
   if (!crypto.timingSafeEqual(actual, Buffer.from(claimedHash, 'hex'))) throw unauthorized('payload_hash mismatch');
 
-  return { jti, iat };
+  return { jti, iat, payloadHashed: true };
 }
 
 function unauthorized(reason: string): InvalidInputError {

@@ -4,8 +4,11 @@
  *
  * Every value stays a string exactly as sent. Types and events not in the tables are passed through,
  * never rejected, and for every type any top-level text field the tables do not name is carried along
- * under its generic snake_case name, so a field WeChat adds tomorrow still reaches the bridge.
+ * under its generic snake_case name, so a field WeChat adds tomorrow still reaches the bridge. Nested
+ * elements (a subscription-message `List`, a mass-send `ArticleUrlResult`, beacons) are carried along
+ * whole in `nested`, as snake_case trees whose leaves are strings.
  */
+import { createHash } from 'node:crypto';
 import { InvalidInputError } from '../errors';
 import { parseWeChatXml, type XmlElement, type XmlNode } from './xml';
 
@@ -19,10 +22,25 @@ export interface WeChatMessage {
   msgType: string;
   /** MsgId (64-bit, so a string); for the *JOBFINISH events WeChat spells it MsgID. */
   msgId: string | undefined;
-  /** Only when msgType is `event`, in the case WeChat sent it (SCAN, LOCATION, CLICK, VIEW are upper case). */
+  /**
+   * `<Event>` in the case WeChat sent it (SCAN, LOCATION, CLICK, VIEW are upper case). Kept whatever the
+   * MsgType: a `device_event` carries `bind` / `unbind` in it.
+   */
   event: string | undefined;
   /** Type-specific fields, snake_case, strings only; a null-prototype object. */
   fields: Readonly<Record<string, string>>;
+  /**
+   * Every top-level element that is not a single text (a block with children, or a repeated tag), by its
+   * snake_case name: children by snake_case name, repeated elements as arrays, every leaf a string.
+   * Null-prototype objects throughout. A block the tables flatten into `fields` is carried here too.
+   */
+  nested: Readonly<Record<string, NestedValue>>;
+}
+
+/** A nested element as the bridge passes it on: text, children by snake_case tag, or every occurrence. */
+export type NestedValue = string | NestedObject | NestedValue[];
+export interface NestedObject {
+  [key: string]: NestedValue;
 }
 
 export type WeChatEventMessage = WeChatMessage & { msgType: 'event'; event: string };
@@ -166,7 +184,7 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
   if (!toUserName || !fromUserName || !createTime || !msgType || !/^\d{1,15}$/.test(createTime)) {
     throw new InvalidInputError(400, 'not a WeChat message');
   }
-  const event = msgType === 'event' ? text(root, 'Event') : undefined;
+  const event = text(root, 'Event');
   const msgId = text(root, 'MsgId') ?? text(root, 'MsgID');
   const ids = { ToUserName: toUserName, FromUserName: fromUserName, MsgType: msgType, Event: event, MsgId: msgId };
   for (const [tag, value] of Object.entries(ids)) {
@@ -175,7 +193,7 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
     }
   }
   const table =
-    (event === undefined ? lookup(WECHAT_MESSAGE_FIELDS, msgType) : lookup(WECHAT_EVENT_FIELDS, event)) ?? [];
+    (msgType === 'event' && event !== undefined ? lookup(WECHAT_EVENT_FIELDS, event) : lookup(WECHAT_MESSAGE_FIELDS, msgType)) ?? [];
 
   const fields = Object.create(null) as Record<string, string>;
   const claimedTags = new Set<string>();
@@ -184,10 +202,16 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
     const value = typeof source === 'string' ? textAt(root, source) : source(root);
     if (value !== undefined) fields[field] = value;
   }
+  const nested = Object.create(null) as Record<string, NestedValue>;
   for (const [tag, node] of Object.entries(root)) {
-    if (NON_FIELD_TAGS.has(tag) || claimedTags.has(tag) || typeof node !== 'string') continue;
+    if (NON_FIELD_TAGS.has(tag)) continue;
     const field = snakeCase(tag);
-    if (field !== '' && !UNSAFE_FIELDS.has(field) && !(field in fields)) fields[field] = node;
+    if (field === '' || UNSAFE_FIELDS.has(field)) continue;
+    if (typeof node !== 'string') {
+      if (!(field in nested)) nested[field] = toNestedValue(node);
+    } else if (!claimedTags.has(tag) && !(field in fields)) {
+      fields[field] = node;
+    }
   }
 
   return {
@@ -198,7 +222,21 @@ export function parseWeChatMessage(root: XmlElement): WeChatMessage {
     msgId,
     event,
     fields: Object.freeze(fields),
+    nested: Object.freeze(nested),
   };
+}
+
+// The parsed tree is already bounded (depth, element count) by parseWeChatXml, so this recursion is too.
+function toNestedValue(node: XmlNode): NestedValue {
+  if (typeof node === 'string') return node;
+  if (Array.isArray(node)) return node.map(toNestedValue);
+  const object = Object.create(null) as NestedObject;
+  for (const [tag, child] of Object.entries(node)) {
+    const key = snakeCase(tag);
+    // Two tags that snake-case alike (`PicUrl`, `Pic_Url`): the first one in the document is kept.
+    if (key !== '' && !UNSAFE_FIELDS.has(key) && !(key in object)) object[key] = toNestedValue(child);
+  }
+  return object;
 }
 
 /** parseWeChatXml + parseWeChatMessage. Throws InvalidInputError(400) for anything that is not a WeChat message. */
@@ -209,15 +247,44 @@ export function readWeChatMessage(xmlText: string): WeChatMessage {
 /**
  * The key WeChat's retries share. Messages: `msg:<FromUserName>:<MsgId>` (MsgId alone has collided
  * between users). Events, and anything without a MsgId:
- * `evt:<FromUserName>:<CreateTime>:<Event>:<EventKey or ''>`.
+ * `evt:<FromUserName>:<CreateTime>:<Event or ''>:<weChatContentDigest>`. FromUserName + CreateTime
+ * + Event + EventKey is not enough: two subscription-message results, two pop-ups with different
+ * templates or two session switches of one user in one second differ only in other fields. WeChat's
+ * retries of one push carry the same content, so the digest is the same for each of them.
  */
 export function weChatDedupKey(message: WeChatMessage): string {
   if (message.msgType !== 'event' && message.msgId !== undefined) {
     return `msg:${message.fromUserName}:${message.msgId}`;
   }
-  const key = `evt:${message.fromUserName}:${message.createTime}:${message.event ?? ''}:${message.fields['event_key'] ?? ''}`;
-  // Job-finish events carry a MsgID but no EventKey: two of them in the same second are still two events.
-  return message.msgId !== undefined ? `${key}:${message.msgId}` : key;
+  return `evt:${message.fromUserName}:${message.createTime}:${message.event ?? ''}:${weChatContentDigest(message)}`;
+}
+
+/**
+ * sha256 hex of the message's whole content in a canonical form (every field and nested element, keys
+ * sorted), so the same push gives the same digest however its XML was laid out (whitespace, CDATA or
+ * not, tag order) and any difference in content gives another one.
+ */
+export function weChatContentDigest(message: WeChatMessage): string {
+  const content = {
+    to: message.toUserName,
+    from: message.fromUserName,
+    create_time: message.createTime,
+    msg_type: message.msgType,
+    msg_id: message.msgId ?? null,
+    event: message.event ?? null,
+    fields: message.fields,
+    nested: message.nested,
+  };
+  return createHash('sha256').update(canonicalJson(content), 'utf8').digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.keys(value)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+  return `{${entries.join(',')}}`;
 }
 
 /**

@@ -15,6 +15,7 @@ import { InvalidInputError } from '../../src/errors';
 import {
   MAX_WECHAT_ID_LENGTH,
   readWeChatMessage,
+  weChatContentDigest,
   WECHAT_EVENT_FIELDS,
   WECHAT_MESSAGE_FIELDS,
   type WeChatMessage,
@@ -128,7 +129,7 @@ function expectFaithfulBodies(message: WeChatMessage): number {
   for (const [key, value] of Object.entries(whole)) {
     if (key === 'content') continue;
     const inEveryPart = bodies.every((body) => body[key] === value);
-    const inContent = content.includes(`\n${key}: ${String(value)}`);
+    const inContent = content.includes(`\n${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`);
     expect({ key, kept: inEveryPart || inContent }).toEqual({ key, kept: true });
   }
   return bodies.length;
@@ -168,14 +169,14 @@ describe('regressions found by fuzzing', () => {
       buildWeChatXml({ ...base, MsgType: 'event', Event: 'VIEW', EventKey: '\\'.repeat(1500) }),
     );
     const bodies = toInboundEventBodies(message);
-    expect(bodies[0]!.msg_id).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(bodies[0]!.msg_id).toMatch(/^evt:oUser:1700000000:VIEW:[0-9a-f]{64}$/); // the key no longer embeds the EventKey
     expect(toInboundEventBodies(message)[0]!.msg_id).toBe(bodies[0]!.msg_id); // stable across retries
     expectFaithfulBodies(message);
   });
 
   it('a short event key keeps the readable dedup key as msg_id', () => {
     const message = readWeChatMessage(buildWeChatXml({ ...base, MsgType: 'event', Event: 'CLICK', EventKey: 'MENU_1' }));
-    expect(toInboundEventBody(message).msg_id).toBe('evt:oUser:1700000000:CLICK:MENU_1');
+    expect(toInboundEventBody(message).msg_id).toBe(`evt:oUser:1700000000:CLICK:${weChatContentDigest(message)}`);
   });
 
   it('a <Part> or <Parts> field neither poses as a part counter nor is overwritten by one', () => {

@@ -3,8 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { encryptWeChatMessage, decodeEncodingAesKey } from '../../src/wechat/crypto';
-import { weChatSignature } from '../../src/wechat/signature';
+import { aesKeyOf, platformEncrypt, platformSignature } from '../../src/sandbox/wechat-crypto';
 import { startHarness, TEST_AES_KEY, TEST_APP_ID, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { pushToBridge, signedPush } from '../support/wechat-push';
 
@@ -21,14 +20,14 @@ interface HostileCase {
 
 function signedQuery(extra: Record<string, string> = {}, timestamp = now()): URLSearchParams {
   const nonce = '12345';
-  return new URLSearchParams({ signature: weChatSignature([TEST_TOKEN, String(timestamp), nonce]), timestamp: String(timestamp), nonce, ...extra });
+  return new URLSearchParams({ signature: platformSignature([TEST_TOKEN, String(timestamp), nonce]), timestamp: String(timestamp), nonce, ...extra });
 }
 
 function safeModeRequest(encrypt: string, options: { badMsgSignature?: boolean } = {}) {
   const timestamp = String(now());
   const query = signedQuery({
     encrypt_type: 'aes',
-    msg_signature: options.badMsgSignature ? '0'.repeat(40) : weChatSignature([TEST_TOKEN, timestamp, '12345', encrypt]),
+    msg_signature: options.badMsgSignature ? '0'.repeat(40) : platformSignature([TEST_TOKEN, timestamp, '12345', encrypt]),
   });
   return { path: `/weChatEvent?${query}`, body: `<xml><ToUserName><![CDATA[toUser]]></ToUserName><Encrypt><![CDATA[${encrypt}]]></Encrypt></xml>` };
 }
@@ -55,14 +54,14 @@ const CASES: HostileCase[] = [
   { name: 'a 1 MiB body', request: () => ({ path: `/weChatEvent?${signedQuery()}`, body: TEXT.replace('this is a test', 'x'.repeat(1024 * 1024)) }), status: 413 },
   { name: 'unknown encrypt_type', request: () => ({ path: `/weChatEvent?${signedQuery({ encrypt_type: 'rot13' })}`, body: TEXT }), status: 400 },
   { name: 'safe mode without Encrypt', request: () => ({ path: `/weChatEvent?${signedQuery({ encrypt_type: 'aes', msg_signature: 'x' })}`, body: TEXT }), status: 400 },
-  { name: 'safe mode with a wrong msg_signature', request: () => safeModeRequest(encryptWeChatMessage(TEXT, TEST_AES_KEY, TEST_APP_ID), { badMsgSignature: true }), status: 401 },
+  { name: 'safe mode with a wrong msg_signature', request: () => safeModeRequest(platformEncrypt(TEXT, TEST_AES_KEY, TEST_APP_ID), { badMsgSignature: true }), status: 401 },
   {
     name: 'safe mode encrypted with a wrong AES key',
-    request: () => safeModeRequest(encryptWeChatMessage(TEXT, decodeEncodingAesKey('Z'.repeat(43)), TEST_APP_ID)),
+    request: () => safeModeRequest(platformEncrypt(TEXT, aesKeyOf('Z'.repeat(43)), TEST_APP_ID)),
     status: 400,
   },
-  { name: 'safe mode for another AppID', request: () => safeModeRequest(encryptWeChatMessage(TEXT, TEST_AES_KEY, 'wx0000000000000000')), status: 400 },
-  { name: 'truncated ciphertext', request: () => safeModeRequest(encryptWeChatMessage(TEXT, TEST_AES_KEY, TEST_APP_ID).slice(0, 50)), status: 400 },
+  { name: 'safe mode for another AppID', request: () => safeModeRequest(platformEncrypt(TEXT, TEST_AES_KEY, 'wx0000000000000000')), status: 400 },
+  { name: 'truncated ciphertext', request: () => safeModeRequest(platformEncrypt(TEXT, TEST_AES_KEY, TEST_APP_ID).slice(0, 50)), status: 400 },
   { name: 'ciphertext that is not base64', request: () => safeModeRequest('!!!not-base64!!!'), status: 400 },
 ];
 

@@ -11,6 +11,8 @@ import { pushToBridge } from '../support/wechat-push';
 
 const officialDir = path.join(__dirname, '../fixtures/messages/official');
 const sample = (name: string) => readFileSync(path.join(officialDir, name), 'utf8');
+/** Samples written from WeChat's documentation (their pages are named in the directory's index.json). */
+const documented = (name: string) => readFileSync(path.join(__dirname, '../fixtures/messages/documented', name), 'utf8');
 
 /** What each official sample must become: the contract's body fields. */
 const EXPECTED: Record<string, Record<string, unknown>> = {
@@ -90,6 +92,38 @@ describe('delivery guarantees', () => {
     await harness.vonage.waitForEvents(1);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(harness.vonage.events).toHaveLength(1);
+  });
+
+  test('two different events of one user in the same second give two events; their retries none more', async () => {
+    const sent = documented('event-subscribe_msg_sent_event.xml');
+    const other = sent.replace('1700827132819554304', '1700827132819554305');
+    const popup = documented('event-subscribe_msg_popup_event.xml');
+    const otherPopup = popup.replace('VRR0UEO9VJOLs0MHlU0OilqX6MVFDwH3_3gz3Oc0NIc', 'otherTemplate');
+    const switchTo = (kf: string) =>
+      '<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName><CreateTime>1700000000</CreateTime>' +
+      `<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_switch_session]]></Event><FromKfAccount><![CDATA[a@test]]></FromKfAccount><ToKfAccount><![CDATA[${kf}]]></ToKfAccount></xml>`;
+    const pushes = [sent, other, popup, otherPopup, switchTo('b@test'), switchTo('c@test')];
+    for (const xml of [...pushes, ...pushes]) {
+      expect(await pushToBridge(harness.baseUrl, xml, { token: TEST_TOKEN })).toEqual({ status: 200, text: 'success' });
+    }
+    await harness.vonage.waitForEvents(6);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(harness.vonage.events).toHaveLength(6);
+    const sentIds = harness.vonage.events
+      .map((e) => (e.body['subscribe_msg_sent_event'] as { list?: { msg_id?: string } } | undefined)?.list?.msg_id)
+      .filter((id) => id !== undefined);
+    expect(sentIds.sort()).toEqual(['1700827132819554304', '1700827132819554305']);
+    expect(harness.vonage.events.filter((e) => e.body.event === 'kf_switch_session').map((e) => e.body['to_kf_account'])).toEqual(['b@test', 'c@test']);
+  });
+
+  test('nested elements reach Vonage as nested JSON (mass-send results, beacons)', async () => {
+    await pushToBridge(harness.baseUrl, documented('event-MASSSENDJOBFINISH.xml'), { token: TEST_TOKEN });
+    await pushToBridge(harness.baseUrl, documented('event-ShakearoundUserShake.xml'), { token: TEST_TOKEN });
+    const [mass, shake] = await harness.vonage.waitForEvents(2);
+    expect(mass!.body['article_url_result']).toEqual({ count: '1', result_list: { item: { article_idx: '1', article_url: 'Url' } } });
+    expect((mass!.body['copyright_check_result'] as { result_list: { item: unknown[] } }).result_list.item).toHaveLength(2);
+    expect(shake!.body['chosen_beacon']).toEqual({ uuid: 'uuid', major: 'major', minor: 'minor', distance: '0.057' });
+    expect((shake!.body['around_beacons'] as { around_beacon: unknown[] }).around_beacon).toHaveLength(2);
   });
 
   test('a 64-bit MsgId reaches Vonage digit for digit', async () => {

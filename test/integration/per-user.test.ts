@@ -133,7 +133,7 @@ describe('a conversation per WeChat user', () => {
     ]);
     const status = await waitFor('the status', () => statusFor(harness.vonage, reply.id));
     expect(status.conversationId).toBe(conversationId);
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: '' });
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user });
 
     // Naming the user explicitly works too.
     const named = outboundMessage(user, { content: 'Anything else?' }, { conversation_id: conversationId });

@@ -26,7 +26,7 @@ const statusesOf = (harness: Harness, refEventId: unknown): Array<Record<string,
   harness.vonage.events.filter((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(refEventId)).map((e) => e.body);
 
 const waitForStatuses = (harness: Harness, refEventId: unknown, n: number) =>
-  waitFor(`${n} status(es) for ${String(refEventId)}`, () => {
+  waitFor<Array<Record<string, unknown>>>(`${n} status(es) for ${String(refEventId)}`, () => {
     const found = statusesOf(harness, refEventId);
     return found.length >= n ? found : undefined;
   });

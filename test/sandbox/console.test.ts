@@ -6,6 +6,7 @@
  * the 48-hour window and the agent sees the 45015 failure. A screenshot is kept in test-artifacts/.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -16,11 +17,49 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ONE_PIXEL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
 const ARTIFACTS = path.join(__dirname, '..', '..', 'test-artifacts');
 
+/** A solid-colour RGB PNG of the given size: big enough to change a chat's height when it loads. */
+function solidPng(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k += 1) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes: Buffer) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([length, body, sum]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(width * 3, 0x3c)]);
+  const pixels = deflateSync(Buffer.concat(Array.from({ length: height }, () => row)));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', pixels), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** Whether a scrolling list shows its newest row (scrolled to the bottom). */
+const atBottom = (page: Page, selector: string) =>
+  page.$eval(selector, (node) => {
+    const list = node as unknown as { scrollHeight: number; scrollTop: number; clientHeight: number };
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 4;
+  });
+
 describe('the sandbox console in Chromium', () => {
   let sandbox: Sandbox | undefined;
   let context: BrowserContext | undefined;
   let profile: string | undefined;
   let page: Page;
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
@@ -44,6 +83,7 @@ describe('the sandbox console in Chromium', () => {
       ],
     });
     page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (error) => pageErrors.push(error.message));
   }, 60_000);
 
   afterAll(async () => {
@@ -53,8 +93,6 @@ describe('the sandbox console in Chromium', () => {
   });
 
   test('WeChat → agent → reply → delivered, then the 48-hour window failure', async () => {
-    const pageErrors: string[] = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(`http://127.0.0.1:${sandbox!.port}/`);
     await page.waitForSelector('body[data-ready="true"]');
     await page.locator('#live[data-state="live"]').waitFor();
@@ -107,4 +145,126 @@ describe('the sandbox console in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'sandbox-console.png') });
     expect(pageErrors).toEqual([]);
   }, 60_000);
+
+  test('the chats keep following the newest row after a picture loads', async () => {
+    for (let i = 1; i <= 6; i += 1) {
+      await page.fill('#phone-input', `Filler message ${i}`);
+      await page.click('#phone-send');
+      await page.locator('#phone-chat .row.mine', { hasText: `Filler message ${i}` }).locator('.meta', { hasText: 'delivered' }).waitFor();
+    }
+    await page.setInputFiles('#phone-image-file', { name: 'big.png', mimeType: 'image/png', buffer: solidPng(400, 300) });
+    const pictures = page.locator('#agent-messages .row.theirs img[src^="/media/"]');
+    await pictures.nth(1).waitFor();
+    await pictures.nth(1).evaluate((img) => (img as unknown as { decode(): Promise<void> }).decode());
+    await page.fill('#phone-input', 'After the picture');
+    await page.click('#phone-send');
+    await page.locator('#phone-chat .row.mine', { hasText: 'After the picture' }).locator('.meta', { hasText: 'delivered' }).waitFor();
+    await page.locator('#agent-messages .row.theirs', { hasText: 'After the picture' }).waitFor();
+    // Both lists overflow and still show their newest row, with its delivery line.
+    for (const list of ['#phone-chat', '#agent-messages']) {
+      expect(await page.$eval(list, (node) => (node as unknown as { scrollHeight: number; clientHeight: number }).scrollHeight > (node as unknown as { clientHeight: number }).clientHeight)).toBe(true);
+      expect(await atBottom(page, list)).toBe(true);
+    }
+    await expect(page.locator('#phone-chat .row.mine', { hasText: 'After the picture' }).locator('.meta').isVisible()).resolves.toBe(true);
+  }, 60_000);
+
+  test('an action the server does not take is reported, and the menu keeps what the server uses', async () => {
+    expect(sandbox!.weChat.pushMode).toBe('plain');
+    await page.route('**/sandbox/api/wechat/push-mode', (route) => route.abort('connectionrefused'));
+    try {
+      await page.selectOption('#push-mode', 'safe');
+      await page.locator('#notice', { hasText: 'Changing the push mode failed' }).waitFor();
+      expect(await page.inputValue('#push-mode')).toBe('plain');
+    } finally {
+      await page.unroute('**/sandbox/api/wechat/push-mode');
+    }
+    expect(sandbox!.weChat.pushMode).toBe('plain');
+    // The server answering a refusal is shown the same way.
+    await page.route('**/sandbox/api/wechat/clock', (route) => route.fulfill({ status: 400, contentType: 'application/json', body: '{"error":"hours must be a positive number"}' }));
+    try {
+      await page.click('#skip-time');
+      await page.locator('#notice', { hasText: 'hours must be a positive number' }).waitFor();
+    } finally {
+      await page.unroute('**/sandbox/api/wechat/clock');
+    }
+    expect(pageErrors).toEqual([]);
+  }, 30_000);
+
+  test('faults: Vonage 503 and WeChat -1 are retried, and delivered once the fault is reset', async () => {
+    // Back inside the window: the user writes again (the earlier test skipped WeChat's clock).
+    await page.selectOption('#fault', 'vonage-503');
+    await page.locator('#fault-info', { hasText: 'Vonage answers 503' }).waitFor();
+    await page.fill('#phone-input', 'Sent while Vonage is down');
+    await page.click('#phone-send');
+    // WeChat is answered at once (the message is stored); the post to Vonage gets 503.
+    await page.locator('#phone-chat .row.mine', { hasText: 'Sent while Vonage is down' }).locator('.meta', { hasText: 'delivered' }).waitFor();
+    await page.locator('#traffic li.vonage-api .status.bad', { hasText: '503' }).first().waitFor();
+    expect(await page.locator('#agent-messages .row.theirs', { hasText: 'Sent while Vonage is down' }).count()).toBe(0);
+    await page.selectOption('#fault', 'none');
+    await page.locator('#fault-info').waitFor({ state: 'hidden' });
+    await page.locator('#agent-messages .row.theirs', { hasText: 'Sent while Vonage is down' }).waitFor({ timeout: 25_000 });
+
+    await page.selectOption('#fault', 'wechat-busy');
+    await page.locator('#fault-info', { hasText: 'errcode -1' }).waitFor();
+    await page.fill('#agent-input', 'Sent while WeChat is busy');
+    await page.click('#agent-send');
+    await page.locator('#traffic li.wechat-api', { hasText: '/cgi-bin/message/custom/send' }).locator('.status', { hasText: '-1' }).first().waitFor();
+    await page.selectOption('#fault', 'none');
+    await page.locator('#phone-chat .row.theirs', { hasText: 'Sent while WeChat is busy' }).waitFor({ timeout: 25_000 });
+    await page
+      .locator('#agent-messages .row.mine', { hasText: 'Sent while WeChat is busy' })
+      .locator('.meta', { hasText: 'delivered' })
+      .waitFor({ timeout: 25_000 });
+    expect(pageErrors).toEqual([]);
+  }, 90_000);
+
+  test('a reply over Vonage\'s 4096-byte body limit is sent in parts and arrives whole', async () => {
+    const long = '长'.repeat(2000); // 6,000 bytes of UTF-8
+    await page.fill('#agent-input', long);
+    await page.click('#agent-send');
+    const parts = page.locator('#agent-messages .row.mine', { hasText: '长长长长' });
+    await parts.nth(1).locator('.meta', { hasText: 'delivered' }).waitFor({ timeout: 20_000 });
+    await parts.nth(0).locator('.meta', { hasText: 'delivered' }).waitFor();
+    expect(await page.textContent('#agent-error')).toBe('');
+    const phoneParts = page.locator('#phone-chat .row.theirs .bubble', { hasText: '长长长长' });
+    await phoneParts.nth(1).waitFor();
+    expect((await phoneParts.allTextContents()).join('')).toBe(long);
+  }, 40_000);
+
+  test('below 1,100 px wide every pane fits: the traffic moves under the chats', async () => {
+    for (const width of [1000, 700]) {
+      await page.setViewportSize({ width, height: 800 });
+      const traffic = await page.locator('.traffic-pane').boundingBox();
+      expect(traffic).not.toBeNull();
+      expect(traffic!.x).toBeGreaterThanOrEqual(0);
+      expect(traffic!.x + traffic!.width).toBeLessThanOrEqual(width);
+      for (const pane of ['.phone-pane', '.agent-pane']) {
+        const box = (await page.locator(pane).boundingBox())!;
+        expect(box.x + box.width).toBeLessThanOrEqual(width);
+      }
+      expect(await page.evaluate(() => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth)).toBeLessThanOrEqual(width);
+      await page.screenshot({ path: path.join(ARTIFACTS, `sandbox-console-${width}px.png`), fullPage: true });
+    }
+    await page.setViewportSize({ width: 1440, height: 900 });
+  }, 30_000);
+
+  test('a restarted sandbox: the page says it is not answering, then reloads itself', async () => {
+    const port = sandbox!.port;
+    await page.evaluate(() => {
+      (globalThis as unknown as { beforeRestart: boolean }).beforeRestart = true;
+    });
+    await sandbox!.stop();
+    sandbox = undefined;
+    await page.locator('#live[data-state="down"]').waitFor();
+    sandbox = await startSandbox({ port, logger: createLogger({ level: 'silent' }) });
+    // A new page load (the marker is gone), showing the new sandbox's state.
+    await page.waitForFunction(
+      () => !(globalThis as unknown as { beforeRestart?: boolean }).beforeRestart && (globalThis as unknown as { document: { body: { dataset: { ready?: string } } } }).document.body.dataset.ready === 'true',
+      undefined,
+      { timeout: 20_000 },
+    );
+    await page.locator('#live[data-state="live"]').waitFor();
+    expect(await page.locator('#phone-chat .row.mine').count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+  }, 40_000);
 });

@@ -83,7 +83,7 @@ describe('the sandbox', () => {
     const status = await waitFor('the status event', () =>
       sandbox.vonage.conversationEvents(conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
     );
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: '' });
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user!.openid });
 
     const channels = new Set(sandbox.traffic.recent().map((t) => t.channel));
     expect(channels).toEqual(new Set(['wechat-push', 'wechat-api', 'vonage-api', 'vonage-webhook']));
@@ -141,4 +141,53 @@ test('without the sandbox, / and /sandbox/* are 404 (production is unchanged)', 
   } finally {
     await harness.close();
   }
+});
+
+describe('the console API: faults and the instance id', () => {
+  let sandbox: Sandbox;
+  let base: string;
+  beforeAll(async () => {
+    sandbox = await startSandbox({ port: 0, logger: silent });
+    base = `http://127.0.0.1:${sandbox.port}`;
+  });
+  afterAll(() => sandbox.stop());
+  const setFault = (fault: unknown) =>
+    fetch(`${base}/sandbox/api/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fault }) });
+
+  test('a fault makes the emulator answer with it until it is reset; unknown faults are refused', async () => {
+    expect((await setFault('everything')).status).toBe(400);
+    const started = (await (await setFault('vonage-503')).json()) as { faults: Array<{ fault: string; until: number }> };
+    expect(started.faults).toEqual([expect.objectContaining({ fault: 'vonage-503', until: expect.any(Number) })]);
+    // Any Conversation API client now gets 503, before its credentials are even looked at.
+    expect((await fetch(`${sandbox.vonage.baseUrl}/conversations`)).status).toBe(503);
+    expect((await fetch(`${sandbox.vonage.baseUrl}/conversations`)).status).toBe(503);
+    // One fault per emulator: switching replaces it.
+    const switched = (await (await setFault('wechat-busy')).json()) as { faults: Array<{ fault: string }> };
+    expect(switched.faults.map((f) => f.fault)).toEqual(['vonage-503', 'wechat-busy']);
+    const reset = (await (await setFault('none')).json()) as { faults: unknown[] };
+    expect(reset.faults).toEqual([]);
+    expect((await fetch(`${sandbox.vonage.baseUrl}/conversations`)).status).toBe(401);
+    const state = (await (await fetch(`${base}/sandbox/api/state`)).json()) as { faults: unknown[] };
+    expect(state.faults).toEqual([]);
+  });
+
+  test('each start has its own instance id, in the state and first on the event stream', async () => {
+    const other = await startSandbox({ port: 0, logger: silent });
+    try {
+      const ids = await Promise.all(
+        [base, `http://127.0.0.1:${other.port}`].map(async (origin) => ((await (await fetch(`${origin}/sandbox/api/state`)).json()) as { instanceId: string }).instanceId),
+      );
+      expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/);
+      expect(ids[1]).not.toBe(ids[0]);
+      const controller = new AbortController();
+      const stream = await fetch(`${base}/sandbox/api/stream`, { signal: controller.signal });
+      const reader = stream.body!.getReader();
+      let text = '';
+      while (!text.includes('event: hello')) text += new TextDecoder().decode((await reader.read()).value);
+      controller.abort();
+      expect(text).toContain(`event: hello\ndata: {"instanceId":"${ids[0]}"}`);
+    } finally {
+      await other.stop();
+    }
+  });
 });

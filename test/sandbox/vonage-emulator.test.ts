@@ -59,6 +59,31 @@ describe('Vonage emulator: resources', () => {
   });
   afterEach(() => vonage.close());
 
+  test.each([
+    ['/conversations', { name: 'n'.repeat(101) }, 'name'],
+    ['/conversations', { display_name: 'd'.repeat(51) }, 'display_name'],
+    ['/conversations', { image_url: `https://example.com/${'i'.repeat(2048)}` }, 'image_url'],
+    ['/conversations', { image_url: 'not a url' }, 'image_url'],
+    ['/users', { name: 'u'.repeat(101) }, 'name'],
+    ['/users', { name: 'ok', display_name: 'd'.repeat(51) }, 'display_name'],
+  ])('documented limits: POST %s %j is 400 validation-fail naming the field', async (path, body, field) => {
+    const refused = await call(vonage, 'POST', path, body);
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({
+      type: 'https://developer.nexmo.com/api/conversation#http:error:validation-fail',
+      title: 'Bad request.',
+      code: 'http:error:validation-fail',
+      detail: expect.any(String),
+      invalid_parameters: [{ name: field, reason: expect.any(String) }],
+    });
+  });
+
+  test('documented limits: the longest accepted values are accepted', async () => {
+    const at = await call(vonage, 'POST', '/conversations', { name: 'n'.repeat(100), display_name: 'd'.repeat(50), image_url: `https://e.com/${'i'.repeat(2034)}` });
+    expect(at.status).toBe(201);
+    expect((await call(vonage, 'POST', '/users', { name: 'u'.repeat(100), display_name: 'd'.repeat(50) })).status).toBe(201);
+  });
+
   test('conversations: create (201), duplicate name (409), get, 404, list with _embedded', async () => {
     const created = await call(vonage, 'POST', '/conversations', { name: 'support', display_name: 'Support' });
     expect(created.status).toBe(201);
@@ -113,7 +138,8 @@ describe('Vonage emulator: resources', () => {
     expect(member.status).toBe(201);
     expect(member.json).toMatchObject({ state: 'JOINED', conversation_id: conversation.id, _embedded: { user: { name: 'alice' } } });
     expect(member.json.id).toMatch(/^MEM-/);
-    expect((await call(vonage, 'POST', `${base}/members`, { state: 'joined', user: { name: 'alice' } })).status).toBe(409);
+    const again = await call(vonage, 'POST', `${base}/members`, { state: 'joined', user: { name: 'alice' } });
+    expect([again.status, again.json.code]).toEqual([409, 'conversation:error:member-already-joined']);
     const members = await call(vonage, 'GET', `${base}/members`);
     expect(members.json._embedded.members.map((m: { id: string }) => m.id)).toEqual([member.json.id]);
 
@@ -129,8 +155,9 @@ describe('Vonage emulator: resources', () => {
     expect((await call(vonage, 'GET', `${base}/events`, undefined, userToken('no-such-user'))).status).toBe(401);
 
     const events = await call(vonage, 'GET', `${base}/events`);
-    expect(events.json._embedded.map((e: { type: string }) => e.type)).toEqual(['member:joined', 'custom:wechat:message']);
-    expect(events.json._embedded[1]).toMatchObject({
+    expect(events.json._embedded.events.map((e: { type: string }) => e.type)).toEqual(['member:joined', 'custom:wechat:message']);
+    expect(events.json._embedded.events[0].body).toMatchObject({ member_id: member.json.id, timestamp: { joined: expect.any(String) } });
+    expect(events.json._embedded.events[1]).toMatchObject({
       id: 2,
       from: member.json.id,
       body: { content: 'hi' },
@@ -145,21 +172,21 @@ describe('Vonage emulator: resources', () => {
       expect((await call(vonage, 'POST', `${base}/events`, { type: i % 2 ? 'custom:odd' : 'custom:even', body: { i } })).json.id).toBe(i);
     }
     const first = await call(vonage, 'GET', `${base}/events?page_size=2`);
-    expect(Array.isArray(first.json._embedded)).toBe(true);
-    expect(first.json._embedded.map((e: { id: number }) => e.id)).toEqual([1, 2]);
+    expect(Array.isArray(first.json._embedded.events)).toBe(true);
+    expect(first.json._embedded.events.map((e: { id: number }) => e.id)).toEqual([1, 2]);
     expect(first.json.page_size).toBe(2);
     expect(first.json._links.prev).toBeUndefined();
     const second = await call(vonage, 'GET', first.json._links.next.href);
-    expect(second.json._embedded.map((e: { id: number }) => e.id)).toEqual([3, 4]);
+    expect(second.json._embedded.events.map((e: { id: number }) => e.id)).toEqual([3, 4]);
     expect(second.json._links.prev.href).toContain('page_size=2');
     const third = await call(vonage, 'GET', second.json._links.next.href);
-    expect(third.json._embedded.map((e: { id: number }) => e.id)).toEqual([5]);
+    expect(third.json._embedded.events.map((e: { id: number }) => e.id)).toEqual([5]);
     expect(third.json._links.next).toBeUndefined();
 
     const desc = await call(vonage, 'GET', `${base}/events?order=desc&page_size=3`);
-    expect(desc.json._embedded.map((e: { id: number }) => e.id)).toEqual([5, 4, 3]);
+    expect(desc.json._embedded.events.map((e: { id: number }) => e.id)).toEqual([5, 4, 3]);
     const odd = await call(vonage, 'GET', `${base}/events?event_type=custom:odd&start_id=2`);
-    expect(odd.json._embedded.map((e: { id: number }) => e.id)).toEqual([3, 5]);
+    expect(odd.json._embedded.events.map((e: { id: number }) => e.id)).toEqual([3, 5]);
 
     for (const bad of ['page_size=0', 'page_size=101', 'cursor=garbage', 'order=sideways']) {
       const response = await call(vonage, 'GET', `${base}/events?${bad}`);
@@ -193,10 +220,17 @@ describe('Vonage emulator: dispatch to the RTC event_url', () => {
       const inbound = { type: 'custom:wechat:message', body: { direction: 'inbound', from: 'oUser', content: 'hi' } };
       await call(vonage, 'POST', `/conversations/${conversation.id}/events`, inbound);
       await call(vonage, 'POST', `/conversations/${conversation.id}/events`, { type: 'custom:wechat:status', body: { status: 'delivered' } });
-      await vonage.waitForDispatches((all) => all.length === 2 && all.every((d) => d.outcome === 'delivered'));
+      await vonage.waitForDispatches((all) => all.length === 3 && all.every((d) => d.outcome === 'delivered'));
 
-      expect(eventUrl.received.map((r) => r.json.type)).toEqual(['custom:wechat:message', 'custom:wechat:status']);
-      const echo = eventUrl.received[0]!;
+      expect(eventUrl.received.map((r) => r.json.type)).toEqual(['conversation:created', 'custom:wechat:message', 'custom:wechat:status']);
+      // Like the live service: an application event without an event id or a conversation_id.
+      expect(eventUrl.received[0]!.json).toEqual({
+        type: 'conversation:created',
+        body: { id: conversation.id, name: 'echo' },
+        application_id: APPLICATION_ID,
+        timestamp: expect.any(String),
+      });
+      const echo = eventUrl.received[1]!;
       expect(echo.json).toEqual({
         type: 'custom:wechat:message',
         body: inbound.body,
@@ -215,7 +249,7 @@ describe('Vonage emulator: dispatch to the RTC event_url', () => {
           verifyVonageWebhookSignature({ authorization: request.authorization, rawBody: Buffer.concat([request.raw, Buffer.from(' ')]), secret: SECRET, nowMs: Date.now() }),
         ).toThrow(/payload_hash/);
       }
-      expect(jtis.size).toBe(2);
+      expect(jtis.size).toBe(3);
     } finally {
       await eventUrl.close();
     }
@@ -225,8 +259,8 @@ describe('Vonage emulator: dispatch to the RTC event_url', () => {
     const eventUrl = await startEventUrl((n) => (n === 1 ? 503 : n === 2 ? 200 : 400));
     try {
       vonage = await startVonageEmulator({ publicKeyPem, applicationId: APPLICATION_ID, signatureSecret: SECRET, dispatchRetryDelaysMs: [20, 20, 20] });
-      vonage.setRtcEventUrl(eventUrl.url);
       const conversation = (await call(vonage, 'POST', '/conversations', { name: 'retry' })).json;
+      vonage.setRtcEventUrl(eventUrl.url);
       await call(vonage, 'POST', `/conversations/${conversation.id}/events`, { type: 'custom:a', body: {} });
       await call(vonage, 'POST', `/conversations/${conversation.id}/events`, { type: 'custom:b', body: {} });
       const dispatches = await vonage.waitForDispatches((all) => all.length === 2 && all.every((d) => d.outcome !== 'pending'));
@@ -246,7 +280,7 @@ describe('Vonage emulator: dispatch to the RTC event_url', () => {
       const plain = await startVonageEmulator({ publicKeyPem, applicationId: APPLICATION_ID, rtcEventUrl: unsigned.url });
       const conversation = (await call(plain, 'POST', '/conversations', {})).json;
       await call(plain, 'POST', `/conversations/${conversation.id}/events`, { type: 'custom:a', body: {} });
-      await plain.waitForDispatches((all) => all[0]?.outcome === 'delivered');
+      await plain.waitForDispatches((all) => all.length === 2 && all.every((d) => d.outcome === 'delivered'));
       expect(unsigned.received[0]!.authorization).toBeUndefined();
       await plain.close();
     } finally {
@@ -258,9 +292,11 @@ describe('Vonage emulator: dispatch to the RTC event_url', () => {
     vonage = await startVonageEmulator({ publicKeyPem, applicationId: APPLICATION_ID, rtcEventUrl: 'http://127.0.0.1:9/rtcEvent', dispatchRetryDelaysMs: [10, 10] });
     const conversation = (await call(vonage, 'POST', '/conversations', {})).json;
     await call(vonage, 'POST', `/conversations/${conversation.id}/events`, { type: 'custom:a', body: {} });
-    const [dispatch] = await vonage.waitForDispatches((all) => all[0]?.outcome === 'failed');
+    const dispatches = await vonage.waitForDispatches((all) => all.length === 2 && all.every((d) => d.outcome === 'failed'));
+    const dispatch = dispatches.find((d) => d.type === 'custom:a');
     expect(dispatch!.attempts).toHaveLength(3);
     expect(dispatch!.attempts.every((a) => a.status === undefined && typeof a.error === 'string')).toBe(true);
-    expect(vonage.traffic.recent().filter((t) => t.channel === 'vonage-webhook')).toHaveLength(3);
+    // Three attempts each for conversation:created and custom:a.
+    expect(vonage.traffic.recent().filter((t) => t.channel === 'vonage-webhook')).toHaveLength(6);
   });
 });

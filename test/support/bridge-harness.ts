@@ -6,18 +6,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import type { Config } from '../../src/config';
+import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
-import { decodeEncodingAesKey } from '../../src/wechat/crypto';
+import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
 import { testKeyPair } from './keys';
 
 /** The official WXBizMsgCrypt sample key and AppID (test/fixtures/crypto-vectors.json). */
 export const TEST_AES_KEY_TEXT = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
-export const TEST_AES_KEY = decodeEncodingAesKey(TEST_AES_KEY_TEXT);
+// Decoded by the WeChat emulator's code, not the bridge's: the tests' pushes must not share a bridge bug.
+export const TEST_AES_KEY = aesKeyOf(TEST_AES_KEY_TEXT);
 export const TEST_APP_ID = 'wx2c2769f8efd9abc2';
 export const TEST_TOKEN = 'spamtest';
 export const TEST_APP_SECRET = 'test-app-secret-0123456789abcdef';
@@ -42,8 +43,11 @@ export function testConfig(overrides: {
   databaseUrl: string;
   vonageBaseUrl: string;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   weChatBaseUrl?: string;
   signatureSecret?: string;
+  previousSignatureSecret?: string;
   /** Per-user conversation mode: VONAGE_CONVERSATION_ID unset. */
   perUser?: boolean;
   /** VONAGE_CONVERSATION_ID in fixed mode; default TEST_CONVERSATION_ID. */
@@ -63,6 +67,7 @@ export function testConfig(overrides: {
       appId: TEST_APP_ID,
       appSecret: TEST_APP_SECRET,
       aesKeys: overrides.aesKeys ?? [TEST_AES_KEY],
+      ...(overrides.messageModes ? { messageModes: overrides.messageModes } : {}),
       apiBaseUrl: overrides.weChatBaseUrl ?? 'http://127.0.0.1:9',
     },
     vonage: {
@@ -71,6 +76,7 @@ export function testConfig(overrides: {
       apiBaseUrl: overrides.vonageBaseUrl,
       conversationId: overrides.perUser ? undefined : (overrides.conversationId ?? TEST_CONVERSATION_ID),
       signatureSecret: overrides.signatureSecret,
+      previousSignatureSecret: overrides.previousSignatureSecret,
     },
     media: {
       ...(overrides.mediaCacheDir !== undefined ? { cacheDir: overrides.mediaCacheDir } : {}),
@@ -97,8 +103,12 @@ export interface HarnessOptions {
   vonage?: FakeVonage;
   weChat?: FakeWeChat;
   aesKeys?: Buffer[];
+  /** WECHAT_MESSAGE_MODES; by default what the keys allow. */
+  messageModes?: WeChatMessageMode[];
   /** VONAGE_SIGNATURE_SECRET: when set, /rtcEvent accepts only signed requests. */
   signatureSecret?: string;
+  /** VONAGE_PREVIOUS_SIGNATURE_SECRET: the secret being rotated out, still accepted. */
+  previousSignatureSecret?: string;
   /**
    * Per-user conversation mode (VONAGE_CONVERSATION_ID unset). The harness's own fake Vonage then
    * serves the whole API (conversations, users, members); a shared one must have `surface: 'full'`.
@@ -138,7 +148,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     vonageBaseUrl: vonage.baseUrl,
     weChatBaseUrl: weChat.baseUrl,
     aesKeys: options.aesKeys,
+    messageModes: options.messageModes,
     signatureSecret: options.signatureSecret,
+    previousSignatureSecret: options.previousSignatureSecret,
     perUser: options.perUser,
     conversationId: options.conversationId,
     port,

@@ -58,12 +58,14 @@ export function describeStoreContract(
   options: StoreContractOptions = {},
 ): void {
   describe(`Store contract: ${name}`, () => {
-    let fixture: StoreFixture;
+    // Undefined while beforeEach has not made one (e.g. the database is down): afterEach then has
+    // nothing to clean up, and the test reports makeStore's error alone.
+    let fixture: StoreFixture | undefined;
     let store: Store;
     let now: number;
     const setNow = (ms: number) => {
       now = ms;
-      fixture.setNow(ms);
+      fixture?.setNow(ms);
     };
     const advance = (ms: number) => setNow(now + ms);
     const job = (orderKey: string, payload: unknown, extra: Partial<NewJob> = {}): NewJob => ({
@@ -83,7 +85,9 @@ export function describeStoreContract(
     });
 
     afterEach(async () => {
-      await fixture.cleanup();
+      const made = fixture;
+      fixture = undefined;
+      await made?.cleanup();
     });
 
     describe('enqueue and claim', () => {
@@ -435,6 +439,38 @@ export function describeStoreContract(
         await expect(store.markSeen('jti-1', T0 + 5_000)).resolves.toBe(true);
         await expect(store.markSeen('jti-1', T0 + 5_000)).resolves.toBe(false);
       });
+
+      test('seen keys given to enqueue are recorded with its jobs, also when the jobs are duplicates', async () => {
+        const seenKeys = [
+          { key: 'jti-with-job', expiresAt: T0 + 1_000 },
+          { key: 'jti-with-job:hash', expiresAt: T0 + 1_000 },
+        ];
+        await expect(store.enqueue([job('k', { n: 1 }, { dedupKey: 'rtc:c:1' })], { seenKeys })).resolves.toEqual([{ outcome: 'stored' }]);
+        await expect(store.markSeen('jti-with-job', T0 + 1_000)).resolves.toBe(false);
+        await expect(store.markSeen('jti-with-job:hash', T0 + 1_000)).resolves.toBe(false);
+        // A redelivery: the job is a duplicate, the keys are kept with the later expiry.
+        await expect(
+          store.enqueue([job('k', { n: 1 }, { dedupKey: 'rtc:c:1' })], { seenKeys: [{ key: 'jti-with-job', expiresAt: T0 + 3_000 }] }),
+        ).resolves.toEqual([{ outcome: 'duplicate' }]);
+        advance(2_000);
+        await expect(store.markSeen('jti-with-job', T0 + 5_000)).resolves.toBe(false);
+        await expect(store.markSeen('jti-with-job:hash', T0 + 5_000)).resolves.toBe(true);
+      });
+
+      test('concurrent enqueues carrying the same seen key are all stored', async () => {
+        const results = await Promise.all(
+          [1, 2, 3].map((n) => store.enqueue([job(`k${n}`, { n })], { seenKeys: [{ key: 'jti-shared', expiresAt: T0 + 1_000 + n }] })),
+        );
+        expect(results.flat()).toEqual([{ outcome: 'stored' }, { outcome: 'stored' }, { outcome: 'stored' }]);
+        await expect(store.markSeen('jti-shared', T0 + 1_000)).resolves.toBe(false);
+      });
+
+      test('when the enqueue fails, its seen keys are not recorded either', async () => {
+        // A job the store refuses (its payload cannot be serialised) fails the whole call.
+        const unstorable = job('k', { n: 1n });
+        await expect(store.enqueue([unstorable], { seenKeys: [{ key: 'jti-failed', expiresAt: T0 + 1_000 }] })).rejects.toThrow();
+        await expect(store.markSeen('jti-failed', T0 + 1_000)).resolves.toBe(true);
+      });
     });
 
     describe('tokens', () => {
@@ -623,7 +659,7 @@ export function describeStoreContract(
       describe('several processes on one database', () => {
         let peer: Store;
         beforeEach(async () => {
-          if (!fixture.openPeer) throw new Error('a shared store fixture must provide openPeer()');
+          if (!fixture?.openPeer) throw new Error('a shared store fixture must provide openPeer()');
           peer = await fixture.openPeer();
         });
 
@@ -744,7 +780,7 @@ export function describeStoreContract(
           await store.saveConversationMapping({ openid: 'o-user', conversationId: 'CON-1', userId: 'USR-1' });
           await store.putUploadedMedia({ key: 'k', mediaId: 'm', type: 'voice', expiresAt: T0 + 60_000 });
 
-          if (!fixture.reopen) throw new Error('a durable store fixture must provide reopen()');
+          if (!fixture?.reopen) throw new Error('a durable store fixture must provide reopen()');
           store = await fixture.reopen();
 
           // a1 is still leased (the lease survives), c1 is free, a2 waits behind a1.

@@ -45,6 +45,15 @@ describe('loadConfig', () => {
     });
   });
 
+  test('VONAGE_PREVIOUS_SIGNATURE_SECRET is read beside the current secret; blank is unset', () => {
+    const rotating = loadConfig({ ...valid(), VONAGE_SIGNATURE_SECRET: 'new-secret', VONAGE_PREVIOUS_SIGNATURE_SECRET: 'old-secret' });
+    if (!rotating.ok) throw new Error(rotating.errors.join('; '));
+    expect(rotating.config.vonage).toMatchObject({ signatureSecret: 'new-secret', previousSignatureSecret: 'old-secret' });
+    const blank = loadConfig({ ...valid(), VONAGE_SIGNATURE_SECRET: 'new-secret', VONAGE_PREVIOUS_SIGNATURE_SECRET: ' ' });
+    if (!blank.ok) throw new Error(blank.errors.join('; '));
+    expect(blank.config.vonage.previousSignatureSecret).toBeUndefined();
+  });
+
   test('a blank required value is reported as required', () => {
     const result = loadConfig({ ...valid(), WECHAT_TOKEN: '  ' });
     expect(result.ok ? [] : result.errors).toEqual([expect.stringMatching(/^WECHAT_TOKEN is required/)]);
@@ -107,5 +116,51 @@ describe('loadConfig', () => {
   test('a previous AES key without a current one is refused', () => {
     const result = loadConfig({ ...valid(), WECHAT_PREVIOUS_ENCODING_AES_KEY: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
     expect(result.ok ? [] : result.errors).toEqual([expect.stringContaining('WECHAT_PREVIOUS_ENCODING_AES_KEY')]);
+  });
+
+  describe('WECHAT_MESSAGE_MODES', () => {
+    const KEY = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
+    const modes = (env: Record<string, string>) => {
+      const result = loadConfig({ ...valid(), ...env });
+      if (!result.ok) throw new Error(result.errors.join('; '));
+      return result.config.weChat.messageModes;
+    };
+
+    test('unset (or blank): no explicit list, the keys decide', () => {
+      expect(modes({})).toBeUndefined();
+      expect(modes({ WECHAT_MESSAGE_MODES: '  ', WECHAT_ENCODING_AES_KEY: KEY })).toBeUndefined();
+    });
+
+    test('a comma list, case and spaces forgiven, repeats dropped', () => {
+      expect(modes({ WECHAT_MESSAGE_MODES: 'safe', WECHAT_ENCODING_AES_KEY: KEY })).toEqual(['safe']);
+      expect(modes({ WECHAT_MESSAGE_MODES: ' Compatible , safe,safe ', WECHAT_ENCODING_AES_KEY: KEY })).toEqual(['compatible', 'safe']);
+      expect(modes({ WECHAT_MESSAGE_MODES: 'plain' })).toEqual(['plain']);
+    });
+
+    test('an unknown mode or an empty list is refused', () => {
+      const bad = loadConfig({ ...valid(), WECHAT_MESSAGE_MODES: 'safe,aes', WECHAT_ENCODING_AES_KEY: KEY });
+      expect(bad.ok ? [] : bad.errors).toEqual([expect.stringMatching(/^WECHAT_MESSAGE_MODES.* must list plain, compatible and\/or safe/)]);
+      const empty = loadConfig({ ...valid(), WECHAT_MESSAGE_MODES: ',' });
+      expect(empty.ok ? [] : empty.errors).toEqual([expect.stringContaining('WECHAT_MESSAGE_MODES must list at least one')]);
+    });
+
+    test('compatible or safe without an EncodingAESKey is refused', () => {
+      const result = loadConfig({ ...valid(), WECHAT_MESSAGE_MODES: 'plain,safe' });
+      expect(result.ok ? [] : result.errors).toEqual([expect.stringMatching(/^WECHAT_MESSAGE_MODES lists safe but WECHAT_ENCODING_AES_KEY is not set/)]);
+    });
+  });
+});
+
+describe('LOG_FORMAT', () => {
+  test('json or pretty; unset leaves the choice to the terminal; anything else is refused', () => {
+    const unset = loadConfig(valid());
+    if (!unset.ok) throw new Error(unset.errors.join('; '));
+    expect(unset.config.logFormat).toBeUndefined();
+    const pretty = loadConfig({ ...valid(), LOG_FORMAT: 'pretty' });
+    if (!pretty.ok) throw new Error(pretty.errors.join('; '));
+    expect(pretty.config.logFormat).toBe('pretty');
+    const bad = loadConfig({ ...valid(), LOG_FORMAT: 'xml' });
+    expect(bad.ok).toBe(false);
+    expect(bad.ok ? '' : bad.errors.join('\n')).toMatch(/LOG_FORMAT/);
   });
 });

@@ -1,5 +1,6 @@
 import { captureLogs } from '../support/bridge-harness';
-import { createLogger, scrubSecrets } from '../../src/logger';
+import { chooseLogFormat, createLogger, scrubSecrets } from '../../src/logger';
+import { waitFor } from '../support/wait';
 
 describe('logs never carry secrets', () => {
   test('access tokens in URLs, bearer tokens and PEM keys are scrubbed from text', () => {
@@ -38,5 +39,36 @@ describe('logs never carry secrets', () => {
     const logger = createLogger({ level: 'info', destination, secrets: ['the-app-secret-value'] });
     logger.warn({ reason: 'WeChat said: the-app-secret-value is wrong' }, 'echo the-app-secret-value');
     expect(lines.join('')).not.toContain('the-app-secret-value');
+  });
+});
+
+describe('log format', () => {
+  test('LOG_FORMAT wins; otherwise pretty only on a terminal outside production', () => {
+    expect(chooseLogFormat('json', true, 'development')).toBe('json');
+    expect(chooseLogFormat('pretty', false, 'production')).toBe('pretty');
+    expect(chooseLogFormat(undefined, true, undefined)).toBe('pretty');
+    expect(chooseLogFormat(undefined, true, 'development')).toBe('pretty');
+    expect(chooseLogFormat(undefined, true, 'production')).toBe('json');
+    expect(chooseLogFormat(undefined, false, undefined)).toBe('json');
+  });
+
+  test('pretty lines are readable text, still without secrets', async () => {
+    const { lines, destination } = captureLogs();
+    const logger = createLogger({ level: 'info', destination, format: 'pretty' });
+    logger.info({ appSecret: 's3cr3t', openid: 'o-user-1' }, 'calling https://x/?access_token=tok789');
+    logger.flush();
+    await waitFor('the pretty line', () => lines.join('').includes('calling'));
+    const out = lines.join('');
+    expect(() => JSON.parse(out)).toThrow();
+    expect(out).toMatch(/INFO.*calling https:\/\/x\/\?access_token=\[REDACTED\]/);
+    expect(out).toContain('openid: "o-user-1"');
+    expect(out).not.toContain('s3cr3t');
+    expect(out).not.toContain('tok789');
+  });
+
+  test('json stays one JSON object a line', () => {
+    const { lines, destination } = captureLogs();
+    createLogger({ level: 'info', destination, format: 'json' }).info({ openid: 'o-user-1' }, 'hello');
+    expect(JSON.parse(lines.join(''))).toMatchObject({ msg: 'hello', openid: 'o-user-1', level: 30 });
   });
 });

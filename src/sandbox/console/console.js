@@ -39,6 +39,10 @@
     lastTypingSentAt: 0,
     traffic: [],
     trafficCleared: 0,
+    instanceId: undefined, // the sandbox run this page belongs to
+    pushMode: 'plain',
+    faults: [],
+    faultTimer: undefined,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -102,18 +106,59 @@
     return name ? `${name} · WeChat` : c.display_name || c.name;
   };
 
+  /**
+   * Re-renders a scrolling list and keeps following the newest row when the reader was at the
+   * bottom. Images grow when they load, after this ran: scroll again then, or the rows under them
+   * (a `✓ delivered`, a failure) end up out of sight and the list stops following.
+   */
   function stickToBottom(container, render) {
     const atBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 40;
     render();
-    if (atBottom) container.scrollTop = container.scrollHeight;
+    if (!atBottom) return;
+    container.scrollTop = container.scrollHeight;
+    for (const img of container.querySelectorAll('img')) {
+      if (img.complete) continue;
+      const follow = () => {
+        container.scrollTop = container.scrollHeight;
+      };
+      img.addEventListener('load', follow, { once: true });
+      img.addEventListener('error', follow, { once: true });
+    }
+  }
+
+  /** One line at the top saying what failed (the server down, a refusal); it clears itself. */
+  let noticeTimer;
+  function showNotice(message) {
+    const notice = $('notice');
+    notice.textContent = message;
+    notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => {
+      notice.hidden = true;
+    }, 8_000);
+  }
+
+  /** Runs a user action; a failure is shown instead of becoming an uncaught rejection. */
+  async function attempt(what, action) {
+    try {
+      return await action();
+    } catch (error) {
+      showNotice(`${what} failed: ${error.message}`);
+      return undefined;
+    }
   }
 
   async function api(method, path, body) {
-    const response = await fetch(path, {
+    let response;
+    try {
+      response = await fetch(path, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
-    });
+      });
+    } catch (_) {
+      throw new Error('the sandbox does not answer (is it still running?)');
+    }
     const json = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(json.error || `HTTP ${response.status}`);
     return json;
@@ -264,11 +309,7 @@
   async function phoneSend(body) {
     const openid = state.selectedOpenid;
     if (!openid) return;
-    try {
-      await api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(openid)}/messages`, body);
-    } catch (error) {
-      alert(error.message);
-    }
+    await attempt('Sending', () => api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(openid)}/messages`, body));
   }
 
   function wirePhone() {
@@ -288,7 +329,7 @@
       $('add-user-form').hidden = true;
       $('add-user-name').value = '';
       const before = new Set(state.users.keys());
-      await api('POST', '/sandbox/api/wechat/users', name ? { nickname: name } : {});
+      if (!(await attempt('Adding a user', () => api('POST', '/sandbox/api/wechat/users', name ? { nickname: name } : {})))) return;
       // Select the newcomer once the platform announces them.
       const pick = () => {
         const added = [...state.users.keys()].find((id) => !before.has(id));
@@ -304,7 +345,8 @@
     $('follow-toggle').addEventListener('click', async () => {
       const user = state.users.get(state.selectedOpenid);
       if (!user) return;
-      await api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/${user.following ? 'unfollow' : 'follow'}`);
+      await attempt(user.following ? 'Unfollowing' : 'Following', () =>
+        api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/${user.following ? 'unfollow' : 'follow'}`));
     });
     $('phone-composer').addEventListener('submit', (event) => {
       event.preventDefault();
@@ -322,7 +364,7 @@
     $('phone-image-file').addEventListener('change', async (event) => {
       const file = event.target.files[0];
       event.target.value = '';
-      if (file) phoneSend({ kind: 'image', dataUrl: await readFileAsDataUrl(file) });
+      if (file) await attempt('Sending the image', async () => phoneSend({ kind: 'image', dataUrl: await readFileAsDataUrl(file) }));
     });
     // Keep the window countdown honest.
     setInterval(() => renderWindowInfo(state.users.get(state.selectedOpenid)), 30_000);
@@ -345,11 +387,19 @@
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
-    let response = await call(await agentToken(false));
-    if (response.status === 401) response = await call(await agentToken(true));
+    let response;
+    try {
+      response = await call(await agentToken(false));
+      if (response.status === 401) response = await call(await agentToken(true));
+    } catch (error) {
+      throw new Error(error.message === 'Failed to fetch' ? 'the sandbox does not answer (is it still running?)' : error.message);
+    }
     const json = await response.json().catch(() => ({}));
     if (!response.ok) {
-      const error = new Error(`${json.code || `HTTP ${response.status}`}: ${json.detail || json.title || 'request failed'}`);
+      // Vonage names what was wrong in invalid_parameters; "Input validation failure." alone says nothing.
+      const reasons = Array.isArray(json.invalid_parameters) ? json.invalid_parameters.map((p) => `${p.name}: ${p.reason}`) : [];
+      const detail = [json.detail || json.title || 'request failed', ...reasons].join(' ');
+      const error = new Error(`${json.code || `HTTP ${response.status}`}: ${detail}`);
       error.status = response.status;
       throw error;
     }
@@ -558,7 +608,7 @@
     renderAgentMessages();
     try {
       await ensureMember(id);
-      const events = await listAll(`/conversations/${encodeURIComponent(id)}/events?page_size=100`, (page) => page._embedded);
+      const events = await listAll(`/conversations/${encodeURIComponent(id)}/events?page_size=100`, (page) => (Array.isArray(page._embedded) ? page._embedded : page._embedded.events));
       for (const event of events) eventsOf(id).set(event.id, event);
     } catch (error) {
       showAgentError(error.message);
@@ -581,6 +631,35 @@
     return vonage('POST', `/conversations/${encodeURIComponent(id)}/events`, { type, from, body: sent });
   }
 
+  /** Vonage refuses an event body over 4096 bytes (serialised): longer replies go as several events. */
+  const MAX_EVENT_BODY_BYTES = 4096;
+  const utf8Bytes = (text) => new TextEncoder().encode(text).length;
+
+  /** Cuts `content` on code points so that each `{ ...fields, content: piece }` fits Vonage's limit. */
+  function splitForVonage(fields, content) {
+    const budget = MAX_EVENT_BODY_BYTES - utf8Bytes(JSON.stringify({ ...fields, content: '' }));
+    const pieces = [];
+    let piece = '';
+    let pieceBytes = 0;
+    for (const char of content) {
+      const bytes = utf8Bytes(JSON.stringify(char)) - 2;
+      if (pieceBytes + bytes > budget && piece) {
+        pieces.push(piece);
+        piece = '';
+        pieceBytes = 0;
+      }
+      piece += char;
+      pieceBytes += bytes;
+    }
+    if (piece) pieces.push(piece);
+    return pieces;
+  }
+
+  async function sendAgentText(to, content) {
+    const fields = ownerOf(state.selectedConversation) ? { direction: 'outbound' } : { direction: 'outbound', to };
+    for (const piece of splitForVonage(fields, content)) await postAgentEvent(MESSAGE, { direction: 'outbound', to, content: piece });
+  }
+
   function wireAgent() {
     $('agent-to').addEventListener('change', (event) => {
       state.replyTo = event.target.value;
@@ -595,7 +674,7 @@
       input.value = '';
       showAgentError('');
       try {
-        await postAgentEvent(MESSAGE, { direction: 'outbound', to, content });
+        await sendAgentText(to, content);
       } catch (error) {
         input.value = content;
         showAgentError(error.message);
@@ -747,15 +826,39 @@
   // =========================================================================================
 
   function wireTopBar() {
-    $('push-mode').addEventListener('change', async (event) => {
-      await api('POST', '/sandbox/api/wechat/push-mode', { mode: event.target.value });
+    const pushMode = $('push-mode');
+    pushMode.addEventListener('change', async () => {
+      const wanted = pushMode.value;
+      const result = await attempt('Changing the push mode', () => api('POST', '/sandbox/api/wechat/push-mode', { mode: wanted }));
+      // The menu shows what the server uses, never a mode it did not take.
+      pushMode.value = result ? result.pushMode : state.pushMode;
+      state.pushMode = pushMode.value;
     });
     $('skip-time').addEventListener('click', async () => {
-      const { clockOffsetMs } = await api('POST', '/sandbox/api/wechat/clock', { hours: 49 });
-      state.clockOffsetMs = clockOffsetMs;
+      const result = await attempt('Skipping time', () => api('POST', '/sandbox/api/wechat/clock', { hours: 49 }));
+      if (!result) return;
+      state.clockOffsetMs = result.clockOffsetMs;
       renderClock();
     });
-    $('expire-tokens').addEventListener('click', () => api('POST', '/sandbox/api/wechat/expire-tokens'));
+    $('expire-tokens').addEventListener('click', () => attempt('Expiring the token', () => api('POST', '/sandbox/api/wechat/expire-tokens')));
+    const fault = $('fault');
+    fault.addEventListener('change', async () => {
+      const wanted = fault.value;
+      const result = await attempt('Setting the fault', () => api('POST', '/sandbox/api/faults', { fault: wanted }));
+      renderFaults(result ? result.faults : state.faults);
+    });
+  }
+
+  /** The active fault, its end time, and the menu showing it (or "none"). */
+  function renderFaults(faults) {
+    state.faults = faults;
+    const active = faults[0];
+    $('fault').value = active ? active.fault : 'none';
+    const info = $('fault-info');
+    info.hidden = !active;
+    info.textContent = active ? `${active.label} until ${time(active.until)}` : '';
+    clearTimeout(state.faultTimer);
+    if (active) state.faultTimer = setTimeout(() => renderFaults(state.faults.filter((f) => f.until > Date.now())), Math.max(0, active.until - Date.now()) + 200);
   }
 
   function setLive(status, text) {
@@ -764,10 +867,23 @@
     live.querySelector('.live-text').textContent = text;
   }
 
+  /** The sandbox was restarted (a new instance answers): this page's state is stale, start over. */
+  function checkInstance(instanceId) {
+    if (state.instanceId && instanceId && instanceId !== state.instanceId) {
+      setLive('down', 'sandbox restarted, reloading…');
+      window.location.reload();
+      return false;
+    }
+    state.instanceId = state.instanceId || instanceId;
+    return true;
+  }
+
   function connectStream() {
     const source = new EventSource('/sandbox/api/stream');
     source.addEventListener('open', () => setLive('live', 'live'));
-    source.addEventListener('error', () => setLive('down', 'reconnecting…'));
+    source.addEventListener('hello', (e) => checkInstance(JSON.parse(e.data).instanceId));
+    source.addEventListener('faults', (e) => renderFaults(JSON.parse(e.data)));
+    source.addEventListener('error', () => setLive('down', 'sandbox not answering, reconnecting…'));
     source.addEventListener('traffic', (e) => addTraffic(JSON.parse(e.data)));
     source.addEventListener('wechat', (e) => onWeChatChange(JSON.parse(e.data)));
     source.addEventListener('vonage', (e) => onVonageChange(JSON.parse(e.data)));
@@ -780,6 +896,9 @@
     wireTopBar();
     connectStream();
     const initial = await api('GET', '/sandbox/api/state');
+    if (!checkInstance(initial.instanceId)) return;
+    renderFaults(initial.faults || []);
+    state.pushMode = initial.pushMode || 'plain';
     for (const user of initial.users) state.users.set(user.openid, user);
     state.selectedOpenid = initial.users[0] && initial.users[0].openid;
     state.clockOffsetMs = initial.clockOffsetMs;
@@ -798,6 +917,12 @@
     await startAgent();
     document.body.dataset.ready = 'true';
   }
+
+  // Anything that still escapes is shown, not only logged to the developer console.
+  window.addEventListener('unhandledrejection', (event) => {
+    showNotice(`Something failed: ${event.reason && event.reason.message ? event.reason.message : String(event.reason)}`);
+    event.preventDefault();
+  });
 
   start().catch((error) => {
     setLive('down', `failed to start: ${error.message}`);

@@ -3,7 +3,17 @@
  * duplicate-name errors) and a real store: one conversation per WeChat user, whatever races or
  * interruptions come first.
  */
-import { createConversationRouter, conversationNameFor, nextRoutingStep, userNameFor } from '../../../src/bridge/conversation-routing';
+import {
+  conversationDisplayName,
+  conversationNameFor,
+  createConversationRouter,
+  nextRoutingStep,
+  userDisplayName,
+  userNameFor,
+  VONAGE_DISPLAY_NAME_MAX_CHARS,
+  VONAGE_NAME_MAX_CHARS,
+} from '../../../src/bridge/conversation-routing';
+import { MAX_WECHAT_ID_LENGTH } from '../../../src/wechat/message';
 import { PermanentError } from '../../../src/errors';
 import { startVonageEmulator, type VonageEmulator } from '../../../src/sandbox/vonage-emulator';
 import { SqliteStore } from '../../../src/store/sqlite-store';
@@ -22,6 +32,40 @@ describe('nextRoutingStep', () => {
     [{ userId: 'USR-1', memberId: 'MEM-1' }, 'done'],
   ] as const)('%j → %s', (mapping, step) => {
     expect(nextRoutingStep(mapping)).toBe(step);
+  });
+});
+
+describe('names within Vonage\'s limits', () => {
+  // Every id length the bridge accepts from WeChat, with the characters WeChat ids use and a few it might.
+  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-';
+  const idOf = (length: number, seed: number) =>
+    Array.from({ length }, (_, i) => (i % 97 === 96 ? '漢' : alphabet[(seed * 31 + i * 7) % alphabet.length])).join('');
+
+  test('every name and display name fits, for any openid and account id length WeChat can produce', () => {
+    const names = new Set<string>();
+    for (let openidLength = 1; openidLength <= MAX_WECHAT_ID_LENGTH; openidLength += 1) {
+      for (const accountLength of [1, 15, 40, MAX_WECHAT_ID_LENGTH]) {
+        const route = { openid: idOf(openidLength, accountLength), account: `gh_${idOf(accountLength, openidLength)}`.slice(0, accountLength) };
+        expect(conversationNameFor(route.openid).length).toBeLessThanOrEqual(VONAGE_NAME_MAX_CHARS);
+        expect(userNameFor(route.openid).length).toBeLessThanOrEqual(VONAGE_NAME_MAX_CHARS);
+        expect(conversationDisplayName(route).length).toBeGreaterThan(0);
+        expect(conversationDisplayName(route).length).toBeLessThanOrEqual(VONAGE_DISPLAY_NAME_MAX_CHARS);
+        expect(userDisplayName(route).length).toBeLessThanOrEqual(VONAGE_DISPLAY_NAME_MAX_CHARS);
+        // Never a lone surrogate half.
+        expect(conversationDisplayName(route)).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+      }
+      names.add(conversationNameFor(idOf(openidLength, 0)));
+    }
+    // Distinct openids keep distinct names, even when the long ones are shortened.
+    expect(names.size).toBe(MAX_WECHAT_ID_LENGTH);
+    const long = 'o'.repeat(120);
+    expect(conversationNameFor(long)).not.toBe(conversationNameFor(`${long.slice(0, 119)}p`));
+  });
+
+  test('real WeChat ids keep today\'s names: wechat:<openid>, wechat-<openid>', () => {
+    const openid = 'oR951Sf36Z9ShAgUbBIDm8v7od6R';
+    expect(conversationNameFor(openid)).toBe(`wechat:${openid}`);
+    expect(userNameFor(openid)).toBe(`wechat-${openid}`);
   });
 });
 
@@ -46,12 +90,20 @@ describe('createConversationRouter', () => {
   const conversationsNamed = (name: string) => vonage.conversations().filter((c) => c.name === name);
   const membersOf = async (conversationId: string) => (await client.listMembers(conversationId)).items;
 
+  test('a real 28-character openid with a 15-character original id gets its conversation (display name within 50)', async () => {
+    const router = createConversationRouter({ directory: client, store });
+    const route = { openid: 'oR951Sf36Z9ShAgUbBIDm8v7od6R', account: 'gh_3f2a1b4c5d6e' };
+    const resolved = await router.resolve(route);
+    const [conversation] = conversationsNamed(`wechat:${route.openid}`);
+    expect(conversation).toMatchObject({ id: resolved.conversationId, display_name: `${route.openid} · ${route.account}` });
+  });
+
   test('first contact makes the conversation, the user and the joined member; later calls reuse them', async () => {
     const router = createConversationRouter({ directory: client, store });
     const first = await router.resolve(ROUTE);
     const [conversation, ...others] = conversationsNamed(conversationNameFor(ROUTE.openid));
     expect(others).toEqual([]);
-    expect(conversation).toMatchObject({ id: first.conversationId, display_name: `WeChat ${ROUTE.openid} · ${ROUTE.account}` });
+    expect(conversation).toMatchObject({ id: first.conversationId, display_name: `${ROUTE.openid} · ${ROUTE.account}` });
     expect(await membersOf(first.conversationId)).toEqual([{ id: first.memberId, userId: expect.stringMatching(/^USR-/), state: 'JOINED' }]);
     expect(await client.findUserByName(userNameFor(ROUTE.openid))).toBeDefined();
     await expect(store.getConversationMapping(ROUTE.openid)).resolves.toMatchObject({ conversationId: first.conversationId, memberId: first.memberId });

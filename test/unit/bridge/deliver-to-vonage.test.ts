@@ -2,7 +2,8 @@
  * The deliver-to-vonage handler against the fake Conversation API: a retry first looks for its own
  * event, so an event whose first post went through (but whose answer was lost) is not posted twice.
  */
-import { createDeliverToVonageHandler } from '../../../src/bridge/deliver-to-vonage';
+import { createDeliverToVonageHandler, reconcileMarkName } from '../../../src/bridge/deliver-to-vonage';
+import { SqliteStore } from '../../../src/store/sqlite-store';
 import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../../../src/bridge/ports';
 import type { Job } from '../../../src/store/store';
 import { createVonageClient } from '../../../src/vonage/client';
@@ -71,5 +72,46 @@ describe('deliver-to-vonage', () => {
     await client.createEvent(CONVERSATION, { type: 'custom:wechat:status', body: { direction: 'inbound', msg_id: '5' } });
     await handler(job(1, { direction: 'inbound', msg_id: '5' }));
     expect(vonage.events.map((e) => e.type)).toEqual(['custom:wechat:status', 'custom:wechat:message']);
+  });
+
+  describe('with marks (the newest event id known before the first attempt)', () => {
+    let store: SqliteStore;
+    beforeEach(() => {
+      store = SqliteStore.open(':memory:');
+      handler = createDeliverToVonageHandler({ backend: client, marks: store });
+    });
+    afterEach(() => store.close());
+
+    const getsSince = (seq: number) => vonage.traffic.recent(100_000).filter((t) => t.seq > seq && t.method === 'GET').length;
+
+    test('an answer lost after Vonage created the event: the retry finds it past 2,000 newer events, in a couple of GETs', async () => {
+      await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: 'before' } });
+      const mine = job(0, { direction: 'inbound', msg_id: 'mine' });
+      vonage.script([{ delayMs: 0 }, { loseAnswer: true }]);
+      await expect(handler(mine)).rejects.toThrow();
+      expect(vonage.events.filter((e) => e.body.msg_id === 'mine')).toHaveLength(1);
+      expect(await store.getToken(reconcileMarkName(mine.id))).toMatchObject({ value: '1' });
+      // The conversation is busy: far more events of the same type than the old search read.
+      for (let batch = 0; batch < 21; batch++) {
+        await Promise.all(
+          Array.from({ length: 100 }, (_, i) =>
+            client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: `other-${batch}-${i}` } }),
+          ),
+        );
+      }
+      const seq = vonage.traffic.recent(1)[0]!.seq;
+      await handler({ ...mine, attempts: 1 });
+      expect(vonage.events.filter((e) => e.body.msg_id === 'mine')).toHaveLength(1);
+      expect(getsSince(seq)).toBeLessThanOrEqual(2);
+    });
+
+    test('a retry whose first post never landed posts it once, after reading only the events since', async () => {
+      const mine = job(0, { direction: 'inbound', msg_id: 'lost-request' });
+      vonage.script([{ delayMs: 0 }, { status: 503 }]);
+      await expect(handler(mine)).rejects.toThrow();
+      await client.createEvent(CONVERSATION, { type: 'custom:wechat:message', body: { direction: 'inbound', msg_id: 'later' } });
+      await handler({ ...mine, attempts: 1 });
+      expect(vonage.events.map((e) => e.body.msg_id)).toEqual(['later', 'lost-request']);
+    });
   });
 });

@@ -77,4 +77,10 @@ describe('statusJob', () => {
     expect(job.orderKey).toBe(`conversation-status:${CONV}`);
     expect((job.payload as { event: { body: Record<string, unknown> } }).event.body.to).toBe('');
   });
+
+  test('per-user mode: the resolved recipient is the status\'s `to` when the event did not name it', () => {
+    const job = statusJob({ ...payload, body: { direction: 'outbound', content: 'hi' } }, { status: 'delivered' }, 'oUser2');
+    expect((job.payload as { event: { body: Record<string, unknown> } }).event.body.to).toBe('oUser2');
+    expect(job.orderKey).toBe('wechat-status:oUser2');
+  });
 });

@@ -200,6 +200,27 @@ describe('Vonage client against the fake Conversation API', () => {
     expect(fake.requests).toBe(0);
   });
 
+  test('list events reads both answer shapes: _embedded.events (the live API) and a bare _embedded array', async () => {
+    await client.createEvent('CON-1', EVENT);
+    const fromEmulator = await client.listRecentEvents('CON-1');
+    expect(fromEmulator.events.map((e) => [e.id, e.type])).toEqual([['1', EVENT.type]]);
+
+    const arrayShape = http.createServer((_req, res) => {
+      const page = { page_size: 100, _embedded: [{ id: 7, type: 'custom:wechat:message', body: { a: 1 }, timestamp: '2026-12-02T10:00:00.000Z' }], _links: {} };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(page));
+    });
+    await new Promise<void>((resolve) => arrayShape.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = arrayShape.address() as AddressInfo;
+      const other = createVonageClient({ baseUrl: `http://127.0.0.1:${port}/v1`, tokenSource });
+      const page = await other.listRecentEvents('CON-1');
+      expect(page.events).toEqual([{ id: '7', type: 'custom:wechat:message', body: { a: 1 }, from: undefined, timestamp: Date.parse('2026-12-02T10:00:00.000Z') }]);
+      expect(page.nextCursor).toBeUndefined();
+    } finally {
+      await new Promise<void>((resolve) => arrayShape.close(() => resolve()));
+    }
+  });
+
   test('an invalid base URL is refused at construction', () => {
     expect(() => createVonageClient({ baseUrl: 'not a url', tokenSource })).toThrow(/base URL/);
     expect(() => createVonageClient({ baseUrl: 'ftp://example.com/v1', tokenSource })).toThrow(/base URL/);

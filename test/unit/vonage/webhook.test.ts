@@ -64,7 +64,7 @@ describe('verifyVonageWebhookSignature', () => {
 
   test('a valid signature gives jti and iat', () => {
     const jti = 'f0c0a3c8-1f5e-4a2e-8c3c-3d1a2b3c4d5e';
-    expect(verify(sign(rawBody, { jti }))).toEqual({ jti, iat: NOW_S });
+    expect(verify(sign(rawBody, { jti }))).toEqual({ jti, iat: NOW_S, payloadHashed: true });
     // iat within the window either way; the hash may be upper-case hex
     expect(verify(sign(rawBody, { iat: NOW_S - 299 })).iat).toBe(NOW_S - 299);
     expect(verify(sign(rawBody, { iat: NOW_S + 299 })).iat).toBe(NOW_S + 299);
@@ -131,9 +131,24 @@ describe('verifyVonageWebhookSignature', () => {
     expect(rejection(() => verify('Bearer abc.def.ghi')).message).toMatch(/malformed token/);
   });
 
+  test('a genuine token without payload_hash is accepted, flagged as not covering the body', () => {
+    expect(verify(sign(rawBody, { payload_hash: undefined, jti: 'j-unhashed' }))).toEqual({ jti: 'j-unhashed', iat: NOW_S, payloadHashed: false });
+  });
+
+  test('rotation: the previous secret is tried after the current one; any other secret is refused', () => {
+    const previous = 'the-previous-signature-secret';
+    const both = (authorization: string) =>
+      verifyVonageWebhookSignature({ authorization, rawBody, secret: [SECRET, previous], nowMs: NOW_MS });
+    expect(both(sign(rawBody, { jti: 'new' })).jti).toBe('new');
+    expect(both(sign(rawBody, { jti: 'old' }, previous)).jti).toBe('old');
+    expect(rejection(() => both(sign(rawBody, {}, 'a-third-secret'))).message).toMatch(/invalid token signature/);
+    // Without the previous secret configured, its tokens are refused.
+    expect(rejection(() => verify(sign(rawBody, {}, previous))).message).toMatch(/invalid token signature/);
+  });
+
   test('claims the check needs must be there', () => {
-    expect(rejection(() => verify(sign(rawBody, { payload_hash: undefined }))).message).toMatch(/payload_hash/);
     expect(rejection(() => verify(sign(rawBody, { payload_hash: 'abc' }))).message).toMatch(/payload_hash/);
+    expect(rejection(() => verify(sign(rawBody, { payload_hash: 42 }))).message).toMatch(/payload_hash/);
     expect(rejection(() => verify(sign(rawBody, { jti: undefined }))).message).toMatch(/jti/);
     const withoutIat = sign(rawBody, {}, SECRET, { noTimestamp: true }); // jsonwebtoken drops iat
     expect((jwt.decode(withoutIat.slice(7)) as jwt.JwtPayload).iat).toBeUndefined();

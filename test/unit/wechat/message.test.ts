@@ -7,6 +7,7 @@ import {
   parseWeChatMessage,
   readWeChatMessage,
   snakeCase,
+  weChatContentDigest,
   weChatDedupKey,
   type WeChatMessage,
 } from '../../../src/wechat/message';
@@ -16,7 +17,7 @@ const FIXTURES = path.join(__dirname, '../../fixtures');
 const official = (file: string) => readFileSync(path.join(FIXTURES, 'messages/official', file), 'utf8');
 
 /** The model as plain data, for toEqual. */
-const view = (m: WeChatMessage) => ({ ...m, fields: { ...m.fields } });
+const view = (m: WeChatMessage) => ({ ...m, fields: { ...m.fields }, nested: JSON.parse(JSON.stringify(m.nested)) as unknown });
 
 /** A WeChat-shaped document around `body` (the common fields of the official event samples). */
 const event = (name: string, body: string) =>
@@ -54,7 +55,7 @@ function rejection(fn: () => unknown): InvalidInputError {
 describe('official samples', () => {
   const users = { toUserName: 'toUser', fromUserName: 'fromUser' };
   const eventUsers = { toUserName: 'toUser', fromUserName: 'FromUser', createTime: '123456789', msgType: 'event', msgId: undefined };
-  test.each<[string, ReturnType<typeof view>]>([
+  test.each<[string, Omit<ReturnType<typeof view>, 'nested'>]>([
     ['text.xml', { ...users, createTime: '1348831860', msgType: 'text', msgId: '1234567890123456', event: undefined, fields: { content: 'this is a test' } }],
     ['image.xml', { ...users, createTime: '1348831860', msgType: 'image', msgId: '1234567890123456', event: undefined, fields: { pic_url: 'this is a url', media_id: 'media_id' } }],
     ['voice.xml', { ...users, createTime: '1357290913', msgType: 'voice', msgId: '1234567890123456', event: undefined, fields: { media_id: 'media_id', format: 'Format' } }],
@@ -74,7 +75,7 @@ describe('official samples', () => {
     ['event-TEMPLATESENDJOBFINISH.xml', { toUserName: 'touser', fromUserName: 'fromuser', createTime: '1395658920', msgType: 'event', msgId: '200163836', event: 'TEMPLATESENDJOBFINISH', fields: { status: 'success' } }],
   ])('%s', (file, expected) => {
     const parsed = readWeChatMessage(official(file));
-    expect(view(parsed)).toEqual(expected);
+    expect(view(parsed)).toEqual({ ...expected, nested: {} });
     expect(Object.getPrototypeOf(parsed.fields)).toBeNull();
     expect(Object.isFrozen(parsed.fields)).toBe(true);
   });
@@ -127,8 +128,9 @@ describe('decrypted official vectors', () => {
       msgId: undefined,
       event: 'debug_demo',
       fields: { debug_str: 'hello world' },
+      nested: {},
     });
-    expect(weChatDedupKey(m)).toBe('evt:o9AgO5Kd5ggOC-bXrbNODIiE3bGY:1715943329:debug_demo:');
+    expect(weChatDedupKey(m)).toBe(`evt:o9AgO5Kd5ggOC-bXrbNODIiE3bGY:1715943329:debug_demo:${weChatContentDigest(m)}`);
   });
 
   test('carries extra top-level fields of known types under their snake_case names', () => {
@@ -157,7 +159,7 @@ describe('message types', () => {
     ],
   ])('%s', (_name, msgType, body, fields) => {
     const m = readWeChatMessage(message(msgType, body));
-    expect(view(m)).toEqual({ ...MESSAGE_COMMON, msgType, fields });
+    expect({ ...view(m), nested: undefined }).toEqual({ ...MESSAGE_COMMON, msgType, fields, nested: undefined });
     expect(weChatDedupKey(m)).toBe('msg:fromUser:1234567890123456');
   });
 
@@ -171,18 +173,37 @@ describe('message types', () => {
     );
   });
 
-  test('values that are not plain strings are dropped, never crash', () => {
+  test('values that are not plain strings are not fields; they are kept as nested values, never crash', () => {
     const m = readWeChatMessage(
       message('text', '<Content><b>bold</b></Content><PicUrl>a</PicUrl><PicUrl>b</PicUrl><Extra><x/></Extra><Empty/>'),
     );
     expect({ ...m.fields }).toEqual({ empty: '' });
+    expect(JSON.parse(JSON.stringify(m.nested))).toEqual({ content: { b: 'bold' }, pic_url: ['a', 'b'], extra: { x: '' } });
   });
 
-  test('an Event tag outside msgType "event" is not an event', () => {
-    const m = readWeChatMessage(message('text', '<Content>hi</Content><Event>CLICK</Event>'));
-    expect(m.event).toBeUndefined();
-    expect(isWeChatEvent(m)).toBe(false);
-    expect({ ...m.fields }).toEqual({ content: 'hi' });
+  test('an unknown type keeps its nested elements', () => {
+    const m = readWeChatMessage(message('file', '<Title>t</Title><Nested><A>1</A><A>2</A><B><C>3</C></B></Nested>'));
+    expect(JSON.parse(JSON.stringify(m.nested))).toEqual({ nested: { a: ['1', '2'], b: { c: '3' } } });
+    expect(Object.getPrototypeOf(m.nested)).toBeNull();
+    expect(Object.getPrototypeOf(m.nested['nested'])).toBeNull();
+  });
+
+  test('an Event tag outside msgType "event" is kept (device_event bind and unbind), but it is not an event', () => {
+    const deviceEvent = (name: string) =>
+      message(
+        'device_event',
+        `<Event><![CDATA[${name}]]></Event><DeviceType><![CDATA[gh_1]]></DeviceType><DeviceID><![CDATA[dev1]]></DeviceID>` +
+          '<Content><![CDATA[]]></Content><SessionID>0</SessionID><OpenID><![CDATA[fromUser]]></OpenID>',
+      );
+    const bind = readWeChatMessage(deviceEvent('bind'));
+    const unbind = readWeChatMessage(deviceEvent('unbind'));
+    expect(bind.event).toBe('bind');
+    expect(unbind.event).toBe('unbind');
+    expect(isWeChatEvent(bind)).toBe(false);
+    expect({ ...bind.fields }).toEqual({ device_type: 'gh_1', device_id: 'dev1', content: '', session_id: '0', open_id: 'fromUser' });
+    const text = readWeChatMessage(message('text', '<Content>hi</Content><Event>CLICK</Event>'));
+    expect(text.event).toBe('CLICK');
+    expect({ ...text.fields }).toEqual({ content: 'hi' });
   });
 });
 
@@ -241,9 +262,9 @@ describe('events', () => {
     ],
   ])('%s', (name, body, fields) => {
     const m = readWeChatMessage(event(name, body));
-    expect(view(m)).toEqual({ ...EVENT_COMMON, event: name, fields });
+    expect({ ...view(m), nested: undefined }).toEqual({ ...EVENT_COMMON, event: name, fields, nested: undefined });
     expect(isWeChatEvent(m)).toBe(true);
-    expect(weChatDedupKey(m)).toBe(`evt:oMgHVjngRipVsoxg6TuX3vz6glDg:1408090502:${name}:${fields['event_key'] ?? ''}`);
+    expect(weChatDedupKey(m)).toMatch(new RegExp(`^evt:oMgHVjngRipVsoxg6TuX3vz6glDg:1408090502:${name}:[0-9a-f]{64}$`));
   });
 
   test('MASSSENDJOBFINISH: MsgID (capital D) is the msgId, counts are strings, nested results flattened', () => {
@@ -256,8 +277,9 @@ describe('events', () => {
           '</CopyrightCheckResult>',
       ),
     );
-    expect(view(m)).toEqual({
+    expect({ ...view(m), nested: undefined }).toEqual({
       ...EVENT_COMMON,
+      nested: undefined,
       msgId: '1000001625',
       event: 'MASSSENDJOBFINISH',
       fields: {
@@ -269,9 +291,10 @@ describe('events', () => {
         copyright_check_state: '2',
       },
     });
-    // Events keep the event key format, with the MsgID appended so that two job-finish events
-    // in the same second stay two events.
-    expect(weChatDedupKey(m)).toBe('evt:oMgHVjngRipVsoxg6TuX3vz6glDg:1408090502:MASSSENDJOBFINISH::1000001625');
+    // The digest covers the MsgID, so two job-finish events in the same second stay two events.
+    const other = readWeChatMessage(event('MASSSENDJOBFINISH', '<MsgID>1000001626</MsgID><Status><![CDATA[err(30003)]]></Status>'));
+    expect(weChatDedupKey(m)).toMatch(/^evt:oMgHVjngRipVsoxg6TuX3vz6glDg:1408090502:MASSSENDJOBFINISH:[0-9a-f]{64}$/);
+    expect(weChatDedupKey(other)).not.toBe(weChatDedupKey(m));
   });
 
   test('event tables are looked up case-insensitively; the event keeps the case WeChat sent', () => {
@@ -285,7 +308,7 @@ describe('events', () => {
     const m = readWeChatMessage(xml);
     expect(m.event).toBeUndefined();
     expect(isWeChatEvent(m)).toBe(false);
-    expect(weChatDedupKey(m)).toBe('evt:b:1::');
+    expect(weChatDedupKey(m)).toMatch(/^evt:b:1::[0-9a-f]{64}$/);
   });
 });
 
@@ -366,20 +389,48 @@ describe('long tag names from a hostile sender', () => {
 });
 
 describe('weChatDedupKey', () => {
-  test('messages: sender and MsgId; events: sender, time, event and key', () => {
+  test('messages: sender and MsgId; events: sender, time, event and a digest of the whole content', () => {
     expect(weChatDedupKey(readWeChatMessage(official('text.xml')))).toBe('msg:fromUser:1234567890123456');
-    expect(weChatDedupKey(readWeChatMessage(official('event-subscribe-qrscene.xml')))).toBe(
-      'evt:FromUser:123456789:subscribe:qrscene_123123',
-    );
-    expect(weChatDedupKey(readWeChatMessage(official('event-subscribe.xml')))).toBe('evt:FromUser:123456789:subscribe:');
-    expect(weChatDedupKey(readWeChatMessage(official('event-TEMPLATESENDJOBFINISH.xml')))).toBe(
-      'evt:fromuser:1395658920:TEMPLATESENDJOBFINISH::200163836',
-    );
+    const qr = readWeChatMessage(official('event-subscribe-qrscene.xml'));
+    expect(weChatDedupKey(qr)).toBe(`evt:FromUser:123456789:subscribe:${weChatContentDigest(qr)}`);
+    expect(weChatContentDigest(qr)).toMatch(/^[0-9a-f]{64}$/);
+    const plain = readWeChatMessage(official('event-subscribe.xml'));
+    expect(weChatDedupKey(plain)).not.toBe(weChatDedupKey(qr));
   });
 
   test('a message without MsgId falls back to the event format', () => {
     const xml = '<xml><ToUserName>a</ToUserName><FromUserName>b</FromUserName><CreateTime>7</CreateTime><MsgType>text</MsgType></xml>';
-    expect(weChatDedupKey(readWeChatMessage(xml))).toBe('evt:b:7::');
+    expect(weChatDedupKey(readWeChatMessage(xml))).toMatch(/^evt:b:7::[0-9a-f]{64}$/);
+  });
+
+  // Two different events of one user in one second, differing only in a field other than EventKey.
+  test.each([
+    [
+      'subscribe_msg_sent_event',
+      '<SubscribeMsgSentEvent><List><TemplateId><![CDATA[T1]]></TemplateId><MsgID><![CDATA[1700827132819554304]]></MsgID><ErrorCode>0</ErrorCode><ErrorStatus><![CDATA[success]]></ErrorStatus></List></SubscribeMsgSentEvent>',
+      '<SubscribeMsgSentEvent><List><TemplateId><![CDATA[T1]]></TemplateId><MsgID><![CDATA[1700827132819554305]]></MsgID><ErrorCode>0</ErrorCode><ErrorStatus><![CDATA[success]]></ErrorStatus></List></SubscribeMsgSentEvent>',
+    ],
+    [
+      'subscribe_msg_popup_event',
+      '<SubscribeMsgPopupEvent><List><TemplateId><![CDATA[T1]]></TemplateId><SubscribeStatusString><![CDATA[accept]]></SubscribeStatusString><PopupScene>2</PopupScene></List></SubscribeMsgPopupEvent>',
+      '<SubscribeMsgPopupEvent><List><TemplateId><![CDATA[T2]]></TemplateId><SubscribeStatusString><![CDATA[accept]]></SubscribeStatusString><PopupScene>2</PopupScene></List></SubscribeMsgPopupEvent>',
+    ],
+    [
+      'kf_switch_session',
+      '<FromKfAccount><![CDATA[a@test]]></FromKfAccount><ToKfAccount><![CDATA[b@test]]></ToKfAccount>',
+      '<FromKfAccount><![CDATA[a@test]]></FromKfAccount><ToKfAccount><![CDATA[c@test]]></ToKfAccount>',
+    ],
+  ])('%s: two different events in one second get two keys; a retry gets the same one', (name, first, second) => {
+    const a = readWeChatMessage(event(name, first));
+    const b = readWeChatMessage(event(name, second));
+    expect(weChatDedupKey(a)).not.toBe(weChatDedupKey(b));
+    expect(weChatDedupKey(readWeChatMessage(event(name, first)))).toBe(weChatDedupKey(a));
+  });
+
+  test('the layout of the XML (whitespace between tags, CDATA or not, tag order) does not change the key', () => {
+    const a = readWeChatMessage(event('CLICK', '<EventKey><![CDATA[K]]></EventKey><MenuId>1</MenuId>'));
+    const b = readWeChatMessage(event('CLICK', '\n  <MenuId><![CDATA[1]]></MenuId>\n  <EventKey>K</EventKey>\n'));
+    expect(weChatDedupKey(b)).toBe(weChatDedupKey(a));
   });
 
   test('the same message from two users gives two keys', () => {

@@ -108,9 +108,9 @@ describe('reply window, templates and fallbacks', () => {
     const badData = outboundMessage(openid, orderTemplate({ data: { character_string1: 'A-42', thing2: 'x'.repeat(21), time3: 'now' } }));
     const notAccepted = outboundMessage(openid, { msg_type: 'subscribe', template_id: REMINDER_TEMPLATE, data: { thing1: 'Haircut', time2: 'Friday 10:00' } });
     for (const event of [unknown, badData, notAccepted]) await postRtcEvent(harness.baseUrl, event);
-    const [[unknownStatus], [badDataStatus], [notAcceptedStatus]] = await Promise.all(
-      [unknown, badData, notAccepted].map((event) => waitForStatuses(harness, event.id, 1)),
-    );
+    const [unknownStatus] = await waitForStatuses(harness, unknown.id, 1);
+    const [badDataStatus] = await waitForStatuses(harness, badData.id, 1);
+    const [notAcceptedStatus] = await waitForStatuses(harness, notAccepted.id, 1);
     expect(unknownStatus).toMatchObject({ status: 'failed', error_code: '40037', error_message: expect.stringContaining('invalid template_id') });
     expect(badDataStatus).toMatchObject({ status: 'failed', error_code: '47003', error_message: expect.stringContaining('thing2') });
     expect(notAcceptedStatus).toMatchObject({ status: 'failed', error_code: '43101', error_message: expect.stringContaining('not accepted') });
@@ -126,7 +126,8 @@ describe('reply window, templates and fallbacks', () => {
     const second = outboundMessage(openid, notification);
     await postRtcEvent(harness.baseUrl, first);
     await postRtcEvent(harness.baseUrl, second);
-    const [[firstStatus], [secondStatus]] = await Promise.all([waitForStatuses(harness, first.id, 1), waitForStatuses(harness, second.id, 1)]);
+    const [firstStatus] = await waitForStatuses(harness, first.id, 1);
+    const [secondStatus] = await waitForStatuses(harness, second.id, 1);
     expect(firstStatus).toMatchObject({ status: 'delivered', msg_id: harness.weChat.notifications[0]!.msgId });
     expect(JSON.parse(harness.weChat.notifications[0]!.rawBody)).toEqual({
       touser: openid,

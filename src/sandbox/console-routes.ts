@@ -171,6 +171,11 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     req.on('close', () => streams.delete(res));
   });
 
+  // The account's templates, as its admin page lists them (for the agent's "send as template").
+  api.get('/wechat/templates', (_req, res) => {
+    res.json(weChat.templates());
+  });
+
   api.post('/wechat/users', (req, res) => {
     const nickname = typeof req.body?.nickname === 'string' ? req.body.nickname.slice(0, 40) : undefined;
     inBackground('add user', async () => {

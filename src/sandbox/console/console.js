@@ -371,7 +371,7 @@
     });
     // Keep the window countdown honest.
     setInterval(() => renderWindowInfo(state.users.get(state.selectedOpenid)), 30_000);
-    setInterval(() => renderAgentWindow(), 30_000);
+    setInterval(() => stickToBottom($('agent-messages'), renderAgentWindow), 30_000);
   }
 
   // =========================================================================================
@@ -569,7 +569,6 @@
   }
 
   function renderAgentMessages() {
-    renderAgentWindow();
     const container = $('agent-messages');
     const id = state.selectedConversation;
     const head = $('conversation-head');
@@ -584,6 +583,8 @@
     const statuses = statusesOf(id);
     const rows = events.map((e) => agentRow(e, statuses)).filter(Boolean);
     stickToBottom(container, () => {
+      // Inside: the window line's height changes the list's, which must still end at its newest row.
+      renderAgentWindow();
       container.replaceChildren(...(rows.length ? rows : [el('div', { class: 'empty' }, 'No messages yet. Send one from the WeChat phone.')]));
     });
   }

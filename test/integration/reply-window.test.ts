@@ -120,7 +120,11 @@ describe('reply window, templates and fallbacks', () => {
   test('a subscription notification reaches a user who accepted it, once per acceptance', async () => {
     const openid = await userWhoWrote();
     await harness.weChat.answerSubscription(openid, REMINDER_TEMPLATE, true);
-    await waitFor('the popup event', () => inboundEvents(harness, openid).find((e) => e.body.event === 'subscribe_msg_popup_event'));
+    // The agent learns who accepted which template from WeChat's popup event, nested as WeChat nests it.
+    const popup = await waitFor('the popup event', () => inboundEvents(harness, openid).find((e) => e.body.event === 'subscribe_msg_popup_event'));
+    // One <List> is one object; several are an array.
+    const { list } = popup.body.subscribe_msg_popup_event as { list: unknown };
+    expect([list].flat()).toEqual([{ template_id: REMINDER_TEMPLATE, subscribe_status_string: 'accept', popup_scene: '2' }]);
     const notification = { msg_type: 'subscribe', template_id: REMINDER_TEMPLATE, page: 'https://shop.example/booking', data: { thing1: 'Haircut', time2: 'Friday 10:00' } };
     const first = outboundMessage(openid, notification);
     const second = outboundMessage(openid, notification);

@@ -98,19 +98,31 @@ export function templateJobFinishXml(envelope: Omit<UserMessageEnvelope, 'msgId'
  * `SubscribeMsgPopupEvent` (developers.weixin.qq.com, 订阅通知 "事件推送" subscribe_msg_popup_event).
  */
 export function subscribePopupXml(envelope: Omit<UserMessageEnvelope, 'msgId'> & { templateId: string; accepted: boolean }): string {
+  return subscribeEventXml(envelope, 'subscribe_msg_popup_event', 'SubscribeMsgPopupEvent', [
+    ['TemplateId', envelope.templateId, 'cdata'],
+    ['SubscribeStatusString', envelope.accepted ? 'accept' : 'reject', 'cdata'],
+    ['PopupScene', 2, 'bare'],
+  ]);
+}
+
+/** The push after a subscription notification was sent: its msgid and result, nested in `SubscribeMsgSentEvent`. */
+export function subscribeSentXml(envelope: Omit<UserMessageEnvelope, 'msgId'> & { templateId: string; msgId: string }): string {
+  return subscribeEventXml(envelope, 'subscribe_msg_sent_event', 'SubscribeMsgSentEvent', [
+    ['TemplateId', envelope.templateId, 'cdata'],
+    ['MsgID', envelope.msgId, 'bare'],
+    ['ErrorCode', 0, 'bare'],
+    ['ErrorStatus', 'success', 'cdata'],
+  ]);
+}
+
+function subscribeEventXml(envelope: Omit<UserMessageEnvelope, 'msgId'>, event: string, wrapper: string, list: Field[]): string {
   const head = render([
     ['ToUserName', envelope.toUserName, 'cdata'],
     ['FromUserName', envelope.fromUserName, 'cdata'],
     ['CreateTime', envelope.createTime, 'bare'],
     ['MsgType', 'event', 'cdata'],
-    ['Event', 'subscribe_msg_popup_event', 'cdata'],
+    ['Event', event, 'cdata'],
   ]);
-  const list = render([
-    ['TemplateId', envelope.templateId, 'cdata'],
-    ['SubscribeStatusString', envelope.accepted ? 'accept' : 'reject', 'cdata'],
-    ['PopupScene', 2, 'bare'],
-  ])
-    .replace(/^<xml>/, '<SubscribeMsgPopupEvent><List>')
-    .replace(/<\/xml>$/, '</List></SubscribeMsgPopupEvent>');
-  return head.replace(/\n<\/xml>$/, `\n${list}\n</xml>`);
+  const nested = render(list).replace(/^<xml>/, `<${wrapper}><List>`).replace(/<\/xml>$/, `</List></${wrapper}>`);
+  return head.replace(/\n<\/xml>$/, `\n${nested}\n</xml>`);
 }

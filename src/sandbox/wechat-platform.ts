@@ -17,8 +17,8 @@
  *   `{type, media_id, created_at}`; `GET /cgi-bin/media/get?media_id=` → the bytes (video: JSON
  *   `{video_url}`), `40007` JSON once unknown or older than 3 days.
  * - `POST /cgi-bin/message/template/send` and `/subscribe/bizsend`: template messages and subscription
- *   notifications with WeChat's rules and errors (wechat-notifications.ts); a template send is
- *   followed by a TEMPLATESENDJOBFINISH push with its msgid.
+ *   notifications with WeChat's rules and errors (wechat-notifications.ts); each send is followed by
+ *   a TEMPLATESENDJOBFINISH or subscribe_msg_sent_event push with its msgid.
  * - `GET /mmbiz/{id}`: the public picture URL (`PicUrl`) of a user's image, like mmbiz.qpic.cn.
  *
  * Time: the rules (48-hour window, token and media expiry) run on the platform's clock, `now()` plus
@@ -34,7 +34,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { actionHasMsgId, subscribePopupXml, templateJobFinishXml, userActionXml, type UserAction } from './wechat-messages';
+import { actionHasMsgId, subscribePopupXml, subscribeSentXml, templateJobFinishXml, userActionXml, type UserAction } from './wechat-messages';
 import {
   CLIENT_MSG_ID_TTL_MS,
   DEFAULT_TEMPLATES,
@@ -537,16 +537,15 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     if (user && !blocked) {
       addChat(user, { from: 'account', kind: 'other', msgType: kind, text: renderNotification(template, json['data'] as Record<string, { value?: unknown }>) });
     }
-    if (kind === 'template' && server_) {
+    if (server_) {
+      // WeChat reports the result of each send afterwards: TEMPLATESENDJOBFINISH, subscribe_msg_sent_event.
       const timer = setTimeout(() => {
         timers.delete(timer);
-        const xml = templateJobFinishXml({
-          toUserName: accountId,
-          fromUserName: touser,
-          createTime: Math.floor(realNow() / 1000),
-          msgId,
-          status: blocked ? 'failed:user block' : 'success',
-        });
+        const envelope = { toUserName: accountId, fromUserName: touser, createTime: Math.floor(realNow() / 1000), msgId };
+        const xml =
+          kind === 'template'
+            ? templateJobFinishXml({ ...envelope, status: blocked ? 'failed:user block' : 'success' })
+            : subscribeSentXml({ ...envelope, templateId: template.templateId });
         push(undefined, { kind: 'xml', xml }).catch(() => undefined);
       }, TEMPLATE_RESULT_DELAY_MS);
       timers.add(timer);

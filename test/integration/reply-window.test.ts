@@ -140,6 +140,12 @@ describe('reply window, templates and fallbacks', () => {
       data: { thing1: { value: 'Haircut' }, time2: { value: 'Friday 10:00' } },
     });
     expect(secondStatus).toMatchObject({ status: 'failed', error_code: '43101' });
+    // WeChat's own report of the send reaches the agent too.
+    const sentEvent = await waitFor('the sent event', () => inboundEvents(harness, openid).find((e) => e.body.event === 'subscribe_msg_sent_event'));
+    const { list: sentList } = sentEvent.body.subscribe_msg_sent_event as { list: unknown };
+    expect([sentList].flat()).toEqual([
+      { template_id: REMINDER_TEMPLATE, msg_id: harness.weChat.notifications[0]!.msgId, error_code: '0', error_status: 'success' },
+    ]);
   });
 
   test('window known to be closed: the fallback goes instead, custom/send is never tried, one status via template', async () => {

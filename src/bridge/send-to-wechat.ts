@@ -23,7 +23,7 @@
  */
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
-import type { Job, Store } from '../store/store';
+import { wasSeen, type Job, type Store } from '../store/store';
 import { WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
 import {
@@ -358,12 +358,4 @@ function failureOf(error: unknown, logger: Logger, payload: OutboundEventPayload
     'unexpected error while sending to WeChat',
   );
   return { status: 'failed', errorCode: STATUS_CODES.internal, errorMessage: 'internal error while sending; not sent again' };
-}
-
-/**
- * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
- * forgotten at once (Store.markSeen's contract), so the probe leaves nothing behind.
- */
-async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
-  return !(await store.markSeen(key, 0));
 }

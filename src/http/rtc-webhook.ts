@@ -17,6 +17,7 @@ import { unstorableReason } from '../store/storable-text';
 import type { NewJob, Store } from '../store/store';
 import { parseRtcEvent, signatureSecretKey, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
+import { isReplayedCredential, replayKeysOf, seenKeysOf, type ReplayKeys } from './replay-guard';
 
 /** Vonage's custom event bodies are at most 4096 bytes; whole RTC payloads stay far below this. */
 export const RTC_BODY_LIMIT = '256kb';
@@ -37,12 +38,6 @@ export interface RtcWebhookDeps extends DurableAckDeps {
 /** The raw bytes of the body (the signature covers them exactly), or an empty buffer. */
 const rawBodyOf = (body: unknown): Buffer => (Buffer.isBuffer(body) ? body : Buffer.alloc(0));
 
-/** What the signature check leaves for the later steps (in `res.locals.signature`). */
-interface CheckedSignature {
-  /** The replay keys to record with the request's job (or once it was answered, when it has none). */
-  seenKeys: string[];
-  expiresAt: number;
-}
 
 /**
  * With a secret: an HS256 JWT over the body, fresh, its `jti` not used for another request.
@@ -82,12 +77,14 @@ export function requireVonageSignature(
       deps.metrics.unhashedCallback();
       deps.logger.warn({ jti }, 'signed RTC callback without payload_hash accepted: its body is not covered by the signature');
     }
-    const tokenKey = `vonage-jti:${jti}`;
-    const requestKey = `${tokenKey}:${crypto.createHash('sha256').update(rawBody).digest('hex')}`;
+    const keys = replayKeysOf(
+      `vonage-jti:${jti}`,
+      crypto.createHash('sha256').update(rawBody).digest('hex'),
+      (iat + SIGNATURE_MAX_AGE_SECONDS + 60) * 1000,
+    );
     let replayed: boolean;
     try {
-      // The second probe only for a token seen before: is it the very same request again?
-      replayed = (await wasSeen(deps.store, tokenKey)) && !(await wasSeen(deps.store, requestKey));
+      replayed = await isReplayedCredential(deps.store, keys);
     } catch (error) {
       // Not the caller's fault: a 503 makes Vonage try again.
       deps.logger.error({ err: error }, 'could not check the webhook jti, answered 503');
@@ -95,26 +92,17 @@ export function requireVonageSignature(
       return;
     }
     if (replayed) return next(new InvalidInputError(401, 'Vonage webhook signature: token already used (jti replay)'));
-    const signature: CheckedSignature = { seenKeys: [tokenKey, requestKey], expiresAt: (iat + SIGNATURE_MAX_AGE_SECONDS + 60) * 1000 };
-    res.locals.signature = signature;
+    res.locals.replayKeys = keys;
     return next();
   };
 }
 
-/**
- * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
- * forgotten at once (Store.markSeen's contract), so the probe leaves nothing behind.
- */
-async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
-  return !(await store.markSeen(key, 0));
-}
-
 /** Records the replay keys of a request that stored nothing; a failure here costs only the replay guard. */
 async function recordSignature(deps: Pick<RtcWebhookDeps, 'store' | 'logger'>, res: Response): Promise<void> {
-  const signature = res.locals.signature as CheckedSignature | undefined;
-  if (signature === undefined || res.statusCode !== 200) return;
+  const keys = res.locals.replayKeys as ReplayKeys | undefined;
+  if (keys === undefined || res.statusCode !== 200) return;
   try {
-    for (const key of signature.seenKeys) await deps.store.markSeen(key, signature.expiresAt);
+    for (const { key, expiresAt } of seenKeysOf(keys)) await deps.store.markSeen(key, expiresAt);
   } catch (error) {
     deps.logger.warn({ err: error }, 'could not record the jti of a webhook that needed nothing stored');
   }
@@ -164,13 +152,13 @@ export function storeAndAcknowledge(deps: RtcWebhookDeps): RequestHandler {
       return;
     }
 
-    const signature = res.locals.signature as CheckedSignature | undefined;
+    const keys = res.locals.replayKeys as ReplayKeys | undefined;
     await storeThenAcknowledge(deps, res, {
       jobs: [job],
       direction: 'outbound',
       successText: 'ok',
       context: { ...context, kind: job.kind },
-      ...(signature ? { seenKeys: signature.seenKeys.map((key) => ({ key, expiresAt: signature.expiresAt })) } : {}),
+      ...(keys ? { seenKeys: seenKeysOf(keys) } : {}),
     });
   };
 }

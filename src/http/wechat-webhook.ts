@@ -18,6 +18,7 @@ import { parseWeChatMessage, weChatContentDigest, type WeChatMessage } from '../
 import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
 import { parseWeChatXml } from '../wechat/xml';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
+import { isReplayedCredential, replayKeysOf, seenKeysOf, type ReplayKeys } from './replay-guard';
 
 export const WECHAT_BODY_LIMIT = '64kb';
 
@@ -131,7 +132,8 @@ function decryptWithAnyKey(encrypt: string, weChat: WeChatWebhookDeps['weChat'])
  * while its timestamp is fresh. Each signed query is remembered (in the store, so every instance
  * sees it) with a digest of the content it came with, for as long as the timestamp is accepted: the
  * same query with the same content is WeChat retrying (answered `success`, the dedup key absorbs
- * it), the same query with other content is a forgery (401).
+ * it), the same query with other content is a forgery (401). The keys are stored with the message's
+ * jobs, so a push whose storing failed (a `503`) is still taken when WeChat retries it.
  */
 export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'logger'>): RequestHandler {
   return async (req, res, next) => {
@@ -140,26 +142,17 @@ export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'l
     const signed = createHash('sha256')
       .update(`${timestamp}\n${queryString(req, 'nonce') ?? ''}\n${(queryString(req, 'signature') ?? '').toLowerCase()}`)
       .digest('hex');
-    const queryKey = `wechat-push:${signed}`;
-    const contentKey = `${queryKey}:${weChatContentDigest(message)}`;
-    const expiresAt = (Number(timestamp) + TIMESTAMP_WINDOW_SECONDS + 60) * 1000;
-    let outcome: 'first' | 'retry' | 'forged';
+    const keys = replayKeysOf(`wechat-push:${signed}`, weChatContentDigest(message), (Number(timestamp) + TIMESTAMP_WINDOW_SECONDS + 60) * 1000);
+    let forged: boolean;
     try {
-      if (await deps.store.markSeen(queryKey, expiresAt)) {
-        await deps.store.markSeen(contentKey, expiresAt);
-        outcome = 'first';
-      } else {
-        // An expiry in the past stores nothing live: false only if the content key is remembered.
-        outcome = (await deps.store.markSeen(contentKey, 0)) ? 'forged' : 'retry';
-      }
+      forged = await isReplayedCredential(deps.store, keys);
     } catch (error) {
       deps.logger.error({ err: error }, 'could not check the WeChat push signature for reuse, answered 503');
       res.status(503).type('text/plain').send('try again');
       return;
     }
-    if (outcome === 'forged') {
-      return next(new InvalidInputError(401, 'signature already used for another message'));
-    }
+    if (forged) return next(new InvalidInputError(401, 'signature already used for another message'));
+    res.locals.replayKeys = keys;
     next();
   };
 }
@@ -167,11 +160,13 @@ export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'l
 export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
   return async (_req, res: Response) => {
     const message = res.locals.weChatMessage as WeChatMessage;
+    const keys = res.locals.replayKeys as ReplayKeys | undefined;
     await storeThenAcknowledge(deps, res, {
       jobs: deps.jobsFor(message),
       direction: 'inbound',
       successText: 'success',
       context: { msgType: message.msgType, event: message.event, msgId: message.msgId },
+      ...(keys ? { seenKeys: seenKeysOf(keys) } : {}),
     });
   };
 }

@@ -285,3 +285,11 @@ export interface Store {
 
   close(): Promise<void>;
 }
+
+/**
+ * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
+ * forgotten at once (`markSeen`'s contract), so the probe leaves nothing behind.
+ */
+export async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
+  return !(await store.markSeen(key, 0));
+}

@@ -17,7 +17,7 @@ import { SqliteStore } from '../../../src/store/sqlite-store';
 import type { Store } from '../../../src/store/store';
 import { TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, captureLogs } from '../../support/bridge-harness';
 import { outboundMessage, postRtcEvent } from '../../support/rtc-events';
-import { pushToBridge } from '../../support/wechat-push';
+import { pushToBridge, signedPush } from '../../support/wechat-push';
 
 const TEXT = readFileSync(path.join(__dirname, '../../fixtures/messages/official/text.xml'), 'utf8');
 const ACK_TIMEOUT_MS = 300;
@@ -32,10 +32,14 @@ interface Running {
   close(): Promise<void>;
 }
 
-async function startApp(fault: EnqueueFault): Promise<Running> {
+async function startApp(fault: EnqueueFault, options: { markSeenWritesFail?: boolean } = {}): Promise<Running> {
   const store = SqliteStore.open(':memory:');
   const failing: Store = Object.create(store) as Store;
-  failing.enqueue = (jobs) => {
+  if (options.markSeenWritesFail) {
+    // Probes (an expiry in the past) still answer; anything that would record a key on its own fails.
+    failing.markSeen = (key, expiresAt) => (expiresAt > 0 ? Promise.reject(new Error('disk I/O error')) : store.markSeen(key, expiresAt));
+  }
+  failing.enqueue = (jobs, enqueueOptions) => {
     switch (fault) {
       case 'reject':
         return Promise.reject(new Error('connection terminated unexpectedly'));
@@ -44,7 +48,7 @@ async function startApp(fault: EnqueueFault): Promise<Running> {
       case 'throw':
         throw new Error('the store is closed');
       case 'none':
-        return store.enqueue(jobs);
+        return store.enqueue(jobs, enqueueOptions);
     }
   };
   const { lines, destination } = captureLogs();
@@ -122,6 +126,28 @@ describe.each(Object.keys(webhooks) as Array<keyof typeof webhooks>)('durable ac
       expect(app.storedWakeUps()).toBe(1);
       const depth = Object.values((await app.store.stats()).depth).reduce((a, b) => a + b, 0);
       expect(depth).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('the signed-query replay guard of /weChatEvent', () => {
+  test('records its keys in the transaction of the push: taken without a write of its own, its query then refused with another body', async () => {
+    const app = await startApp('none', { markSeenWritesFail: true });
+    try {
+      const push = signedPush(TEXT, { token: TEST_TOKEN });
+      const post = (body: string) =>
+        fetch(`${app.baseUrl}${push.path}`, { method: 'POST', headers: { 'content-type': 'text/xml' }, body }).then(async (r) => ({
+          status: r.status,
+          text: await r.text(),
+        }));
+      expect(await post(push.body)).toEqual({ status: 200, text: 'success' });
+      // WeChat retrying: the same query, the same body.
+      expect(await post(push.body)).toEqual({ status: 200, text: 'success' });
+      // The same query over another body: refused, though the guard never wrote a key by itself.
+      expect((await post(push.body.replace('this is a test', 'forged'))).status).toBe(401);
+      expect((await app.store.stats()).depth).toEqual({ 'deliver-to-vonage': 1 });
     } finally {
       await app.close();
     }

@@ -18,19 +18,28 @@
  * - The status job has a dedup key per outbound event, so a run after a crash between "status
  *   stored" and "job completed" adds nothing: the first status stands.
  *
+ * - Template messages are the exception: WeChat sends one per (openid, client_msg_id) for 10
+ *   minutes, and the bridge's client_msg_id is the event id, so within that time an interrupted run
+ *   or an answer lost after the request went out is simply sent again.
+ *
+ * A free-form message also goes through the user's reply window (reply-window.ts): its status shows
+ * the window after the send, and when the window is closed (known beforehand, or WeChat's 45015 or
+ * 45047) the event's `fallback` template or notification goes instead, in the same attempt.
+ *
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
-import { WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
+import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
 import {
   buildSubscribeSendBody,
   buildTemplateSendBody,
   fallbackOf,
   isNotificationType,
+  TEMPLATE_MSG_TYPE,
   type NotificationKind,
 } from '../wechat/template-message';
 import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
@@ -160,7 +169,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
     const resolvedTo = recipient.ok ? recipient.openid : undefined;
 
-    if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
+    // A template message carries the event id as client_msg_id: while WeChat honours it, sending
+    // again after an interrupted run cannot show the user a second copy.
+    const resendable = payload.body['msg_type'] === TEMPLATE_MSG_TYPE && now() - job.createdAt < CLIENT_MSG_ID_HONOURED_MS;
+    if (job.attempts > 0 && !resendable && (await earlierRunMayHaveSent(payload, job.attempts))) {
       await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
       return;
     }
@@ -253,6 +265,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     await reportUntilRecorded(job, { status: 'delivered', ...delivered, ...(await windowNow()) }, to);
 
     async function handleSendError(error: unknown): Promise<void> {
+      if (error instanceof UncertainDeliveryError && resendable && chosen === primary) {
+        // No "not sent" marker: once client_msg_id expires, a later run must call it uncertain.
+        throw new RetryableError(`${error.message}; a template message is sent again with the same client_msg_id`);
+      }
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
         await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
@@ -320,6 +336,12 @@ function notificationSend(kind: NotificationKind, to: string, body: Record<strin
     ? { kind, request: buildTemplateSendBody({ to, body, clientMsgId: eventId }), fallback }
     : { kind, request: buildSubscribeSendBody({ to, body }), fallback };
 }
+
+/**
+ * How long after the event's job was stored a template may be sent again: WeChat sends one message
+ * per (openid, client_msg_id) for 10 minutes; a minute is kept for clocks and the request's own time.
+ */
+const CLIENT_MSG_ID_HONOURED_MS = 9 * 60 * 1000;
 
 /** WeChat's answers meaning the reply window is closed (45015) or its quota used up (45047). */
 const WINDOW_CLOSED_ERRCODES: ReadonlySet<number> = new Set([45015, 45047]);

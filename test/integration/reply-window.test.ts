@@ -92,6 +92,16 @@ describe('reply window, templates and fallbacks', () => {
     expect(harness.weChat.user(openid)?.sendsLeft).toBe(8);
   });
 
+  test('a template send whose answer is lost is sent again with the same client_msg_id, not reported uncertain', async () => {
+    const openid = await userWhoWrote();
+    harness.weChat.inject(TEMPLATE_PATH, [{ reset: true }]);
+    const event = outboundMessage(openid, orderTemplate());
+    await postRtcEvent(harness.baseUrl, event);
+    const [status] = await waitForStatuses(harness, event.id, 1);
+    expect(status).toMatchObject({ status: 'delivered', msg_id: harness.weChat.notifications[0]!.msgId });
+    expect(harness.weChat.notifications.map((n) => JSON.parse(n.rawBody).client_msg_id)).toEqual([String(event.id)]);
+  });
+
   test('a user who blocks templates: the result status says failed with WeChat\'s reason', async () => {
     const openid = await userWhoWrote();
     harness.weChat.setRefusesTemplates(openid, true);

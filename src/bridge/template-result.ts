@@ -87,6 +87,11 @@ export function createReportTemplateResultHandler(deps: {
       deps.logger.info({ msgId: payload.msgId, result: payload.result }, 'template result for a message the bridge did not send; ignored');
       return;
     }
+    if (ref.to !== payload.openid) {
+      // A msgid is the account's, but the push names another user: not the message we sent.
+      deps.logger.warn({ msgId: payload.msgId }, 'template result names another user than the message was sent to; ignored');
+      return;
+    }
     const outbound = { conversationId: ref.conversationId, eventId: ref.eventId, body: {} };
     const outcome = { ...templateResultOutcome(payload.result), msgId: payload.msgId };
     await deps.store.enqueue([statusJob(outbound, outcome, ref.to, templateResultDedupKey(ref.conversationId, ref.eventId))]);

@@ -11,6 +11,8 @@ import {
   withReplyWindow,
 } from '../../../src/bridge/reply-window';
 import type { DeliverToVonagePayload } from '../../../src/bridge/ports';
+import { inboundJobs } from '../../../src/bridge/accept-inbound';
+import { readWeChatMessage } from '../../../src/wechat/message';
 import { SqliteStore } from '../../../src/store/sqlite-store';
 import type { Job } from '../../../src/store/store';
 
@@ -57,6 +59,19 @@ describe('replyWindowOf and describeReplyWindow', () => {
     expect(describeReplyWindow({ closes_at: T / 1000 + 600, replies_left: 0 }, T)).toMatch(/^no replies left/);
     expect(describeReplyWindow({ closes_at: T / 1000 - 1, replies_left: 0 }, T)).toMatch(/^closed since /);
     expect(describeReplyWindow({ closes_at: 0, replies_left: 0 }, T)).toBe('closed: the user has not written yet');
+  });
+});
+
+describe('room for the window in inbound bodies', () => {
+  test('every part of a long message still fits Vonage\'s 4096 bytes once the largest window is added', () => {
+    const xml = `<xml><ToUserName>gh_1</ToUserName><FromUserName>oLong</FromUserName><CreateTime>1764676800</CreateTime><MsgType>text</MsgType><Content>${'长'.repeat(5000)}\u001f</Content><MsgId>24000000000000000001</MsgId></xml>`;
+    const jobs = inboundJobs(readWeChatMessage(xml), { conversationId: 'CON-1' });
+    expect(jobs.length).toBeGreaterThan(3);
+    for (const job of jobs) {
+      const { event } = job.payload as DeliverToVonagePayload;
+      const stamped = { ...event.body, reply_window: { closes_at: 9_999_999_999, replies_left: 99_999 } };
+      expect(Buffer.byteLength(JSON.stringify(stamped))).toBeLessThanOrEqual(4096);
+    }
   });
 });
 

@@ -119,9 +119,24 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
+  /**
+   * The user's window now: after a free-form send, for its status (every status of one, whatever its outcome);
+   * left out when the store cannot tell now, or for a template or notification.
+   */
+  async function replyWindowNow(payload: OutboundEventPayload, openid: string | undefined): Promise<StatusDetails> {
+    if (deps.replyWindows === undefined || openid === undefined || isNotificationType(payload.body['msg_type'])) return {};
+    try {
+      return { replyWindow: await deps.replyWindows.current(DEFAULT_ACCOUNT_ID, openid) };
+    } catch (error) {
+      logger.warn({ err: error, eventId: payload.eventId }, 'reply window unknown: the status goes without it');
+      return {};
+    }
+  }
+
   async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
-    const shown: SendOutcome = outcome.status === 'failed' ? { ...outcome, errorMessage: scrub(outcome.errorMessage) } : outcome;
+    const withWindow: SendOutcome = { ...outcome, ...(await replyWindowNow(payload, openid)) };
+    const shown: SendOutcome = withWindow.status === 'failed' ? { ...withWindow, errorMessage: scrub(withWindow.errorMessage) } : withWindow;
     const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
@@ -220,21 +235,10 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
 
     const windows = primary.kind === 'custom' ? deps.replyWindows : undefined;
     const account = DEFAULT_ACCOUNT_ID;
-    // Statuses of a free-form send show the window after it (left out if the store cannot tell now).
-    const windowNow = async (): Promise<StatusDetails> => {
-      if (windows === undefined) return {};
-      try {
-        return { replyWindow: await windows.current(account, to) };
-      } catch (error) {
-        logger.warn({ err: error, eventId: payload.eventId }, 'reply window unknown: the status goes without it');
-        return {};
-      }
-    };
-    const reportFailure = async (outcome: SendOutcome): Promise<void> => report(job, { ...outcome, ...(await windowNow()) }, to);
 
     // The tracker knows the window is closed: the fallback goes instead, and the message is not tried.
     let chosen = primary;
-    if (fallback !== undefined && windows !== undefined && (await windowNow()).replyWindow?.replies_left === 0) chosen = fallback;
+    if (fallback !== undefined && (await replyWindowNow(payload, to)).replyWindow?.replies_left === 0) chosen = fallback;
 
     let delivered: StatusDetails | undefined;
     try {
@@ -262,7 +266,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       const remember = store.rememberValue.bind(store);
       await untilStored(() => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), job);
     }
-    await reportUntilRecorded(job, { status: 'delivered', ...delivered, ...(await windowNow()) }, to);
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to);
 
     async function handleSendError(error: unknown): Promise<void> {
       if (error instanceof UncertainDeliveryError && resendable && chosen === primary) {
@@ -290,7 +294,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
       if (!markedSending && !(error instanceof PermanentError)) throw error;
-      await reportFailure(failureOf(error, logger, payload));
+      await report(job, failureOf(error, logger, payload), to);
     }
   };
 

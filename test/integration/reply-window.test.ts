@@ -4,8 +4,11 @@
  * subscribe/bizsend with WeChat's rules; agents' events go in through /rtcEvent; what agents see
  * is read at the fake Vonage.
  */
-import type { RecordedEvent } from '../support/fake-vonage';
-import { startHarness, TEST_TOKEN, type Harness } from '../support/bridge-harness';
+import { rmSync } from 'node:fs';
+import { startFakeVonage, type RecordedEvent } from '../support/fake-vonage';
+import { startFakeWeChat } from '../support/fake-wechat';
+import { startHarness, TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
+import { testKeyPair } from '../support/keys';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { sleep, waitFor } from '../support/wait';
 
@@ -195,5 +198,38 @@ describe('reply window, templates and fallbacks', () => {
     const [status] = await waitForStatuses(harness, event.id, 1);
     expect(status).toMatchObject({ status: 'failed', error_code: 'invalid_event', error_message: expect.stringContaining('fallback') });
     expect(harness.weChat.requests.filter((r) => r.path === SEND_PATH)).toHaveLength(0);
+  });
+});
+
+describe('the reply window survives a restart', () => {
+  test('replies counted before the restart still count after it', async () => {
+    const weChat = await startFakeWeChat({ appId: TEST_APP_ID, appSecret: TEST_APP_SECRET });
+    const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: TEST_VONAGE_APP_ID, surface: 'events-only' });
+    const first = await startHarness({ weChat, vonage, keepDirectory: true });
+    const directory = first.dbPath.replace(/\/bridge\.db$/, '');
+    try {
+      weChat.connect({ url: `${first.baseUrl}/weChatEvent`, token: TEST_TOKEN });
+      const { openid } = await weChat.addUser({ openid: 'oRestartUser' });
+      await weChat.sendText(openid, 'hello');
+      const reply = outboundMessage(openid, { content: 'first reply' });
+      await postRtcEvent(first.baseUrl, reply);
+      await waitForStatuses(first, reply.id, 1);
+      await first.close();
+
+      const second = await startHarness({ weChat, vonage, directory });
+      try {
+        const again = outboundMessage(openid, { content: 'after the restart' });
+        await postRtcEvent(second.baseUrl, again);
+        const [status] = await waitForStatuses(second, again.id, 1);
+        // 3 (follow) + 5 (message) − 2 replies, one on each side of the restart.
+        expect(status).toMatchObject({ status: 'delivered', reply_window: { replies_left: 6 } });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await weChat.close();
+      await vonage.close();
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -259,14 +259,15 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     if (chosen.kind === 'custom' && delivered.via === undefined && windows !== undefined) {
       await windows.used(account, to).catch((error: unknown) => logger.warn({ err: error }, 'reply window not counted: the store failed'));
     }
-    const sentKind = delivered.via ?? chosen.kind;
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to);
+    // Only now which event a template's msgid belongs to: WeChat's result, pushed meanwhile, waits
+    // for it (template-result.ts), so that its status always comes after the `delivered` one.
     const msgId = delivered.msgId;
-    if (sentKind === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
+    if ((delivered.via ?? chosen.kind) === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
       const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to };
       const remember = store.rememberValue.bind(store);
       await untilStored(() => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), job);
     }
-    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to);
 
     async function handleSendError(error: unknown): Promise<void> {
       if (error instanceof UncertainDeliveryError && resendable && chosen === primary) {

@@ -55,7 +55,8 @@ export function templateResultJob(message: WeChatMessage, accountId = DEFAULT_AC
     result: message.fields['status'] ?? '',
     openid: message.fromUserName,
   };
-  return { kind: JOB_REPORT_TEMPLATE_RESULT, orderKey: `wechat-status:${message.fromUserName}`, payload, dedupKey: weChatDedupKey(message) };
+  // A queue of its own: a result waiting for its send to be recorded never holds up the user's statuses.
+  return { kind: JOB_REPORT_TEMPLATE_RESULT, orderKey: `wechat-template-result:${message.fromUserName}`, payload, dedupKey: weChatDedupKey(message) };
 }
 
 /**

@@ -231,6 +231,20 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     res.status(202).json({ ok: true });
   });
 
+  // The user answers a subscription popup (one notification of that template per acceptance).
+  api.post('/wechat/users/:openid/subscriptions', (req, res) => {
+    const openid = userOr404(req, res);
+    if (!openid) return;
+    const templateId = req.body?.templateId;
+    if (typeof templateId !== 'string' || !weChat.templates().some((t) => t.templateId === templateId && t.kind === 'subscribe')) {
+      res.status(400).json({ error: 'templateId must name one of the account\'s subscription templates' });
+      return;
+    }
+    const accepted = req.body?.accepted !== false;
+    inBackground('subscription', () => weChat.answerSubscription(openid, templateId, accepted));
+    res.status(202).json({ ok: true });
+  });
+
   api.post('/wechat/users/:openid/follow', (req, res) => {
     const openid = userOr404(req, res);
     if (!openid) return;

@@ -955,7 +955,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       if (!templates.some((t) => t.templateId === templateId && t.kind === 'subscribe')) throw new Error(`no subscription template ${templateId}`);
       if (accepted) user.subscriptions.set(templateId, (user.subscriptions.get(templateId) ?? 0) + 1);
       else user.subscriptions.delete(templateId);
-      const item = addChat(user, { from: 'user', kind: 'event', text: `${accepted ? 'accepted' : 'refused'} notifications: ${templateId}` });
+      const item = addChat(user, { from: 'user', kind: 'event', text: `${accepted ? 'allowed' : 'refused'} notifications: ${templates.find((t) => t.templateId === templateId)?.title ?? templateId}` });
       if (!server_) return undefined;
       item.delivery = { state: 'sending', attempts: 0 };
       const xml = subscribePopupXml({ toUserName: accountId, fromUserName: openid, createTime: Math.floor(realNow() / 1000), templateId, accepted });

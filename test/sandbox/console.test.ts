@@ -153,6 +153,15 @@ describe('the sandbox console in Chromium', () => {
     await template.locator('.meta', { hasText: 'via template/send' }).waitFor();
     await page.locator('#agent-messages .row.mine', { hasText: '[template] Order update' }).locator('.meta.ok', { hasText: 'delivered' }).waitFor();
 
+    // The user allows a notification; the agent sends one (subscribe/bizsend), once.
+    await page.click('#phone-subscribe');
+    await page.locator('#phone-chat .row.system', { hasText: 'You allowed notifications: Appointment reminder' }).waitFor();
+    await page.selectOption('#agent-template', { label: 'Appointment reminder (notification)' });
+    await page.fill('#agent-input', 'Haircut');
+    await page.click('#agent-send-template');
+    await page.locator('#phone-chat .row.theirs', { hasText: '[notification] Appointment reminder · Service: Haircut' }).locator('.meta', { hasText: 'via subscribe/bizsend' }).waitFor();
+    await page.locator('#agent-messages .row.mine', { hasText: '[subscribe] Appointment reminder' }).locator('.meta.ok', { hasText: 'delivered' }).waitFor();
+
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'sandbox-console.png') });
     expect(pageErrors).toEqual([]);

@@ -351,6 +351,13 @@
       await attempt(user.following ? 'Unfollowing' : 'Following', () =>
         api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/${user.following ? 'unfollow' : 'follow'}`));
     });
+    $('phone-subscribe').addEventListener('click', async () => {
+      const user = state.users.get(state.selectedOpenid);
+      const template = state.templates.find((t) => t.kind === 'subscribe');
+      if (!user || !template) return;
+      await attempt('Allowing notifications', () =>
+        api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/subscriptions`, { templateId: template.templateId, accepted: true }));
+    });
     $('phone-composer').addEventListener('submit', (event) => {
       event.preventDefault();
       const input = $('phone-input');
@@ -548,11 +555,11 @@
     const open = describeWindow(window);
     line.classList.toggle('closed', Boolean(to) && !open);
     $('agent-window-text').textContent = !to ? '' : open || 'Reply window closed: only template messages reach this user';
-    const templates = state.templates.filter((t) => t.kind === 'template');
+    const templates = state.templates;
     $('agent-template-controls').hidden = !to || Boolean(open) || templates.length === 0;
     const select = $('agent-template');
     if (select.options.length !== templates.length) {
-      select.replaceChildren(...templates.map((t) => el('option', { value: t.templateId }, t.title)));
+      select.replaceChildren(...templates.map((t) => el('option', { value: t.templateId }, t.kind === 'subscribe' ? `${t.title} (notification)` : t.title)));
     }
   }
 
@@ -757,7 +764,7 @@
       const input = $('agent-input');
       showAgentError('');
       try {
-        await postAgentEvent(MESSAGE, { direction: 'outbound', to, msg_type: 'template', template_id: template.templateId, data: templateData(template, input.value) });
+        await postAgentEvent(MESSAGE, { direction: 'outbound', to, msg_type: template.kind, template_id: template.templateId, data: templateData(template, input.value) });
         input.value = '';
       } catch (error) {
         showAgentError(error.message);

@@ -43,7 +43,7 @@ import {
   type NotificationKind,
 } from '../wechat/template-message';
 import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
-import { DEFAULT_ACCOUNT_ID, type ReplyWindow, type ReplyWindowTracker } from './reply-window';
+import { DEFAULT_ACCOUNT_ID, type ReplyWindowTracker } from './reply-window';
 import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
 import type { BridgeMetrics } from '../metrics';
 import type { OutboundMedia } from './outbound-media';
@@ -361,7 +361,6 @@ async function noteWindowClosed(windows: ReplyWindowTracker, account: string, op
   }
 }
 
-export type { ReplyWindow };
 
 /**
  * The failed status for an error that ends the job. Permanent errors carry WeChat's errcode (or

@@ -84,10 +84,10 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   return { server, port, stop };
 }
 
-/** Starts one bare baseline server (`bare-http` or `bare-express`) as a child process. */
-export async function startBaseline(processes: ChildProcesses, name: string, script: 'bare-http' | 'bare-express'): Promise<{ server: ServerProcess; port: number }> {
+/** Starts one baseline server (`bare-http`, `bare-express` or `node-webot`) as a child process. */
+export async function startBaseline(processes: ChildProcesses, name: string, script: 'bare-http' | 'bare-express' | 'node-webot'): Promise<{ server: ServerProcess; port: number }> {
   const port = await freePort();
-  const server = processes.start(name, path.join(__dirname, `${script}.js`), { env: { PATH: process.env.PATH ?? '', PORT: String(port) } });
+  const server = processes.start(name, path.join(__dirname, `${script}.js`), { env: { PATH: process.env.PATH ?? '', PORT: String(port), WECHAT_TOKEN } });
   await server.ready(`http://127.0.0.1:${port}/`);
   return { server, port };
 }

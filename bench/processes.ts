@@ -7,7 +7,8 @@
  * load, is reported with its own words rather than as a bare "never answered".
  */
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { waitForHttp } from '../test/support/net';
 
@@ -85,11 +86,28 @@ export function productionNodeArgs(): string[] {
   return start.split(' ').filter((word) => /^--max-[a-z-]+-size=\d+$/.test(word));
 }
 
+/** `taskset` is installed and there are at least two cores: servers get one core, the load generator the others. */
+const canPin = (): boolean => process.env.BENCH_PIN !== '0' && os.cpus().length >= 2 && spawnSync('taskset', ['--version']).error === undefined;
+
+/** The core every server is pinned to (the last one); the bench process and wrk keep the rest. */
+export const SERVER_CORE = os.cpus().length - 1;
+
+/** Pins this process (the load generators, the fakes) away from the servers' core; true when pinned. */
+export function pinBenchProcess(): boolean {
+  if (!canPin()) return false;
+  const others = Array.from({ length: SERVER_CORE }, (_, core) => core).join(',');
+  return spawnSync('taskset', ['-a', '-pc', others, String(process.pid)]).status === 0;
+}
+
 export class ChildProcesses {
   private readonly live = new Set<ChildProcess>();
+  /** Whether servers run under `taskset -c SERVER_CORE` (decided once). */
+  readonly pinned = canPin();
 
   start(name: string, script: string, options: StartOptions): ServerProcess {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
+    const argv = [...(options.nodeArgs ?? []), script];
+    // taskset execs node, so the pid is node's own (memory and CPU figures read /proc/<pid>).
+    const child = spawn(this.pinned ? 'taskset' : process.execPath, this.pinned ? ['-c', String(SERVER_CORE), process.execPath, ...argv] : argv, {
       cwd: options.cwd,
       env: options.env,
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,9 +1,14 @@
 /**
  * `npm run bench`: the bridge's figures, each beside a baseline measured in the same run on the same
- * machine (a bare node:http server and a bare Express 5 route, both answering `success`):
+ * machine (a bare node:http server and a bare Express 5 route, both answering `success`, and
+ * node-webot/wechat 2.1.0, which checks the signature and parses the XML, then answers `success`).
+ * With `taskset` and two cores or more, every server runs on the last core and the load generators
+ * on the others (BENCH_PIN=0 to leave scheduling to the OS).
  *
- * 1. saturation (autocannon, BENCH_CONNECTIONS connections, BENCH_DURATION s): inbound
- *    acknowledgement rate, p50/p99, peak RSS, and how fast the acknowledged messages then reach Vonage;
+ * 1. saturation (wrk with one thread, or autocannon without wrk; BENCH_CONNECTIONS connections,
+ *    BENCH_DURATION s): inbound acknowledgement rate, p50/p99, peak RSS, and how fast the
+ *    acknowledged messages then reach Vonage; then a burst of BENCH_BURST_CONNECTIONS connections
+ *    (share of answers later than WeChat's 5 s);
  * 2. latency: a fixed moderate paced rate (ack latency; end-to-end WeChat push → Vonage event for
  *    the bridge), then a sweep of increasing offered rates → bench/results/latency-under-load.svg;
  * 3. outbound relay (RTC event → WeChat custom/send) and token fetches per 10,000 sends;
@@ -23,7 +28,9 @@ import { testKeyPair } from '../test/support/keys';
 import { DeliveryLog, PACED_USERS, ROOT, startBaseline, startBridge, VONAGE_APP_ID } from './bridge';
 import { benchOutbound, type OutboundBenchResult } from './outbound';
 import { benchPostgres, type PostgresBenchRow } from './postgres';
-import { ChildProcesses } from './processes';
+import { benchBurst, type BurstResult } from './burst';
+import { ChildProcesses, pinBenchProcess } from './processes';
+import { hasWrk } from './wrk';
 import { saturation } from './saturation';
 import { soak, SOAK_SLOPE_LIMIT_MB_PER_MIN, type SoakResult } from './soak';
 import { leastSquaresLine } from './stats';
@@ -53,11 +60,15 @@ interface Settings {
   soakOutboundRate: number;
   skipPostgres: boolean;
   nodeArgs: string;
+  burstConnections: number;
+  burstS: number;
 }
 
 const DEFAULT_SOAK_S = 180;
 const ACK_P99_TARGET_MS = 25;
-const RATE_TARGET = 0.6;
+/** Acknowledged and delivered, as a multiple of node-webot's acknowledge-only rate. */
+const RATE_TARGET = 1.0;
+const OUTBOUND_RATE_TARGET = 0.5;
 const RSS_TARGET_MB = 150;
 
 function readSettings(): Settings {
@@ -74,6 +85,8 @@ function readSettings(): Settings {
     soakOutboundRate: 50,
     skipPostgres: process.env.BENCH_SKIP_POSTGRES === '1',
     nodeArgs: process.env.BENCH_NODE_ARGS ?? '',
+    burstConnections: numberSetting('BENCH_BURST_CONNECTIONS', 2000, 1),
+    burstS: numberSetting('BENCH_BURST_SECONDS', 5, 1),
   };
 }
 
@@ -87,6 +100,9 @@ interface Results {
   loadBefore: number[];
   loadAfter: number[];
   saturation: Awaited<ReturnType<typeof saturation>>;
+  burst: BurstResult;
+  pinned: boolean;
+  loadGenerator: 'wrk' | 'autocannon';
   sweeps: { http: LoadPoint[]; express: LoadPoint[]; bridge: LoadPoint[] };
   sweepLoadAverage: number;
   outbound: OutboundBenchResult;
@@ -98,14 +114,15 @@ interface Results {
   elapsedS: number;
 }
 
-const NAMES = { http: 'bare node:http', express: 'bare Express 5', bridge: 'bridge (SQLite)' };
+const NAMES = { http: 'bare node:http', express: 'bare Express 5', webot: 'node-webot/wechat 2.1.0', bridge: 'bridge (SQLite)' };
 
 async function measureAll(processes: ChildProcesses, settings: Settings): Promise<Results> {
   const startedAt = new Date();
   const loadBefore = os.loadavg();
 
+  const loadGenerator = hasWrk() ? 'wrk' : 'autocannon';
   progress(
-    `1/5 saturation: autocannon, ${settings.connections} connections, ${settings.warmUpS} s warm-up, then ${settings.rounds} alternating rounds of ${settings.durationS} s per server`,
+    `1/5 saturation: ${loadGenerator}, ${settings.connections} connections${processes.pinned ? ', servers pinned to one core' : ''}, ${settings.warmUpS} s warm-up, then ${settings.rounds} alternating rounds of ${settings.durationS} s per server`,
   );
   const saturated = await saturation({
     processes,
@@ -116,6 +133,12 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     connections: settings.connections,
     log: progress,
   });
+  progress(`  burst: ${settings.burstConnections} connections for ${settings.burstS} s on the bridge`);
+  const burst = await benchBurst({ processes, connections: settings.burstConnections, durationS: settings.burstS });
+  progress(
+    `  burst: ${burst.acknowledged} acknowledged, ${burst.shed} answered 503, ${burst.errors} errors, p99 ${burst.p99.toFixed(0)} ms, max ${burst.max.toFixed(0)} ms, ` +
+      `over 5 s ${burst.over5sShare === undefined ? 'unknown' : `${(burst.over5sShare * 100).toFixed(2)} %`}; delivered ${burst.complete ? 'all' : 'NOT all'}`,
+  );
 
   progress(
     `2/5 latency: paced (open loop, ≤ ${settings.connections} connections), ${settings.fixedRate}/s for ${settings.durationS} s, then ${settings.rates.join(', ')}/s for ${settings.stepS} s each`,
@@ -190,6 +213,9 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     loadBefore,
     loadAfter: os.loadavg(),
     saturation: saturated,
+    burst,
+    pinned: processes.pinned,
+    loadGenerator,
     sweeps: { http: sweepHttp, express: sweepExpress, bridge: sweepBridge },
     sweepLoadAverage,
     outbound,
@@ -232,7 +258,10 @@ function sustainableRate(points: LoadPoint[]): number | undefined {
 
 function report(r: Results): { markdown: string; latencySvg: string; memorySvg: string } {
   const s = r.settings;
-  const { http, express, bridge, delivery } = r.saturation;
+  const { http, express, webot, bridge, delivery } = r.saturation;
+  const burst = r.burst;
+  /** Acknowledged and delivered: the lower of the ack rate and the delivery rate, and only if all got through. */
+  const ackedAndDelivered = delivery.complete ? Math.min(bridge.rps, delivery.deliveredPerS) : 0;
   const fixedHttp = fixedPoint(r.sweeps.http);
   const fixedExpress = fixedPoint(r.sweeps.express);
   const fixedBridge = fixedPoint(r.sweeps.bridge);
@@ -250,19 +279,47 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
   const cpu = os.cpus();
 
   const rows: string[][] = [
-    ['inbound ack rate, req/s (autocannon, signed text, durable SQLite)', fixed(bridge.rps), 'bare Express 5', fixed(express.rps), ratio(bridge.rps, express.rps), `≥ ${RATE_TARGET}× bare Express`, verdict(bridge.rps >= RATE_TARGET * express.rps)],
+    [
+      `inbound acknowledged and delivered, msg/s (${r.loadGenerator}, signed text, durable SQLite)`,
+      fixed(ackedAndDelivered),
+      'node-webot/wechat (acknowledge only)',
+      fixed(webot.rps),
+      ratio(ackedAndDelivered, webot.rps),
+      `≥ ${RATE_TARGET}× node-webot, all delivered`,
+      verdict(delivery.complete && ackedAndDelivered >= RATE_TARGET * webot.rps),
+    ],
+    ['inbound ack rate, req/s', fixed(bridge.rps), 'node-webot/wechat', fixed(webot.rps), ratio(bridge.rps, webot.rps), '', ''],
+    ['inbound ack rate, req/s', fixed(bridge.rps), 'bare Express 5', fixed(express.rps), ratio(bridge.rps, express.rps), '', ''],
+    ['node-webot/wechat ack rate, req/s', fixed(webot.rps), 'bare Express 5', fixed(express.rps), ratio(webot.rps, express.rps), '', ''],
     ['inbound ack rate, req/s', fixed(bridge.rps), 'bare node:http', fixed(http.rps), ratio(bridge.rps, http.rps), '', ''],
     [`inbound ack p99, ms (${s.connections} connections)`, fixed(bridge.p99, 1), 'bare Express 5', fixed(express.p99, 1), ratio(bridge.p99, express.p99), `< ${ACK_P99_TARGET_MS} ms`, verdict(bridge.p99 < ACK_P99_TARGET_MS)],
     [`inbound ack p99, ms (${s.connections} connections)`, fixed(bridge.p99, 1), 'bare node:http', fixed(http.p99, 1), ratio(bridge.p99, http.p99), '', ''],
     ['peak RSS during the inbound runs, MB', fixed(bridge.peakRssMb), 'bare Express 5', fixed(express.peakRssMb), ratio(bridge.peakRssMb, express.peakRssMb), `< ${RSS_TARGET_MB} MB`, verdict(bridge.peakRssMb === undefined ? undefined : bridge.peakRssMb < RSS_TARGET_MB)],
-    ['peak RSS during the inbound runs, MB', fixed(bridge.peakRssMb), 'bare node:http', fixed(http.peakRssMb), ratio(bridge.peakRssMb, http.peakRssMb), '', ''],
+    ['peak RSS during the inbound runs, MB', fixed(bridge.peakRssMb), 'node-webot/wechat', fixed(webot.peakRssMb), ratio(bridge.peakRssMb, webot.peakRssMb), '', ''],
+    [
+      `burst: answers later than 5 s, ${burst.connections} connections for ${burst.durationS} s (${burst.loadGenerator})`,
+      burst.over5sShare === undefined ? 'unknown' : `${(burst.over5sShare * 100).toFixed(2)} %`,
+      `${burst.acknowledged} acknowledged, ${burst.shed} answered 503 (shed), ${burst.errors} socket errors; p99 ${fixed(burst.p99)} ms, max ${fixed(burst.max)} ms`,
+      '',
+      '',
+      '0 %, every acknowledged message delivered',
+      verdict(burst.over5sShare === undefined ? undefined : burst.over5sShare === 0 && burst.complete),
+    ],
     [`end-to-end delivery p50, ms (push → Vonage event, ${s.fixedRate}/s paced)`, fixed(fixedBridge.e2e?.p50, 1), `bare Express 5 ack p50 at ${s.fixedRate}/s`, fixed(fixedExpress.ack.p50, 2), ratio(fixedBridge.e2e?.p50, fixedExpress.ack.p50), '', ''],
     [`end-to-end delivery p99, ms (push → Vonage event, ${s.fixedRate}/s paced)`, fixed(fixedBridge.e2e?.p99, 1), `bare Express 5 ack p99 at ${s.fixedRate}/s`, fixed(fixedExpress.ack.p99, 2), ratio(fixedBridge.e2e?.p99, fixedExpress.ack.p99), '', ''],
     [`end-to-end delivery p99, ms (${s.fixedRate}/s paced)`, fixed(fixedBridge.e2e?.p99, 1), `bare node:http ack p99 at ${s.fixedRate}/s`, fixed(fixedHttp.ack.p99, 2), ratio(fixedBridge.e2e?.p99, fixedHttp.ack.p99), '', ''],
     [`inbound ack p99, ms (${s.fixedRate}/s paced)`, fixed(fixedBridge.ack.p99, 1), `bare Express 5 at ${s.fixedRate}/s`, fixed(fixedExpress.ack.p99, 2), ratio(fixedBridge.ack.p99, fixedExpress.ack.p99), `< ${ACK_P99_TARGET_MS} ms`, verdict(fixedBridge.ack.p99 < ACK_P99_TARGET_MS)],
     [`highest swept rate with ack p99 < ${ACK_P99_TARGET_MS} ms, all acknowledged, req/s`, fixed(sustainable.bridge), 'bare Express 5', fixed(sustainable.express), ratio(sustainable.bridge, sustainable.express), '', ''],
     ['inbound delivered to Vonage at saturation, msg/s', fixed(delivery.deliveredPerS), 'the bridge’s own ack rate (row 1)', fixed(bridge.rps), ratio(delivery.deliveredPerS, bridge.rps), '', ''],
-    ['outbound relay rate, msg/s (RTC event → WeChat custom/send, drained)', fixed(r.outbound.rps), 'bare Express 5 ack rate', fixed(express.rps), ratio(r.outbound.rps, express.rps), '', ''],
+    [
+      'outbound relay rate, msg/s (RTC event → WeChat custom/send, drained)',
+      fixed(r.outbound.rps),
+      'bare Express 5 ack rate',
+      fixed(express.rps),
+      ratio(r.outbound.rps, express.rps),
+      `≥ ${OUTBOUND_RATE_TARGET}× bare Express`,
+      verdict(r.outbound.drained && r.outbound.rps >= OUTBOUND_RATE_TARGET * express.rps),
+    ],
     ['token fetches per 10,000 sends', fixed(r.outbound.tokenFetchesPer10k, 1), `${r.outbound.tokenFetches} fetch(es) for ${r.outbound.sends} sends`, '', '', '1 (≤ 1 per started 10,000)', verdict(r.outbound.tokenFetches <= tokenFetchesAllowed)],
   ];
   if (pgSqlite && pg1 && pg3) {
@@ -292,7 +349,7 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
 
   const closedLoop = markdownTable(
     ['server', 'round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'non-2xx', 'CPU % of a core', 'load avg (1 min) at start'],
-    [http, express, bridge].flatMap((server) => [
+    [http, express, webot, bridge].flatMap((server) => [
       ...server.rounds.map((round) => [server.name, String(round.round), fixed(round.rps), fixed(round.p50, 1), fixed(round.p99, 1), String(round.errors), String(round.non2xx), fixed(round.cpuPercent), fixed(round.loadAverage, 2)]),
       [`**${server.name}**`, '**mean**', `**${fixed(server.rps)}**`, `**${fixed(server.p50, 1)}**`, `**${fixed(server.p99, 1)}**`, String(server.errors), String(server.non2xx), fixed(server.cpuPercent), `peak RSS ${fixed(server.peakRssMb)} MB`],
     ]),
@@ -348,7 +405,8 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
     `Measured ${r.startedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ` +
     `Node ${process.version}, every server a child process, load generators and fake Vonage / WeChat in the bench process, all on the same machine. ` +
     `Load average (1 / 5 / 15 min) before the run: ${load(r.loadBefore)}; at the end: ${load(r.loadAfter)} (the bench itself keeps about 2 cores busy). ` +
-    `Saturation rows: autocannon, ${s.connections} connections, ${s.warmUpS} s warm-up, then the mean of ${s.rounds} alternating rounds of ${s.durationS} s. Paced rows: open loop, ≤ ${s.connections} connections. ` +
+    `${r.pinned ? 'Every server pinned to one core (taskset), the load generators and fakes on the others. ' : 'Servers not pinned (no taskset or one core). '}` +
+    `Saturation rows: ${r.loadGenerator} (one thread), ${s.connections} connections, ${s.warmUpS} s warm-up, then the mean of ${s.rounds} alternating rounds of ${s.durationS} s. Paced rows: open loop, ≤ ${s.connections} connections. ` +
     `Run took ${Math.round(r.elapsedS)} s.`;
 
   const markdown = [
@@ -364,7 +422,7 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
     '',
     '### Raw rows',
     '',
-    `**Saturation** (autocannon, ${s.connections} connections; signed plain-text pushes, a distinct MsgId and sender each; the three servers run side by side, ` +
+    `**Saturation** (${r.loadGenerator}, ${s.connections} connections; signed plain-text pushes, a distinct MsgId and sender each; the four servers run side by side, ` +
       `warmed up for ${s.warmUpS} s each, then measured in ${s.rounds} alternating rounds of ${s.durationS} s; the bridge's queue drains before the next server's round). ` +
       `The bridge's ${delivery.delivered} acknowledged messages ${delivery.complete ? 'all' : 'did not all'} reach Vonage, on average ${fixed(delivery.drainS, 1)} s after a round's load ended (${fixed(delivery.deliveredPerS)} msg/s from the round's start).`,
     '',
@@ -496,6 +554,7 @@ function memoryChart(r: Results): string {
 async function main(): Promise<void> {
   const settings = readSettings();
   const processes = new ChildProcesses();
+  if (processes.pinned && !pinBenchProcess()) progress('warning: could not pin the bench process away from the servers’ core');
   process.once('exit', () => processes.killAll());
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

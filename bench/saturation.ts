@@ -1,14 +1,15 @@
 /**
- * Inbound acknowledgement at saturation (autocannon, closed loop): the bridge and the two bare
- * baselines, all started at once and measured in alternating rounds (node:http, Express, bridge,
- * node:http, …), so that a burst of load from elsewhere on a shared machine lands on all of them
+ * Inbound acknowledgement at saturation (wrk, or autocannon without it; closed loop): the bridge and
+ * three baselines (bare node:http, bare Express, node-webot/wechat), all started at once and measured
+ * in alternating rounds (node:http, Express, node-webot, bridge, node:http, …), so that a burst of load from elsewhere on a shared machine lands on all of them
  * rather than on one. Between the bridge's rounds its queue is left to drain (everything it
  * acknowledged reaches the fake Vonage), so the baselines are never measured beside its backlog.
  */
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
 import * as os from 'node:os';
-import { autocannonPushes, DeliveryLog, startBaseline, startBridge, VONAGE_APP_ID, type ClosedLoopRow } from './bridge';
+import { DeliveryLog, startBaseline, startBridge, VONAGE_APP_ID, type ClosedLoopRow } from './bridge';
+import { closedLoopPushes } from './wrk';
 import type { ChildProcesses, ServerProcess } from './processes';
 
 export interface SaturationRound extends ClosedLoopRow {
@@ -45,7 +46,7 @@ export interface BridgeDelivery {
 
 export interface SaturationOptions {
   processes: ChildProcesses;
-  names: { http: string; express: string; bridge: string };
+  names: { http: string; express: string; webot: string; bridge: string };
   rounds: number;
   durationS: number;
   warmUpS: number;
@@ -55,14 +56,14 @@ export interface SaturationOptions {
 }
 
 interface Contender {
-  key: 'http' | 'express' | 'bridge';
+  key: 'http' | 'express' | 'webot' | 'bridge';
   name: string;
   server: ServerProcess;
   port: number;
   rounds: SaturationRound[];
 }
 
-export async function saturation(options: SaturationOptions): Promise<{ http: SaturationResult; express: SaturationResult; bridge: SaturationResult; delivery: BridgeDelivery }> {
+export async function saturation(options: SaturationOptions): Promise<{ http: SaturationResult; express: SaturationResult; webot: SaturationResult; bridge: SaturationResult; delivery: BridgeDelivery }> {
   const { processes, names, durationS, warmUpS, connections } = options;
   const drainTimeoutMs = options.drainTimeoutMs ?? 120_000;
   const vonage = await startFakeVonage({ publicKeyPem: testKeyPair().publicKeyPem, applicationId: VONAGE_APP_ID });
@@ -72,12 +73,15 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
     stops.push(() => http.server.stop());
     const express = await startBaseline(processes, names.express, 'bare-express');
     stops.push(() => express.server.stop());
+    const webot = await startBaseline(processes, names.webot, 'node-webot');
+    stops.push(() => webot.server.stop());
     const bridge = await startBridge({ processes, name: names.bridge, vonage });
     stops.push(() => bridge.stop());
     const deliveries = new DeliveryLog(vonage);
     const contenders: Contender[] = [
       { key: 'http', name: names.http, server: http.server, port: http.port, rounds: [] },
       { key: 'express', name: names.express, server: express.server, port: express.port, rounds: [] },
+      { key: 'webot', name: names.webot, server: webot.server, port: webot.port, rounds: [] },
       { key: 'bridge', name: 'bridge: signed text → durable SQLite → success', server: bridge.server, port: bridge.port, rounds: [] },
     ];
 
@@ -94,7 +98,7 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
 
     // Warm-up (JIT, connection pools, SQLite's cache), not reported; the bridge's queue drained after it.
     for (const contender of contenders) {
-      const warmUp = await autocannonPushes(`${contender.name} (warm-up)`, [contender.port], 0, warmUpS, connections);
+      const warmUp = await closedLoopPushes(`${contender.name} (warm-up)`, contender.port, 0, warmUpS, connections);
       contender.server.assertAlive();
       if (contender.key === 'bridge') await drainBridge(warmUp.acknowledged, 'warm-up messages');
     }
@@ -109,7 +113,7 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
         const cpuBefore = contender.server.cpuSeconds();
         const deliveredBefore = deliveries.delivered;
         const startedAt = Date.now();
-        const row = await autocannonPushes(contender.name, [contender.port], round, durationS, connections);
+        const row = await closedLoopPushes(contender.name, contender.port, round, durationS, connections);
         const endedAt = Date.now();
         const cpuAfter = contender.server.cpuSeconds();
         contender.server.assertAlive();
@@ -148,7 +152,8 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
     return {
       http: summary(contenders[0]!),
       express: summary(contenders[1]!),
-      bridge: summary(contenders[2]!),
+      webot: summary(contenders[2]!),
+      bridge: summary(contenders[3]!),
       delivery: { delivered, deliveredPerS: meanOf(deliveredPerS), drainS: meanOf(drainS), duplicates: deliveries.duplicates, complete },
     };
   } finally {

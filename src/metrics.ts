@@ -32,6 +32,8 @@ export interface BridgeMetrics {
   tokenConflict(): void;
   /** A correctly signed RTC callback whose token had no `payload_hash` (accepted; its body is not covered). */
   unhashedCallback(): void;
+  /** A webhook request answered 503 without being stored: too many waiting (`pending`) or past its deadline. */
+  shed(reason: 'pending' | 'deadline'): void;
   /** Conversation analytics: one WeChat user's message went to a conversation. */
   userMessage(openid: string, conversationId: string): void;
 }
@@ -57,6 +59,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
   const deadLettered = new Counter({ name: `${prefix}messages_dead_lettered_total`, help: 'Jobs moved to the dead letters', labelNames: ['direction'], registers: [registry] });
   const remoteErrors = new Counter({ name: `${prefix}remote_errors_total`, help: 'Error codes seen from WeChat and Vonage', labelNames: ['remote', 'code'], registers: [registry] });
   const unhashedCallbacks = new Counter({ name: `${prefix}rtc_unhashed_callbacks_total`, help: 'Signed RTC callbacks accepted without a payload_hash claim', registers: [registry] });
+  const shedRequests = new Counter({ name: `${prefix}requests_shed_total`, help: 'Webhook requests answered 503 to keep the acknowledgement deadline', labelNames: ['reason'], registers: [registry] });
   const tokenRefreshes = new Counter({ name: `${prefix}wechat_token_refreshes_total`, help: 'WeChat access tokens fetched by this instance', registers: [registry] });
   const tokenConflicts = new Counter({
     name: `${prefix}wechat_token_conflicts_total`,
@@ -136,6 +139,7 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     tokenRefreshed: () => tokenRefreshes.inc(),
     tokenConflict: () => tokenConflicts.inc(),
     unhashedCallback: () => unhashedCallbacks.inc(),
+    shed: (reason) => shedRequests.inc({ reason }),
     userMessage(openid, conversationId) {
       lastSeen.set(openid, now());
       conversationMessages.inc({ conversation_id: conversationId });

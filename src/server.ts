@@ -49,6 +49,10 @@ export interface RunningBridge {
 export interface BridgeOptions {
   /** Extra HTTP routes (the sandbox's console); see `AppDeps.extraRoutes`. */
   extraRoutes?: AppDeps['extraRoutes'];
+  /** Arrival to answer for a webhook request (default 4 s); see `AppDeps.ackTimeoutMs`. */
+  ackTimeoutMs?: AppDeps['ackTimeoutMs'];
+  /** Webhook requests waiting for their answer, at most (default 1024); see `AppDeps.maxPendingAcks`. */
+  maxPendingAcks?: AppDeps['maxPendingAcks'];
 }
 
 /** The literal secret values of a configuration, for `createSecretScrubber` and `createLogger({ secrets })`. */
@@ -139,6 +143,8 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     media: relay.mediaRoute,
     checkReady: () => store.ping(),
     extraRoutes: options.extraRoutes,
+    ackTimeoutMs: options.ackTimeoutMs,
+    maxPendingAcks: options.maxPendingAcks,
   });
 
   await relay.start();

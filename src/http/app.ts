@@ -8,6 +8,7 @@ import type { BridgeMetrics } from '../metrics';
 import type { NewJob, Store } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
+import { admitWithinBudget, DEFAULT_ACK_BUDGET_MS, DEFAULT_MAX_PENDING_ACKS } from './ack-budget';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
 import { weChatWebhookRouter, type WeChatWebhookDeps } from './wechat-webhook';
@@ -33,7 +34,10 @@ export interface AppDeps {
   /** Resolves when the bridge can do its work (store reachable, workers running); rejects with the reason. */
   checkReady: () => Promise<void>;
   now?: () => number;
+  /** A webhook request's arrival to its answer, at most; default 4 s (WeChat waits 5 s). */
   ackTimeoutMs?: number;
+  /** Webhook requests waiting for their answer, at most; more are answered 503 on arrival. Default 1024. */
+  maxPendingAcks?: number;
   /**
    * More routes, mounted after the bridge's own and before the 404 handler. Only the sandbox uses
    * it (its console at `/`); production passes nothing, so every other path stays a 404.
@@ -46,10 +50,18 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
 
-  // Every request's arrival time, for the acknowledgement latency metric.
+  // Every request's arrival time, before its body is read: the acknowledgement budget counts from here.
   app.use((_req, res, next) => {
     res.locals.arrivedAt = performance.now();
     next();
+  });
+  const ackTimeoutMs = deps.ackTimeoutMs ?? DEFAULT_ACK_BUDGET_MS;
+  // One budget for both webhooks: they share the process, its store and its event loop.
+  const admit = admitWithinBudget({
+    budgetMs: ackTimeoutMs,
+    maxPending: deps.maxPendingAcks ?? DEFAULT_MAX_PENDING_ACKS,
+    logger: deps.logger,
+    metrics: deps.metrics,
   });
 
   app.get('/healthz', (_req, res) => {
@@ -78,7 +90,8 @@ export function createApp(deps: AppDeps): Express {
       jobsFor: deps.jobsFor,
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,
-      ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+      ackTimeoutMs,
+      admit,
     }),
   );
 
@@ -92,7 +105,8 @@ export function createApp(deps: AppDeps): Express {
       jobFor: deps.rtc.jobFor,
       onJobsStored: deps.onJobsStored,
       now: deps.now ?? Date.now,
-      ackTimeoutMs: deps.ackTimeoutMs ?? 4000,
+      ackTimeoutMs,
+      admit,
     }),
   );
 

@@ -1,7 +1,7 @@
 /**
  * `POST /rtcEvent`: the Vonage application's RTC `event_url`, as a chain of tiny middlewares:
  *
- *   raw body (256 KiB) → signature (when a secret is set; jti replay) → JSON → RTC event
+ *   admit (budget) → raw body (256 KiB) → signature (when a secret is set; jti replay) → JSON → RTC event
  *   → plan (act or ignore) → store durably → `200`
  *
  * Vonage sends every event of the application here. Events the bridge ignores are answered `200`
@@ -167,6 +167,7 @@ export function rtcWebhookRouter(deps: RtcWebhookDeps): Router {
   const router = express.Router();
   router.post(
     '/rtcEvent',
+    deps.admit,
     express.raw({ type: () => true, limit: RTC_BODY_LIMIT }),
     requireVonageSignature(deps),
     readRtcEvent(deps),

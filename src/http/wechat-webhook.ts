@@ -2,10 +2,11 @@
  * `/weChatEvent`: WeChat's URL verification (GET) and message push (POST), as a chain of tiny
  * middlewares so that each check reads on its own and the order is visible in one place:
  *
- *   signature → fresh timestamp → body (64 KiB) → mode allowed → decrypt + parse → signed query
- *   not reused for other content → store durably → `success`
+ *   signature → fresh timestamp → admit (budget) → body (64 KiB) → mode allowed → decrypt + parse →
+ *   signed query not reused for other content → store durably → `success`
  *
  * The signature is checked before the body is even read, so unsigned floods cost almost nothing.
+ * The answer is due `ackTimeoutMs` after arrival whatever takes the time (ack-budget.ts).
  */
 import { createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
@@ -178,6 +179,7 @@ export function weChatWebhookRouter(deps: WeChatWebhookDeps): Router {
     '/weChatEvent',
     requireWeChatSignature(deps.weChat.token),
     requireFreshTimestamp(deps.now),
+    deps.admit,
     express.text({ type: () => true, limit: WECHAT_BODY_LIMIT }),
     readWeChatMessage(deps.weChat),
     refuseReusedSignature(deps),

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
-import { configuredSecrets, startBridge, type RunningBridge } from '../../src/server';
+import { configuredSecrets, startBridge, type BridgeOptions, type RunningBridge } from '../../src/server';
 import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
@@ -126,6 +126,8 @@ export interface HarnessOptions {
   keepDirectory?: boolean;
   /** DATABASE_URL instead of the harness's own SQLite file (e.g. a shared PostgreSQL test database). */
   databaseUrl?: string;
+  /** Passed to `startBridge` (e.g. a short acknowledgement budget). */
+  bridgeOptions?: BridgeOptions;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -159,7 +161,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     allowPrivateMediaUrls: options.allowPrivateMediaUrls,
   });
   const logger = createLogger({ level: 'debug', destination, secrets: configuredSecrets(config) });
-  const bridge = await startBridge(config, logger);
+  const bridge = await startBridge(config, logger, options.bridgeOptions);
   return {
     baseUrl: `http://127.0.0.1:${bridge.port}`,
     bridge,

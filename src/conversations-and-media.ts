@@ -75,8 +75,9 @@ export function createConversationsAndMedia(deps: {
     mode: perUser ? 'per-user' : 'fixed',
     // Every message goes to the conversation; a template message's result also becomes its status.
     jobsFor: (message) => {
-      const jobs = inboundJobs(message, { conversationId: fixedConversationId }, { receivedAt: now(), ...(mediaUrl ? { mediaUrl } : {}) });
-      const templateResult = templateResultJob(message);
+      const receivedAt = now();
+      const jobs = inboundJobs(message, { conversationId: fixedConversationId }, { receivedAt, ...(mediaUrl ? { mediaUrl } : {}) });
+      const templateResult = templateResultJob(message, receivedAt);
       return templateResult === undefined ? jobs : [...jobs, templateResult];
     },
     planOutbound: (event) => planOutbound(event, { perUserConversations: perUser }),

@@ -22,8 +22,14 @@ export const JOB_REPORT_TEMPLATE_RESULT = 'report-template-result';
 /** How long a msgid is remembered: WeChat's result push comes within seconds or minutes. */
 export const TEMPLATE_REF_TTL_MS = 3 * 24 * 60 * 60 * 1000;
 
-/** A push that came before the send had stored its msgid is looked up again for this long. */
-const EARLY_PUSH_GRACE_MS = 2 * 60 * 1000;
+/**
+ * The result job first runs this long after the push: WeChat pushes right after answering the send,
+ * and the send records its msgid only after its `delivered` status (send-to-wechat.ts).
+ */
+const FIRST_LOOKUP_DELAY_MS = 2_000;
+/** A msgid still unknown is looked up again (every 10 s) for this long, then taken as another system's. */
+const EARLY_PUSH_GRACE_MS = 30_000;
+const LOOKUP_RETRY_MS = 10_000;
 
 /** Which outbound event a template message was sent for. */
 export interface TemplateSendRef {
@@ -47,7 +53,7 @@ const isTemplateResult = (message: WeChatMessage): boolean =>
   message.msgType === 'event' && (message.event ?? '').toUpperCase() === 'TEMPLATESENDJOBFINISH';
 
 /** The job for a TEMPLATESENDJOBFINISH push, or undefined for any other message. */
-export function templateResultJob(message: WeChatMessage, accountId = DEFAULT_ACCOUNT_ID): NewJob | undefined {
+export function templateResultJob(message: WeChatMessage, receivedAt: number, accountId = DEFAULT_ACCOUNT_ID): NewJob | undefined {
   if (!isTemplateResult(message) || message.msgId === undefined) return undefined;
   const payload: TemplateResultPayload = {
     account: accountId,
@@ -56,7 +62,13 @@ export function templateResultJob(message: WeChatMessage, accountId = DEFAULT_AC
     openid: message.fromUserName,
   };
   // A queue of its own: a result waiting for its send to be recorded never holds up the user's statuses.
-  return { kind: JOB_REPORT_TEMPLATE_RESULT, orderKey: `wechat-template-result:${message.fromUserName}`, payload, dedupKey: weChatDedupKey(message) };
+  return {
+    kind: JOB_REPORT_TEMPLATE_RESULT,
+    orderKey: `wechat-template-result:${message.fromUserName}`,
+    payload,
+    dedupKey: weChatDedupKey(message),
+    runAt: receivedAt + FIRST_LOOKUP_DELAY_MS,
+  };
 }
 
 /**
@@ -83,7 +95,7 @@ export function createReportTemplateResultHandler(deps: {
     const ref = (await deps.store.recallValue(templateSendKey(payload.account, payload.msgId))) as TemplateSendRef | undefined;
     if (ref === undefined) {
       if (now() < job.createdAt + EARLY_PUSH_GRACE_MS) {
-        throw new RetryableError('template result pushed before its send was recorded; looking again shortly', { retryAfterMs: 5_000 });
+        throw new RetryableError('template result pushed before its send was recorded; looking again shortly', { retryAfterMs: LOOKUP_RETRY_MS });
       }
       deps.logger.info({ msgId: payload.msgId, result: payload.result }, 'template result for a message the bridge did not send; ignored');
       return;

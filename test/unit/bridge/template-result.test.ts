@@ -1,11 +1,30 @@
 /** The `report-template-result` job over a real SQLite store in memory. */
 import { RetryableError } from '../../../src/errors';
 import { createLogger } from '../../../src/logger';
-import { createReportTemplateResultHandler, templateSendKey, type TemplateResultPayload } from '../../../src/bridge/template-result';
+import { createReportTemplateResultHandler, templateResultJob, templateSendKey, type TemplateResultPayload } from '../../../src/bridge/template-result';
+import { readWeChatMessage } from '../../../src/wechat/message';
 import { SqliteStore } from '../../../src/store/sqlite-store';
 import type { Job } from '../../../src/store/store';
 
 const T = Date.UTC(2026, 11, 2, 12, 0, 0);
+
+describe('templateResultJob', () => {
+  const push = (event: string) =>
+    readWeChatMessage(
+      `<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oA]]></FromUserName><CreateTime>1764676800</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[${event}]]></Event><MsgID>24000000000000000077</MsgID><Status><![CDATA[success]]></Status></xml>`,
+    );
+
+  test('a TEMPLATESENDJOBFINISH push gets a job in a queue of its own, first run shortly after it arrived', () => {
+    expect(templateResultJob(push('TEMPLATESENDJOBFINISH'), T)).toEqual({
+      kind: 'report-template-result',
+      orderKey: 'wechat-template-result:oA',
+      payload: { account: 'default', msgId: '24000000000000000077', result: 'success', openid: 'oA' },
+      dedupKey: expect.any(String),
+      runAt: T + 2_000,
+    });
+    expect(templateResultJob(push('MASSSENDJOBFINISH'), T)).toBeUndefined();
+  });
+});
 
 describe('report-template-result', () => {
   let store: SqliteStore;
@@ -39,11 +58,11 @@ describe('report-template-result', () => {
     ]);
   });
 
-  test('a push naming another user is ignored; an unknown msgid is looked up again for two minutes, then ignored', async () => {
+  test('a push naming another user is ignored; an unknown msgid is looked up again for 30 s, then ignored', async () => {
     await handler()(job({ account: 'default', msgId: '77', result: 'success', openid: 'oSomeoneElse' }));
     const unknown = { account: 'default', msgId: '78', result: 'success', openid: 'oA' };
     await expect(handler()(job(unknown))).rejects.toThrow(RetryableError);
-    now = T + 2 * 60_000;
+    now = T + 30_000;
     await expect(handler()(job(unknown))).resolves.toBeUndefined();
     expect(await statuses()).toEqual([]);
   });

@@ -155,17 +155,18 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
   async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
+    await untilStored(job, () => report(job, outcome, openid), 'WeChat accepted the message but its status could not be stored; retrying');
+  }
+
+  /** A store write that must happen once WeChat accepted a message: tried again and again until it does. */
+  async function untilStored(job: Job, write: () => Promise<void>, warning: string): Promise<void> {
     for (let failures = 0; ; failures += 1) {
       try {
-        await report(job, outcome, openid);
-        return;
+        return await write();
       } catch (error) {
         const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
         const { conversationId, eventId } = job.payload as OutboundEventPayload;
-        logger.warn(
-          { conversationId, eventId, err: error, retryInMs: delayMs },
-          'WeChat accepted the message but its status could not be stored; retrying',
-        );
+        logger.warn({ conversationId, eventId, err: error, retryInMs: delayMs }, warning);
         await sleep(delayMs);
       }
     }
@@ -266,7 +267,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     if ((delivered.via ?? chosen.kind) === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
       const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to };
       const remember = store.rememberValue.bind(store);
-      await untilStored(() => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), job);
+      await untilStored(job, () => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), 'template message id not stored yet; retrying');
     }
 
     async function handleSendError(error: unknown): Promise<void> {
@@ -309,19 +310,6 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     if (api === undefined) throw new PermanentError(`${planned.kind} messages are not available in this bridge`, { code: STATUS_CODES.internal });
     const { msgId } = await api(planned.request, options);
     return { ...(msgId !== undefined ? { msgId } : {}), ...(planned.fallback ? { via: planned.kind } : {}) };
-  }
-
-  /** Retries a store write that must happen once WeChat accepted a message (as reportUntilRecorded). */
-  async function untilStored(write: () => Promise<void>, job: Job): Promise<void> {
-    for (let failures = 0; ; failures += 1) {
-      try {
-        return await write();
-      } catch (error) {
-        const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
-        logger.warn({ eventId: (job.payload as OutboundEventPayload).eventId, err: error, retryInMs: delayMs }, 'template message id not stored yet; retrying');
-        await sleep(delayMs);
-      }
-    }
   }
 }
 

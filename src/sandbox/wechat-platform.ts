@@ -454,18 +454,24 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
 
   // --- custom/send and typing ----------------------------------------------------------------------
 
-  function handleSend(path: string, rawBody: string, accessToken: string): Answer {
+  /** The checks every message API makes first: the access token, raw UTF-8 (40033), a JSON object (47001). */
+  function readApiRequest(rawBody: string, accessToken: string): { json: Record<string, unknown> } | { refused: Answer } {
     const tokenError = checkAccessToken(accessToken);
-    if (tokenError) return ok(tokenError);
-    if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return ok(error(40033));
-    let json: Record<string, unknown>;
+    if (tokenError) return { refused: ok(tokenError) };
+    if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return { refused: ok(error(40033)) };
     try {
       const parsed: unknown = JSON.parse(rawBody);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      json = parsed as Record<string, unknown>;
+      return { json: parsed as Record<string, unknown> };
     } catch {
-      return ok(error(47001));
+      return { refused: ok(error(47001)) };
     }
+  }
+
+  function handleSend(path: string, rawBody: string, accessToken: string): Answer {
+    const request = readApiRequest(rawBody, accessToken);
+    if ('refused' in request) return request.refused;
+    const { json } = request;
     const touser = json['touser'];
     if (typeof touser !== 'string' || touser === '') return ok(error(40003));
     const typing = path === TYPING_PATH;
@@ -498,17 +504,9 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
   // --- template messages and subscription notifications ----------------------------------------------
 
   function handleNotification(kind: NotificationKind, rawBody: string, accessToken: string): Answer {
-    const tokenError = checkAccessToken(accessToken);
-    if (tokenError) return ok(tokenError);
-    if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return ok(error(40033));
-    let json: Record<string, unknown>;
-    try {
-      const parsed: unknown = JSON.parse(rawBody);
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      json = parsed as Record<string, unknown>;
-    } catch {
-      return ok(error(47001));
-    }
+    const request = readApiRequest(rawBody, accessToken);
+    if ('refused' in request) return request.refused;
+    const { json } = request;
     const touser = json['touser'];
     if (typeof touser !== 'string' || touser === '') return ok(error(40003));
     const user = users.get(touser);

@@ -520,7 +520,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     const clientMsgId = kind === 'template' && typeof json['client_msg_id'] === 'string' ? json['client_msg_id'] : undefined;
     const dedupKey = clientMsgId !== undefined ? `${touser}\n${clientMsgId}` : undefined;
     const earlier = dedupKey !== undefined ? clientMsgIds.get(dedupKey) : undefined;
-    if (earlier && clock() - earlier.at < CLIENT_MSG_ID_TTL_MS) return ok({ errcode: 0, errmsg: 'ok', msgid: Number(earlier.msgId) });
+    if (earlier && clock() - earlier.at < CLIENT_MSG_ID_TTL_MS) return sentAnswer(earlier.msgId);
 
     if (kind === 'subscribe' && user) {
       const allowed = user.subscriptions.get(template.templateId) ?? 0;
@@ -548,9 +548,11 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       }, TEMPLATE_RESULT_DELAY_MS);
       timers.add(timer);
     }
-    // msgid is a JSON number in WeChat's answers; ours stay below 2^63 but above 2^53 only in the text.
-    return { status: 200, body: `{"errcode":0,"errmsg":"ok","msgid":${msgId}}` };
+    return sentAnswer(msgId);
   }
+
+  /** msgid is a JSON number in WeChat's answers, above 2^53: written into the text, never through a JS number. */
+  const sentAnswer = (msgId: string): Answer => ({ status: 200, body: `{"errcode":0,"errmsg":"ok","msgid":${msgId}}` });
 
   function setTyping(user: UserState, typing: boolean): void {
     clearTimeout(user.typingTimer);

@@ -55,7 +55,8 @@ function miniprogramOf(body: Record<string, unknown>, where: string): { appid: s
 function dataOf(body: Record<string, unknown>, where: string, withColor: boolean): Record<string, Record<string, string>> {
   const value = body['data'];
   if (!isRecord(value) || Object.keys(value).length === 0) throw invalid(`${where}: data must be an object of {key: {value}}`);
-  const data: Record<string, Record<string, string>> = {};
+  // Null prototype: a keyword named `__proto__` stays a keyword instead of replacing the prototype.
+  const data = Object.create(null) as Record<string, Record<string, string>>;
   for (const [key, entry] of Object.entries(value)) {
     if (typeof entry === 'string') {
       data[key] = { value: entry };

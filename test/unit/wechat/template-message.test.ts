@@ -23,6 +23,11 @@ describe('buildTemplateSendBody', () => {
     );
   });
 
+  test('a keyword named like an Object property is kept as a keyword', () => {
+    const request = buildTemplateSendBody({ to: 'o', clientMsgId: '1', body: JSON.parse('{"template_id":"T","data":{"__proto__":"x","constructor":{"value":"y"}}}') });
+    expect(JSON.stringify(request['data'])).toBe('{"__proto__":{"value":"x"},"constructor":{"value":"y"}}');
+  });
+
   test('a missing template_id, empty data, a non-string value or half a miniprogram is refused, naming the field', () => {
     const build = (body: Record<string, unknown>) => () => buildTemplateSendBody({ to: 'o', clientMsgId: '1', body });
     expect(build({ data: { a: 'b' } })).toThrow(/template_id/);

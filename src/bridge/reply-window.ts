@@ -39,9 +39,6 @@ export const DEFAULT_REPLY_WINDOW_RULES: ReplyWindowRules = {
   interactionReplies: 3,
 };
 
-/** The account of today's single-account bridge; several accounts will each have their own id. */
-export const DEFAULT_ACCOUNT_ID = 'default';
-
 /** What an inbound message does to the window: open it (which kind, from when), or close it. */
 export type ReplyWindowGrant = { kind: 'message' | 'interaction'; openedAt: number } | { kind: 'close' };
 

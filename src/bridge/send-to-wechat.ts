@@ -29,6 +29,7 @@
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
@@ -43,19 +44,27 @@ import {
   type NotificationKind,
 } from '../wechat/template-message';
 import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
-import { DEFAULT_ACCOUNT_ID, type ReplyWindowTracker } from './reply-window';
+import type { ReplyWindowTracker } from './reply-window';
 import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
 import type { BridgeMetrics } from '../metrics';
 import type { OutboundMedia } from './outbound-media';
 import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
 
+/** What the handler sends with: customer-service messages, and (when given) templates and notifications. */
+type WeChatSender = Pick<WeChatApi, 'sendCustomMessage'> & Partial<Pick<WeChatApi, 'sendTemplateMessage' | 'sendSubscribeMessage'>>;
+
 export interface SendToWeChatDeps {
-  weChat: Pick<WeChatApi, 'sendCustomMessage'> & Partial<Pick<WeChatApi, 'sendTemplateMessage' | 'sendSubscribeMessage'>>;
+  weChat: WeChatSender;
+  /**
+   * Several accounts: the client and media uploader of the recipient's account (its own access
+   * token: a message never leaves through another account). `weChat` and `media` when absent.
+   */
+  accountOf?: (accountId: string) => { weChat: WeChatSender; media?: OutboundMedia };
   store: Pick<Store, 'enqueue' | 'markSeen'> & Partial<Pick<Store, 'rememberValue'>>;
   /**
-   * The users' reply windows: a free-form send counts against it and its status shows it, and a
-   * closed window sends the event's `fallback` instead. Without it, only WeChat's answer decides.
+   * The users' reply windows (per account): a free-form send counts against it and its status shows
+   * it, and a closed window sends the event's `fallback` instead. Without it, only WeChat decides.
    */
   replyWindows?: ReplyWindowTracker;
   logger: Logger;
@@ -65,7 +74,7 @@ export interface SendToWeChatDeps {
   /** The longest backoff the worker waits between two runs. Default 5 min. */
   maxRetryDelayMs?: number;
   /** Counts each outcome (delivered, or failed with its code). */
-  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
+  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'> & Partial<Pick<BridgeMetrics, 'accountMessage'>>;
   /** Who the event is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
   /** Turns a `media_url` into an uploaded `media_id` before the send (outbound-media.ts). */
@@ -123,19 +132,20 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * The user's window now: after a free-form send, for its status (every status of one, whatever its outcome);
    * left out when the store cannot tell now, or for a template or notification.
    */
-  async function replyWindowNow(payload: OutboundEventPayload, openid: string | undefined): Promise<StatusDetails> {
+  async function replyWindowNow(payload: OutboundEventPayload, openid: string | undefined, accountId: string): Promise<StatusDetails> {
     if (deps.replyWindows === undefined || openid === undefined || isNotificationType(payload.body['msg_type'])) return {};
     try {
-      return { replyWindow: await deps.replyWindows.current(DEFAULT_ACCOUNT_ID, openid) };
+      return { replyWindow: await deps.replyWindows.current(accountId, openid) };
     } catch (error) {
       logger.warn({ err: error, eventId: payload.eventId }, 'reply window unknown: the status goes without it');
       return {};
     }
   }
 
-  async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
+  /** `openid` and `accountId`: the recipient, once resolved (the status names it and shows its window). */
+  async function report(job: Job, outcome: SendOutcome, openid?: string, accountId = DEFAULT_ACCOUNT_ID): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
-    const withWindow: SendOutcome = { ...outcome, ...(await replyWindowNow(payload, openid)) };
+    const withWindow: SendOutcome = { ...outcome, ...(await replyWindowNow(payload, openid, accountId)) };
     const shown: SendOutcome = withWindow.status === 'failed' ? { ...withWindow, errorMessage: scrub(withWindow.errorMessage) } : withWindow;
     const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
@@ -154,8 +164,8 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
-  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
-    await untilStored(job, () => report(job, outcome, openid), 'WeChat accepted the message but its status could not be stored; retrying');
+  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string, accountId?: string): Promise<void> {
+    await untilStored(job, () => report(job, outcome, openid, accountId), 'WeChat accepted the message but its status could not be stored; retrying');
   }
 
   /** A store write that must happen once WeChat accepted a message: tried again and again until it does. */
@@ -189,7 +199,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     // again after an interrupted run cannot show the user a second copy.
     const resendable = payload.body['msg_type'] === TEMPLATE_MSG_TYPE && now() - job.createdAt < CLIENT_MSG_ID_HONOURED_MS;
     if (job.attempts > 0 && !resendable && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo, recipient.ok ? recipient.accountId : undefined);
       return;
     }
 
@@ -198,6 +208,9 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
     const to = recipient.openid;
+    const account = recipient.accountId ?? DEFAULT_ACCOUNT_ID;
+    const { weChat, media } =
+      deps.accountOf && recipient.accountId !== undefined ? deps.accountOf(recipient.accountId) : { weChat: deps.weChat, media: deps.media };
 
     let primary: PlannedSend;
     let fallback: PlannedSend | undefined;
@@ -207,7 +220,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       if (isNotificationType(msgType)) {
         primary = notificationSend(msgType, to, payload.body, payload.eventId, false);
       } else {
-        const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+        const body = media ? await media.prepare(payload.body) : payload.body;
         primary = { kind: 'custom', request: buildCustomSendBody({ to, body }) };
         const alternative = fallbackOf(payload.body);
         if (alternative !== undefined) fallback = notificationSend(alternative.msg_type, to, alternative, payload.eventId, true);
@@ -220,7 +233,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         error instanceof PermanentError ||
         (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
       if (!endsHere) throw error;
-      await report(job, failureOf(error, logger, payload, job.attempts), to);
+      await report(job, failureOf(error, logger, payload, job.attempts), to, account);
       return;
     }
 
@@ -235,22 +248,21 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     };
 
     const windows = primary.kind === 'custom' ? deps.replyWindows : undefined;
-    const account = DEFAULT_ACCOUNT_ID;
 
     // The tracker knows the window is closed: the fallback goes instead, and the message is not tried.
     let chosen = primary;
-    if (fallback !== undefined && (await replyWindowNow(payload, to)).replyWindow?.replies_left === 0) chosen = fallback;
+    if (fallback !== undefined && (await replyWindowNow(payload, to, account)).replyWindow?.replies_left === 0) chosen = fallback;
 
     let delivered: StatusDetails | undefined;
     try {
-      delivered = await send(chosen, { beforeRequest: markSending });
+      delivered = await send(weChat, chosen, { beforeRequest: markSending });
     } catch (error) {
       if (closesWindow(error) && windows !== undefined) await noteWindowClosed(windows, account, to, logger);
       if (!(closesWindow(error) && fallback !== undefined && chosen === primary)) return handleSendError(error);
       // WeChat refused the free-form message for the window: nothing reached the user, so the
       // fallback goes out in the same attempt (already marked as sending).
       try {
-        delivered = await send(fallback, {});
+        delivered = await send(weChat, fallback, {});
       } catch (fallbackError) {
         return handleSendError(fallbackError);
       }
@@ -260,7 +272,8 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     if (chosen.kind === 'custom' && delivered.via === undefined && windows !== undefined) {
       await windows.used(account, to).catch((error: unknown) => logger.warn({ err: error }, 'reply window not counted: the store failed'));
     }
-    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to);
+    deps.metrics?.accountMessage?.(account, 'outbound');
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to, account);
     // Only now which event a template's msgid belongs to: WeChat's result, pushed meanwhile, waits
     // for it (template-result.ts), so that its status always comes after the `delivered` one.
     const msgId = delivered.msgId;
@@ -277,7 +290,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       }
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
-        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to, account);
         return;
       }
       if (error instanceof RetryableError) {
@@ -287,7 +300,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          }, to);
+          }, to, account);
           return;
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
@@ -296,17 +309,17 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
       if (!markedSending && !(error instanceof PermanentError)) throw error;
-      await report(job, failureOf(error, logger, payload), to);
+      await report(job, failureOf(error, logger, payload), to, account);
     }
   };
 
   /** One planned request to its API; resolves with WeChat's msgid where it gives one. */
-  async function send(planned: PlannedSend, options: SendOptions): Promise<StatusDetails> {
+  async function send(weChat: WeChatSender, planned: PlannedSend, options: SendOptions): Promise<StatusDetails> {
     if (planned.kind === 'custom') {
-      await deps.weChat.sendCustomMessage(planned.request, options);
+      await weChat.sendCustomMessage(planned.request, options);
       return {};
     }
-    const api = planned.kind === 'template' ? deps.weChat.sendTemplateMessage : deps.weChat.sendSubscribeMessage;
+    const api = planned.kind === 'template' ? weChat.sendTemplateMessage?.bind(weChat) : weChat.sendSubscribeMessage?.bind(weChat);
     if (api === undefined) throw new PermanentError(`${planned.kind} messages are not available in this bridge`, { code: STATUS_CODES.internal });
     const { msgId } = await api(planned.request, options);
     return { ...(msgId !== undefined ? { msgId } : {}), ...(planned.fallback ? { via: planned.kind } : {}) };

@@ -15,7 +15,7 @@ import type { Job, NewJob, Store } from '../store/store';
 import type { WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
 import { statusJob, templateResultDedupKey, type SendOutcome } from './outbound';
-import { DEFAULT_ACCOUNT_ID } from './reply-window';
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
 
 export const JOB_REPORT_TEMPLATE_RESULT = 'report-template-result';
 

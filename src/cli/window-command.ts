@@ -2,7 +2,8 @@
  * `wechat-bridge window <openid>`: whether a customer-service message can still reach a WeChat user,
  * as the bridge's reply-window tracker knows it (reply-window.ts), read from the bridge's store.
  */
-import { createReplyWindowTracker, DEFAULT_ACCOUNT_ID, describeReplyWindow } from '../bridge/reply-window';
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
+import { createReplyWindowTracker, describeReplyWindow } from '../bridge/reply-window';
 import { JSON_OPTION, type CommandSpec } from './command';
 import { UsageError } from './errors';
 import { openCliStore } from './store';

@@ -7,7 +7,9 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
+import { createReplyWindowTracker, withReplyWindow } from './bridge/reply-window';
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
+import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/template-result';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/passive-replies';
 import { createPassiveAnswerer } from './http/passive-answer';
@@ -133,6 +135,8 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     metrics,
   });
   const passive = replies.mode === 'customer-service' ? undefined : passiveReplies;
+  // Who can still get a free-form message, shared through the store with every instance.
+  const replyWindows = createReplyWindowTracker({ store, ...(config.replyWindow ? { rules: config.replyWindow } : {}) });
 
   const worker = new JobWorker({
     store,
@@ -143,11 +147,12 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }),
+      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }), replyWindows),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,
         store,
+        replyWindows,
         logger: logger.child({ component: 'send-to-wechat' }),
         scrub,
         // The handler reports "failed" itself before the worker would give up silently.
@@ -159,6 +164,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         ...(passive ? { passive } : {}),
       }),
       [JOB_EXPIRE_PASSIVE_REPLY]: (job) => passiveReplies.expire(job),
+      [JOB_REPORT_TEMPLATE_RESULT]: createReportTemplateResultHandler({ store, logger: logger.child({ component: 'template-result' }) }),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, fsync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -141,6 +141,50 @@ describe('SqliteStore group commit', () => {
       'written at close',
     ]);
     await reopened.close();
+  });
+
+  test('an enqueue resolves only after the WAL file is fsynced, and the loop runs on while the fsync does', async () => {
+    const path = join(tempDir(), 'fsync.db');
+    const syncs: Array<{ fd: number; finish: (error: NodeJS.ErrnoException | null) => void }> = [];
+    const store = SqliteStore.open(path, { syncFile: (fd, callback) => syncs.push({ fd, finish: callback }) });
+    try {
+      let resolved = false;
+      const first = store.enqueue([job('a', 'first')]).then((result) => ((resolved = true), result));
+      // Several turns of the event loop pass while the disk works: nothing waits on the fsync but the caller.
+      for (let turn = 0; turn < 5; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+      expect(syncs).toHaveLength(1);
+      expect(fstatSync(syncs[0]!.fd).ino).toBe(statSync(`${path}-wal`).ino);
+      expect(resolved).toBe(false);
+
+      // A batch committed while that fsync runs waits for the next one, which starts after it.
+      const second = store.enqueue([job('b', 'second')]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(syncs).toHaveLength(1);
+      syncs[0]!.finish(null);
+      await expect(first).resolves.toEqual([{ outcome: 'stored' }]);
+      expect(syncs).toHaveLength(2);
+      syncs[1]!.finish(null);
+      await expect(second).resolves.toEqual([{ outcome: 'stored' }]);
+    } finally {
+      const closing = store.close();
+      for (const sync of syncs.slice(2)) sync.finish(null);
+      await closing;
+    }
+  });
+
+  test('an enqueue whose fsync fails is rejected, and a later one is acknowledged', async () => {
+    const path = join(tempDir(), 'fsync-fails.db');
+    let failNext = true;
+    const store = SqliteStore.open(path, {
+      syncFile: (fd, callback) => {
+        if (!failNext) return fsync(fd, callback);
+        failNext = false;
+        setImmediate(() => callback(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+      },
+    });
+    await expect(store.enqueue([job('a', 'not known to be on the disk')])).rejects.toThrow('EIO');
+    await expect(store.enqueue([job('b', 'on the disk')])).resolves.toEqual([{ outcome: 'stored' }]);
+    await store.close();
   });
 
   test('a closed store rejects every call', async () => {

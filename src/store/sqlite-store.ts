@@ -142,6 +142,7 @@ const SQL = {
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
     WHERE seen_keys.expires_at <= :now`,
+  isSeen: `SELECT 1 AS seen FROM seen_keys WHERE key = :key AND expires_at > :now`,
   recordSeen: `
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = max(seen_keys.expires_at, excluded.expires_at)`,
@@ -424,7 +425,11 @@ export class SqliteStore implements Store {
 
   async markSeen(key: string, expiresAt: number): Promise<boolean> {
     this.assertOpen();
-    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now: this.now() });
+    const now = this.now();
+    // A key recorded until the past is forgotten at once: only whether it is remembered now counts,
+    // and a read answers that without a write transaction (the replay guard asks it on every push).
+    if (expiresAt <= now) return this.statements.isSeen.get({ key, now }) === undefined;
+    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now });
     return Number(result.changes) > 0;
   }
 

@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { applyMigrations, sqliteMigrations } from '../../../src/store/migrations';
 import { openStore } from '../../../src/store/open-store';
 import { SqliteStore, type SqliteStoreOptions } from '../../../src/store/sqlite-store';
-import type { NewJob } from '../../../src/store/store';
+import { wasSeen, type NewJob } from '../../../src/store/store';
 import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
@@ -267,6 +267,23 @@ describe('SqliteStore dedup retention and pruning', () => {
     await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 2, seenKeys: 1 });
     await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 0, seenKeys: 0 });
     await expect(store.markSeen('jti-live', T0 + 3 * DAY)).resolves.toBe(false);
+    await store.close();
+  });
+
+  test('asking whether a key is seen writes nothing, so it answers while another connection holds the write lock', async () => {
+    const path = join(tempDir(), 'probe.db');
+    const store = SqliteStore.open(path, { now: () => T0, busyTimeoutMs: 0 });
+    await store.markSeen('live', T0 + 60_000);
+    const peer = new DatabaseSync(path);
+    peer.exec('BEGIN IMMEDIATE');
+    try {
+      await expect(wasSeen(store, 'live')).resolves.toBe(true);
+      await expect(wasSeen(store, 'never-seen')).resolves.toBe(false);
+    } finally {
+      peer.exec('ROLLBACK');
+    }
+    expect(peer.prepare(`SELECT key FROM seen_keys ORDER BY key`).all()).toEqual([{ key: 'live' }]);
+    peer.close();
     await store.close();
   });
 

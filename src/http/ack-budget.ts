@@ -40,6 +40,12 @@ const SHED_LOG_INTERVAL_MS = 1000;
 export const deadlineOf = (res: Response): number =>
   typeof res.locals.ackDeadline === 'number' ? res.locals.ackDeadline : Number.POSITIVE_INFINITY;
 
+/** Marks the request as handed to the store, whose step then keeps the deadline itself. */
+export const markStoring = (res: Response): void => {
+  res.locals.ackStoring = true;
+};
+const isStoring = (res: Response): boolean => res.locals.ackStoring === true;
+
 /** When the request arrived, for the deadline and the acknowledgement latency. */
 export const arrivalOf = (res: Response): number => (typeof res.locals.arrivedAt === 'number' ? res.locals.arrivedAt : performance.now());
 
@@ -75,7 +81,8 @@ export function admitWithinBudget(options: AckBudgetOptions): RequestHandler {
     }
     pending++;
     const timer = setTimeout(() => {
-      if (!res.headersSent) shed(res, 'deadline');
+      // Once the store has the message, the store step answers at this same deadline (and logs why).
+      if (!res.headersSent && !isStoring(res)) shed(res, 'deadline');
     }, Math.max(0, arrivedAt + options.budgetMs - performance.now()));
     let done = false;
     const settle = (): void => {

@@ -10,7 +10,7 @@ import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../logger';
 import type { BridgeMetrics, Direction } from '../metrics';
 import type { EnqueueOptions, NewJob, Store } from '../store/store';
-import { arrivalOf, deadlineOf } from './ack-budget';
+import { arrivalOf, deadlineOf, markStoring } from './ack-budget';
 
 export interface DurableAckDeps {
   logger: Logger;
@@ -41,6 +41,7 @@ export async function storeThenAcknowledge(
   if (res.headersSent) return;
   const deadline = Math.min(deadlineOf(res), arrivalOf(res) + deps.ackTimeoutMs);
   let timer: NodeJS.Timeout | undefined;
+  markStoring(res);
   try {
     const stored = deps.store.enqueue(work.jobs, work.seenKeys ? { seenKeys: work.seenKeys } : undefined);
     const timeout = new Promise<'timeout'>((resolve) => {

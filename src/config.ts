@@ -4,7 +4,9 @@
  *
  * Secrets are validated here but never echoed back in an error message.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_ACCOUNT_ID, parseAccountsFile, type Account } from './accounts';
 import { loadVonagePrivateKey } from './vonage/private-key';
 import { decodeEncodingAesKey } from './wechat/crypto';
 import { LOG_FORMATS, type LogFormat } from './logger';
@@ -13,6 +15,11 @@ export interface Config {
   port: number;
   host: string;
   publicUrl: string | undefined;
+  /**
+   * The single-account variables (the `default` account) and the WeChat API host. With
+   * WECHAT_ACCOUNTS_FILE and no single-account variables, token/appId/appSecret/aesKeys are those of
+   * the file's first account and unused: `accounts` is what the bridge serves.
+   */
   weChat: {
     token: string;
     appId: string;
@@ -36,6 +43,12 @@ export interface Config {
     /** The secret being rotated out: still accepted, after `signatureSecret`. */
     previousSignatureSecret?: string | undefined;
   };
+  /**
+   * Every account the bridge serves (WECHAT_ACCOUNTS_FILE, plus `default` from the single-account
+   * variables when they are set). Undefined: the one account `default` made of `weChat` and
+   * `vonage.conversationId` (hand-built configurations); read it through `accountsOf`.
+   */
+  accounts?: Account[];
   /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
   media?: MediaConfig;
   databaseUrl: string;
@@ -110,6 +123,8 @@ const schema = z.object({
       ),
   ),
   WECHAT_API_BASE_URL: optional(httpUrl).default('https://api.weixin.qq.com'),
+  // A JSON file listing several Official Accounts (docs/accounts.md).
+  WECHAT_ACCOUNTS_FILE: optional(z.string()),
   VONAGE_APPLICATION_ID: z
     .string({ required_error: 'is required (the id of your Vonage application)' })
     .regex(/^[0-9a-fA-F-]{8,64}$/, 'must be a Vonage application id (a UUID)'),
@@ -155,8 +170,22 @@ export function loadSettings<K extends SettingName>(env: NodeJS.ProcessEnv, name
   return { ok: true, settings: parsed.data as Pick<Settings, K> };
 }
 
+/** With an accounts file, the single-account variables may all be left out (then there is no `default` account). */
+const fileOnlySchema = schema.partial({ WECHAT_TOKEN: true, WECHAT_APP_ID: true, WECHAT_APP_SECRET: true });
+const SINGLE_ACCOUNT_VARIABLES = ['WECHAT_TOKEN', 'WECHAT_APP_ID', 'WECHAT_APP_SECRET', 'WECHAT_ENCODING_AES_KEY', 'WECHAT_PREVIOUS_ENCODING_AES_KEY'] as const;
+
+/** The accounts a configuration serves: `config.accounts`, or the one `default` account of the single-account fields. */
+export function accountsOf(config: Pick<Config, 'accounts' | 'weChat' | 'vonage'>): Account[] {
+  if (config.accounts !== undefined) return config.accounts;
+  const { token, appId, appSecret, aesKeys } = config.weChat;
+  return [{ id: DEFAULT_ACCOUNT_ID, token, appId, appSecret, aesKeys, conversationId: config.vonage.conversationId }];
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => string): ConfigResult {
-  const parsed = schema.safeParse(withoutBlanks(env));
+  const present = withoutBlanks(env);
+  const accountsFile = typeof present.WECHAT_ACCOUNTS_FILE === 'string' ? present.WECHAT_ACCOUNTS_FILE.trim() : undefined;
+  const hasDefaultAccount = accountsFile === undefined || SINGLE_ACCOUNT_VARIABLES.some((name) => present[name] !== undefined);
+  const parsed = (hasDefaultAccount ? schema : fileOnlySchema).safeParse(present);
   const errors: string[] = parsed.success ? [] : describeIssues(parsed.error);
 
   // Checks that need more than a pattern. The private key is parsed for real so that a bad key
@@ -174,12 +203,51 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
     errors.push('WECHAT_PREVIOUS_ENCODING_AES_KEY is set but WECHAT_ENCODING_AES_KEY is not: set the current key too');
   }
   const encryptedModes = parsed.success ? (parsed.data.WECHAT_MESSAGE_MODES ?? []).filter((mode) => mode !== 'plain') : [];
-  if (encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
+  if (hasDefaultAccount && encryptedModes.length > 0 && !parsed.data?.WECHAT_ENCODING_AES_KEY) {
     errors.push(`WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')} but WECHAT_ENCODING_AES_KEY is not set: those modes need it`);
+  }
+
+  const defaultAccount: Account | undefined =
+    parsed.success && hasDefaultAccount
+      ? {
+          id: DEFAULT_ACCOUNT_ID,
+          token: parsed.data.WECHAT_TOKEN!,
+          appId: parsed.data.WECHAT_APP_ID!,
+          appSecret: parsed.data.WECHAT_APP_SECRET!,
+          aesKeys: [parsed.data.WECHAT_ENCODING_AES_KEY, parsed.data.WECHAT_PREVIOUS_ENCODING_AES_KEY]
+            .filter((k): k is string => typeof k === 'string')
+            .map(decodeEncodingAesKey),
+          conversationId: parsed.data.VONAGE_CONVERSATION_ID,
+        }
+      : undefined;
+  let accounts: Account[] | undefined;
+  if (accountsFile !== undefined) {
+    let text: string | undefined;
+    try {
+      text = (readFile ?? ((file: string) => readFileSync(file, 'utf8')))(accountsFile);
+    } catch (error) {
+      errors.push(`WECHAT_ACCOUNTS_FILE ${accountsFile}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    if (text !== undefined) {
+      const fromFile = parseAccountsFile(accountsFile, text, {
+        defaultConversationId: parsed.success ? parsed.data.VONAGE_CONVERSATION_ID : undefined,
+        alsoConfigured: defaultAccount ? [defaultAccount] : [],
+      });
+      if (fromFile.ok) {
+        accounts = [...(defaultAccount ? [defaultAccount] : []), ...fromFile.accounts];
+        // WECHAT_MESSAGE_MODES applies to every account: encrypted modes need each one's key.
+        for (const account of fromFile.accounts) {
+          if (encryptedModes.length > 0 && account.aesKeys.length === 0) {
+            errors.push(`WECHAT_ACCOUNTS_FILE ${accountsFile}: account "${account.id}" field encodingAesKey is required: WECHAT_MESSAGE_MODES lists ${encryptedModes.join(', ')}`);
+          }
+        }
+      } else errors.push(...fromFile.errors);
+    }
   }
 
   if (!parsed.success || errors.length > 0) return { ok: false, errors };
   const d = parsed.data;
+  const main = defaultAccount ?? accounts![0]!;
   return {
     ok: true,
     config: {
@@ -187,15 +255,14 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
       host: d.HOST,
       publicUrl: d.PUBLIC_URL,
       weChat: {
-        token: d.WECHAT_TOKEN,
-        appId: d.WECHAT_APP_ID,
-        appSecret: d.WECHAT_APP_SECRET,
-        aesKeys: [d.WECHAT_ENCODING_AES_KEY, d.WECHAT_PREVIOUS_ENCODING_AES_KEY]
-          .filter((k): k is string => typeof k === 'string')
-          .map(decodeEncodingAesKey),
+        token: main.token,
+        appId: main.appId,
+        appSecret: main.appSecret,
+        aesKeys: main.aesKeys,
         ...(d.WECHAT_MESSAGE_MODES ? { messageModes: [...new Set(d.WECHAT_MESSAGE_MODES)] } : {}),
         apiBaseUrl: d.WECHAT_API_BASE_URL,
       },
+      ...(accounts !== undefined ? { accounts } : {}),
       vonage: {
         applicationId: d.VONAGE_APPLICATION_ID,
         privateKeyPem,

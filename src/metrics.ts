@@ -27,7 +27,13 @@ export interface BridgeMetrics {
   deadLettered(direction: Direction): void;
   /** An error code a remote answered with (WeChat errcode, Vonage error code, HTTP status). */
   remoteError(remote: 'wechat' | 'vonage', code: string): void;
-  tokenRefreshed(): void;
+  /** This instance fetched an access token (for `accountId`, when the caller knows it). */
+  tokenRefreshed(accountId?: string): void;
+  /**
+   * One Official Account's traffic: a message pushed to its callback (`inbound`, retries included)
+   * or delivered to WeChat through it (`outbound`). Separate series, so the unlabelled totals stay as they were.
+   */
+  accountMessage(accountId: string, direction: Direction): void;
   /** WeChat refused a freshly refetched token too: another system is fetching tokens for the AppID. */
   tokenConflict(): void;
   /** A correctly signed RTC callback whose token had no `payload_hash` (accepted; its body is not covered). */
@@ -61,6 +67,18 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
   const unhashedCallbacks = new Counter({ name: `${prefix}rtc_unhashed_callbacks_total`, help: 'Signed RTC callbacks accepted without a payload_hash claim', registers: [registry] });
   const shedRequests = new Counter({ name: `${prefix}requests_shed_total`, help: 'Webhook requests answered 503 to keep the acknowledgement deadline', labelNames: ['reason'], registers: [registry] });
   const tokenRefreshes = new Counter({ name: `${prefix}wechat_token_refreshes_total`, help: 'WeChat access tokens fetched by this instance', registers: [registry] });
+  const accountMessages = new Counter({
+    name: `${prefix}account_messages_total`,
+    help: 'Per Official Account: messages pushed to its callback (inbound) and delivered through it (outbound)',
+    labelNames: ['account', 'direction'],
+    registers: [registry],
+  });
+  const accountTokenRefreshes = new Counter({
+    name: `${prefix}account_token_refreshes_total`,
+    help: 'Per Official Account: WeChat access tokens fetched by this instance',
+    labelNames: ['account'],
+    registers: [registry],
+  });
   const tokenConflicts = new Counter({
     name: `${prefix}wechat_token_conflicts_total`,
     help: 'Sends failed because WeChat refused the access token even after a refetch (another system fetching tokens for the AppID)',
@@ -136,7 +154,11 @@ export function createMetrics(options: { queueStats: () => Promise<QueueStats>; 
     failed: (direction, remote, code) => failed.inc({ direction, remote, code }),
     deadLettered: (direction) => deadLettered.inc({ direction }),
     remoteError: (remote, code) => remoteErrors.inc({ remote, code }),
-    tokenRefreshed: () => tokenRefreshes.inc(),
+    tokenRefreshed(accountId) {
+      tokenRefreshes.inc();
+      if (accountId !== undefined) accountTokenRefreshes.inc({ account: accountId });
+    },
+    accountMessage: (accountId, direction) => accountMessages.inc({ account: accountId, direction }),
     tokenConflict: () => tokenConflicts.inc(),
     unhashedCallback: () => unhashedCallbacks.inc(),
     shed: (reason) => shedRequests.inc({ reason }),

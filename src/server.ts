@@ -9,7 +9,8 @@ import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
-import type { Config } from './config';
+import { isDefaultAccount } from './accounts';
+import { accountsOf, type Config } from './config';
 import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
@@ -55,7 +56,7 @@ export interface BridgeOptions {
 
 /** The literal secret values of a configuration, for `createSecretScrubber` and `createLogger({ secrets })`. */
 export function configuredSecrets(config: Config): string[] {
-  return [config.weChat.appSecret, config.vonage.privateKeyPem, config.vonage.signatureSecret].filter(
+  return [config.weChat.appSecret, ...accountsOf(config).map((account) => account.appSecret), config.vonage.privateKeyPem, config.vonage.signatureSecret].filter(
     (secret): secret is string => typeof secret === 'string' && secret !== '',
   );
 }
@@ -76,24 +77,39 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     }),
   });
 
-  // One access token for every send, shared through the store with every process on the database.
-  const weChatTokens = new AccessTokenManager({
-    appId: config.weChat.appId,
-    appSecret: config.weChat.appSecret,
-    baseUrl: config.weChat.apiBaseUrl,
-    store,
-    logger: logger.child({ component: 'wechat-token' }),
-    onRefresh: () => metrics.tokenRefreshed(),
-  });
-  const weChat = createWeChatApiClient({
-    baseUrl: config.weChat.apiBaseUrl,
-    tokens: weChatTokens,
-    logger: logger.child({ component: 'wechat-api' }),
-    onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
-    onTokenConflict: () => metrics.tokenConflict(),
-  });
-  // Fixed or per-user conversations, and media links / uploads (issue 4).
-  const relay = createConversationsAndMedia({ config, store, vonage, weChatTokens, logger });
+  // Per account: one access token for every send, shared through the store with every process on
+  // the database (keyed by AppID), with one refresher, and the API client that sends with it.
+  const accounts = accountsOf(config);
+  const weChatOf = new Map(
+    accounts.map((account) => {
+      const context = isDefaultAccount(account.id) ? {} : { account: account.id };
+      const tokens = new AccessTokenManager({
+        appId: account.appId,
+        appSecret: account.appSecret,
+        baseUrl: config.weChat.apiBaseUrl,
+        store,
+        logger: logger.child({ component: 'wechat-token', ...context }),
+        onRefresh: () => metrics.tokenRefreshed(account.id),
+      });
+      const client = createWeChatApiClient({
+        baseUrl: config.weChat.apiBaseUrl,
+        tokens,
+        logger: logger.child({ component: 'wechat-api', ...context }),
+        onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
+        onTokenConflict: () => metrics.tokenConflict(),
+      });
+      return [account.id, { tokens, client }] as const;
+    }),
+  );
+  const weChatOfAccount = (accountId: string) => {
+    const found = weChatOf.get(accountId);
+    if (found === undefined) throw new Error(`no account ${accountId} is configured`);
+    return found;
+  };
+  const firstAccountId = accounts[0]!.id;
+  // Fixed or per-user conversations, and media links / uploads, for every account.
+  const relay = createConversationsAndMedia({ config, store, vonage, tokensOf: (id) => weChatOfAccount(id).tokens, logger });
+  const accountOf = (accountId: string) => ({ weChat: weChatOfAccount(accountId).client, media: relay.outboundMediaOf(accountId) });
 
   const worker = new JobWorker({
     store,
@@ -106,7 +122,8 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     handlers: {
       [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
-        weChat,
+        weChat: weChatOfAccount(firstAccountId).client,
+        accountOf,
         store,
         logger: logger.child({ component: 'send-to-wechat' }),
         scrub,
@@ -115,10 +132,11 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
         metrics,
         recipientOf: relay.recipientOf,
-        media: relay.outboundMedia,
+        media: relay.outboundMediaOf(firstAccountId),
       }),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
-        weChat,
+        weChat: weChatOfAccount(firstAccountId).client,
+        accountOf,
         logger: logger.child({ component: 'send-typing-to-wechat' }),
         recipientOf: relay.recipientOf,
       }),
@@ -129,8 +147,11 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     logger: logger.child({ component: 'http' }),
     store,
     metrics,
-    weChat: config.weChat,
-    jobsFor: relay.jobsFor,
+    // WECHAT_MESSAGE_MODES applies to every account's callback.
+    accounts: accounts.map((account) => ({
+      account: { ...account, ...(config.weChat.messageModes ? { messageModes: config.weChat.messageModes } : {}) },
+      jobsFor: relay.jobsFor(account.id),
+    })),
     rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: relay.planOutbound },
     onJobsStored: () => worker.notify(),
     media: relay.mediaRoute,

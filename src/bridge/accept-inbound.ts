@@ -5,14 +5,19 @@
  * The jobs are stored in one transaction, so a message is either fully queued or not at all; a
  * WeChat retry of the same message finds its dedup key and stores nothing.
  */
+import { accountScopedKey, accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../accounts';
 import type { NewJob } from '../store/store';
 import type { WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
 import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './inbound';
 import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
 
-/** Per-user order: every job about one WeChat user waits for the previous one. */
-export const weChatUserOrderKey = (openid: string): string => `wechat:${openid}`;
+/**
+ * Per-user order: every job about one WeChat user (of one account) waits for the previous one. The
+ * default account's key is `wechat:<openid>`, as before accounts existed; others `wechat:<id>:<openid>`.
+ */
+export const weChatUserOrderKey = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
+  `wechat:${accountUserKey(accountId, openid)}`;
 
 /**
  * Where the message goes: one fixed conversation (`VONAGE_CONVERSATION_ID`), or (undefined) the
@@ -20,19 +25,23 @@ export const weChatUserOrderKey = (openid: string): string => `wechat:${openid}`
  */
 export interface InboundTarget {
   conversationId: string | undefined;
+  /** The configured id of the account that received the message. Default `default`. */
+  accountId?: string;
 }
 
 export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundBodyOptions = {}): NewJob[] {
-  const dedupKey = weChatDedupKey(message);
-  return toInboundEventBodies(message, VONAGE_BODY_LIMIT_BYTES, options).map((body, index) => {
+  const accountId = target.accountId ?? DEFAULT_ACCOUNT_ID;
+  // Two accounts may share a follower's openid only by chance, but their MsgIds are independent.
+  const dedupKey = accountScopedKey(accountId, weChatDedupKey(message));
+  return toInboundEventBodies(message, VONAGE_BODY_LIMIT_BYTES, { ...options, accountId }).map((body, index) => {
     const event = { type: WECHAT_MESSAGE_EVENT, body };
     const payload: DeliverToVonagePayload =
       target.conversationId !== undefined
         ? { conversationId: target.conversationId, event }
-        : { route: { openid: message.fromUserName, account: message.toUserName }, event };
+        : { route: { openid: message.fromUserName, account: message.toUserName, ...(isDefaultAccount(accountId) ? {} : { accountId }) }, event };
     return {
       kind: JOB_DELIVER_TO_VONAGE,
-      orderKey: weChatUserOrderKey(message.fromUserName),
+      orderKey: weChatUserOrderKey(message.fromUserName, accountId),
       payload,
       dedupKey: `${dedupKey}#${index}`,
     };

@@ -26,6 +26,7 @@
  *   writers racing past all of the above converge on one.
  */
 import * as crypto from 'node:crypto';
+import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../accounts';
 import { PermanentError } from '../errors';
 import type { Logger } from '../logger';
 import type { ConversationMapping, Store } from '../store/store';
@@ -61,10 +62,18 @@ export function clipChars(text: string, max: number, ellipsis = '…'): string {
   return out + ellipsis;
 }
 
-/** The conversation of a WeChat user: `wechat:<openid>` (Vonage keeps names unique). */
-export const conversationNameFor = (openid: string): string => uniqueName('wechat:', openid, VONAGE_NAME_MAX_CHARS);
+/**
+ * The conversation of a WeChat user (Vonage keeps names unique): `wechat:<openid>` for the default
+ * account (the name conversations had before accounts existed), `wechat:<id>:<openid>` for others.
+ */
+export const conversationNameFor = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
+  uniqueName('wechat:', accountUserKey(accountId, openid), VONAGE_NAME_MAX_CHARS);
 /** The Vonage user standing for a WeChat user (unique per application, like the conversation name). */
-export const userNameFor = (openid: string): string => uniqueName('wechat-', openid, VONAGE_NAME_MAX_CHARS);
+export const userNameFor = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
+  uniqueName(isDefaultAccount(accountId) ? 'wechat-' : `wechat-${accountId}-`, openid, VONAGE_NAME_MAX_CHARS);
+
+/** The store's key of a route's mapping (accounts.ts `accountUserKey`). */
+const mappingKeyOf = (route: WeChatUserRoute): string => accountUserKey(route.accountId ?? DEFAULT_ACCOUNT_ID, route.openid);
 
 /** The first candidate that fits Vonage's display-name limit, else the last one clipped. */
 function firstFitting(candidates: string[]): string {
@@ -135,12 +144,14 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function createConversation(route: WeChatUserRoute): Promise<string> {
-    const name = conversationNameFor(route.openid);
+    const name = conversationNameFor(route.openid, route.accountId);
     try {
       const created = await directory.createConversation({
         name,
         displayName: conversationDisplayName(route),
-        properties: { custom_data: { wechat_openid: route.openid, wechat_account: route.account } },
+        properties: {
+          custom_data: { wechat_openid: route.openid, wechat_account: route.account, ...(route.accountId ? { wechat_account_id: route.accountId } : {}) },
+        },
       });
       logger?.info({ openid: route.openid, conversationId: created.id }, 'created the conversation of a WeChat user');
       return created.id;
@@ -160,7 +171,7 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function createUser(route: WeChatUserRoute): Promise<string> {
-    const name = userNameFor(route.openid);
+    const name = userNameFor(route.openid, route.accountId);
     try {
       return (await directory.createUser({ name, displayName: userDisplayName(route) })).id;
     } catch (error) {
@@ -199,7 +210,8 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
   }
 
   async function resolveOnce(route: WeChatUserRoute): Promise<ResolvedConversation> {
-    let mapping = await store.getConversationMapping(route.openid);
+    const key = mappingKeyOf(route);
+    let mapping = await store.getConversationMapping(key);
     // Three steps; a few more only if another writer's row replaced ours in between.
     for (let round = 0; round < 8; round += 1) {
       const step = nextRoutingStep(mapping);
@@ -207,19 +219,19 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
         case 'create-conversation': {
           const conversationId = await createConversation(route);
           // The answer is the row as stored: another writer's conversation, if it got there first.
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId });
           break;
         }
         case 'create-user': {
           const { conversationId } = mapping!;
           const userId = await createUser(route);
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId, userId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId, userId });
           break;
         }
         case 'join-member': {
           const { conversationId, userId } = mapping!;
           const memberId = await joinMember(route.openid, conversationId, userId!);
-          mapping = await store.saveConversationMapping({ openid: route.openid, conversationId, userId: userId!, memberId });
+          mapping = await store.saveConversationMapping({ openid: key, conversationId, userId: userId!, memberId });
           break;
         }
         case 'done':
@@ -231,10 +243,11 @@ export function createConversationRouter(deps: ConversationRouterDeps): Conversa
 
   return {
     resolve(route) {
-      const running = inFlight.get(route.openid);
+      const key = mappingKeyOf(route);
+      const running = inFlight.get(key);
       if (running) return running;
-      const started = resolveOnce(route).finally(() => inFlight.delete(route.openid));
-      inFlight.set(route.openid, started);
+      const started = resolveOnce(route).finally(() => inFlight.delete(key));
+      inFlight.set(key, started);
       return started;
     },
   };

@@ -7,6 +7,7 @@
  * every part repeats, so there is always room for content).
  */
 import { createHash } from 'node:crypto';
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError } from '../errors';
 import type { NestedValue, WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
@@ -15,7 +16,7 @@ export const WECHAT_MESSAGE_EVENT = 'custom:wechat:message';
 export const VONAGE_BODY_LIMIT_BYTES = 4096;
 
 /** Fields that identify the message: every part repeats them, and they are never moved into content. */
-const IDENTITY_FIELDS = new Set(['direction', 'from', 'to', 'content', 'msg_type', 'msg_id', 'create_time', 'event']);
+const IDENTITY_FIELDS = new Set(['direction', 'account', 'from', 'to', 'content', 'msg_type', 'msg_id', 'create_time', 'event']);
 /**
  * Body keys a WeChat field can never take: the identity fields and the split counters. A field WeChat
  * does not send (a `<Part>` tag) must not pose as a part counter, or be overwritten by one when split.
@@ -107,6 +108,8 @@ function renderFollow(eventKey: string | undefined): string {
 export const MEDIA_MESSAGE_TYPES: ReadonlySet<string> = new Set(['image', 'voice', 'video', 'shortvideo']);
 
 export interface InboundBodyOptions {
+  /** The configured id of the account that received the message (`account` of the body). Default `default`. */
+  accountId?: string;
   /**
    * A link a Vonage client can open for a user's media (`PUBLIC_URL` + the bridge's signed media
    * route), or undefined when the bridge has no public URL: the body then carries no `media_url`.
@@ -119,6 +122,7 @@ export function toInboundEventBody(m: WeChatMessage, options: InboundBodyOptions
   const createTime = Number(m.createTime);
   const body: InboundEventBody = {
     direction: 'inbound',
+    account: options.accountId ?? DEFAULT_ACCOUNT_ID,
     from: m.fromUserName,
     to: m.toUserName,
     content: renderContent(m),

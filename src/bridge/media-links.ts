@@ -12,6 +12,7 @@
  * links change when the secret is reset.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { isDefaultAccount } from '../accounts';
 
 /** Where the route is mounted. */
 export const MEDIA_ROUTE_PATH = '/media';
@@ -35,11 +36,28 @@ function signature(key: Buffer, mediaId: string, expires: number): Buffer {
   return createHmac('sha256', key).update(`${mediaId}\n${expires}`).digest();
 }
 
+/**
+ * Where an account's links are served: `/media` for the default account, `/media/<id>` for others
+ * (each fetches with its own access token: a media_id is only good with its own account's).
+ */
+export const mediaRoutePathOf = (accountId: string): string =>
+  isDefaultAccount(accountId) ? MEDIA_ROUTE_PATH : `${MEDIA_ROUTE_PATH}/${accountId}`;
+
+/**
+ * The link key of one account: the default account's is `mediaLinkKey`'s, as before accounts
+ * existed; others derive theirs with their id, so that a link signed for one account is forged at
+ * another's path even when MEDIA_LINK_SECRET is shared.
+ */
+export function accountMediaLinkKey(accountId: string, secrets: { appSecret: string; linkSecret?: string | undefined }): Buffer {
+  const key = mediaLinkKey(secrets);
+  return isDefaultAccount(accountId) ? key : createHmac('sha256', key).update(`account ${accountId}`).digest();
+}
+
 /** The link for `mediaId`, valid until `expiresAtMs` (rounded down to a second). */
-export function mediaLink(publicUrl: string, key: Buffer, mediaId: string, expiresAtMs: number): string {
+export function mediaLink(publicUrl: string, key: Buffer, mediaId: string, expiresAtMs: number, routePath: string = MEDIA_ROUTE_PATH): string {
   const expires = Math.floor(expiresAtMs / 1000);
   const query = new URLSearchParams({ expires: String(expires), signature: signature(key, mediaId, expires).toString('base64url') });
-  return `${publicUrl.replace(/\/+$/, '')}${MEDIA_ROUTE_PATH}/${encodeURIComponent(mediaId)}?${query}`;
+  return `${publicUrl.replace(/\/+$/, '')}${routePath}/${encodeURIComponent(mediaId)}?${query}`;
 }
 
 export type MediaLinkCheck =

@@ -14,6 +14,7 @@
  * is left alone: the explicit id wins.
  */
 import { createHash } from 'node:crypto';
+import { accountScopedKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError } from '../errors';
 import type { Logger } from '../logger';
 import type { Store } from '../store/store';
@@ -70,6 +71,8 @@ export interface OutboundMediaDeps {
   /** fetchAgentMedia with the bridge's options (private networks allowed in tests only). */
   fetchMedia: (url: string, type: OutboundMediaType) => Promise<FetchedMedia>;
   logger?: Logger;
+  /** The account whose media these are: an upload's media_id is only good for its own account. Default `default`. */
+  accountId?: string;
 }
 
 export interface OutboundMedia {
@@ -86,7 +89,7 @@ export function createOutboundMedia(deps: OutboundMediaDeps): OutboundMedia {
     async prepare(body) {
       const request = mediaUrlRequest(body);
       if (request === undefined) return body;
-      const key = uploadKey(request);
+      const key = accountScopedKey(deps.accountId ?? DEFAULT_ACCOUNT_ID, uploadKey(request));
       const known = await deps.store.getUploadedMedia(key);
       if (known) return withMediaId(body, request, known.mediaId);
 

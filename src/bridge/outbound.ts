@@ -10,10 +10,12 @@
  * Everything else plans nothing, so the webhook answers 200 and stores nothing. The echo of our own
  * inbound event carries `direction: 'inbound'` and is therefore never sent back to WeChat.
  */
+import { DEFAULT_ACCOUNT_ID, type Account } from '../accounts';
 import type { NewJob } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import { weChatUserOrderKey } from './accept-inbound';
 import { WECHAT_MESSAGE_EVENT } from './inbound';
+import { outboundRecipient, sharedConversationAccount } from './outbound-recipient';
 import {
   JOB_DELIVER_TO_VONAGE,
   JOB_SEND_TO_WECHAT,
@@ -31,15 +33,23 @@ export const rtcEventDedupKey = (conversationId: string, eventId: string): strin
 /** One status per outbound event, however often its job runs. */
 export const statusDedupKey = (conversationId: string, eventId: string): string => `status:${conversationId}:${eventId}`;
 
-/** The recipient openid named by an outbound body, if it names one. */
-export function outboundRecipient(body: Record<string, unknown>): string | undefined {
-  const to = body['to'];
-  return typeof to === 'string' && to.trim() !== '' ? to : undefined;
-}
 
 export interface PlanOptions {
   /** Per-user conversation mode: each conversation is one WeChat user's (`to` may be omitted). */
   perUserConversations?: boolean;
+  /**
+   * Every configured account: a shared conversation's event is ordered behind its recipient of its
+   * account (outbound-recipient.ts `sharedConversationAccount`), a per-user conversation's behind the
+   * conversation. Supersedes `perUserConversations`.
+   */
+  accounts?: readonly Account[];
+}
+
+/** The account of a shared conversation's event, when the webhook can tell it without the store. */
+function sharedAccountId(event: RtcEvent, options: PlanOptions): string | undefined {
+  if (options.accounts === undefined) return options.perUserConversations ? undefined : DEFAULT_ACCOUNT_ID;
+  const shared = sharedConversationAccount(options.accounts, event.conversationId, event.body);
+  return shared?.ok ? shared.accountId : undefined;
 }
 
 /**
@@ -59,9 +69,10 @@ export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob
   if (kind === undefined) return undefined;
   const to = outboundRecipient(event.body);
   const payload: OutboundEventPayload = { conversationId: event.conversationId, eventId: event.id, body: event.body };
+  const accountId = sharedAccountId(event, options);
   return {
     kind,
-    orderKey: to !== undefined && !options.perUserConversations ? weChatUserOrderKey(to) : `conversation:${event.conversationId}`,
+    orderKey: to !== undefined && accountId !== undefined ? weChatUserOrderKey(to, accountId) : `conversation:${event.conversationId}`,
     payload,
     dedupKey: rtcEventDedupKey(event.conversationId, event.id),
   };

@@ -55,6 +55,8 @@ export interface WeChatUserRoute {
   openid: string;
   /** ToUserName: the account's original id (`gh_…`), for the conversation's display name. */
   account: string;
+  /** The configured account id; absent for the `default` account (and in jobs stored before accounts existed). */
+  accountId?: string;
 }
 
 /**

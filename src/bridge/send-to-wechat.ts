@@ -21,6 +21,7 @@
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
+import { DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
@@ -34,6 +35,11 @@ import type { OutboundEventPayload } from './ports';
 
 export interface SendToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
+  /**
+   * Several accounts: the client and media uploader of the recipient's account (its own access
+   * token: a message never leaves through another account). `weChat` and `media` when absent.
+   */
+  accountOf?: (accountId: string) => { weChat: Pick<WeChatApiClient, 'sendCustomMessage'>; media?: OutboundMedia };
   store: Pick<Store, 'enqueue' | 'markSeen'>;
   logger: Logger;
   now?: () => number;
@@ -42,7 +48,7 @@ export interface SendToWeChatDeps {
   /** The longest backoff the worker waits between two runs. Default 5 min. */
   maxRetryDelayMs?: number;
   /** Counts each outcome (delivered, or failed with its code). */
-  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'>;
+  metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'> & Partial<Pick<BridgeMetrics, 'accountMessage'>>;
   /** Who the event is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
   /** Turns a `media_url` into an uploaded `media_id` before the send (outbound-media.ts). */
@@ -156,11 +162,13 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
     const to = recipient.openid;
+    const { weChat, media } =
+      deps.accountOf && recipient.accountId !== undefined ? deps.accountOf(recipient.accountId) : { weChat: deps.weChat, media: deps.media };
 
     let request: Record<string, unknown>;
     try {
       // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
-      const body = deps.media ? await deps.media.prepare(payload.body) : payload.body;
+      const body = media ? await media.prepare(payload.body) : payload.body;
       request = buildCustomSendBody({ to, body });
     } catch (error) {
       // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
@@ -185,7 +193,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     };
 
     try {
-      await deps.weChat.sendCustomMessage(request, { beforeRequest: markSending });
+      await weChat.sendCustomMessage(request, { beforeRequest: markSending });
     } catch (error) {
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
@@ -213,6 +221,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     }
 
     // WeChat has the message: its status must say so, whatever the store does meanwhile.
+    deps.metrics?.accountMessage?.(recipient.accountId ?? DEFAULT_ACCOUNT_ID, 'outbound');
     await reportUntilRecorded(job, { status: 'delivered' }, to);
   };
 }

@@ -19,6 +19,8 @@ import type { OutboundEventPayload } from './ports';
 
 export interface SendTypingToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendTyping'>;
+  /** Several accounts: the client of the recipient's account (its access token); `weChat` when absent. */
+  accountOf?: (accountId: string) => { weChat: Pick<WeChatApiClient, 'sendTyping'> };
   logger: Logger;
   /** Who the indicator is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
   recipientOf?: RecipientResolver;
@@ -30,9 +32,11 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
     const context = { conversationId: payload.conversationId, eventId: payload.eventId };
 
     let request: Record<string, unknown>;
+    let weChat = deps.weChat;
     try {
       const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
       if (!recipient.ok) throw new InvalidInputError(400, recipient.errorMessage);
+      if (deps.accountOf && recipient.accountId !== undefined) weChat = deps.accountOf(recipient.accountId).weChat;
       request = buildTypingBody(recipient.openid, payload.body['command'] as TypingCommand);
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
@@ -41,7 +45,7 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
     }
 
     try {
-      await deps.weChat.sendTyping(request);
+      await weChat.sendTyping(request);
     } catch (error) {
       deps.logger.warn(
         { ...context, error: error instanceof Error ? error.message : String(error) },

@@ -6,12 +6,12 @@
  * stable_token endpoint in normal mode hands out the token that is already current, so fetching it
  * here never invalidates the running bridge's, and the command needs no DATABASE_URL.
  */
-import { loadSettings } from '../config';
 import { InvalidInputError } from '../errors';
 import type { StoredToken } from '../store/store';
 import { buildCustomSendBody } from '../wechat/custom-message';
 import type { TokenStore } from '../wechat/token-manager';
 import { JSON_OPTION, type CommandSpec } from './command';
+import { ACCOUNT_OPTION, weChatAppOf } from './account';
 import { CliFailure, UsageError } from './errors';
 
 /** A TokenStore for one process: no sharing needed, no locks contended. */
@@ -41,7 +41,7 @@ export class MemoryTokenStore implements TokenStore {
 
 export const sendTestCommand: CommandSpec = {
   name: 'send-test',
-  args: '<openid> <text> [--json]',
+  args: '<openid> <text> [--account <id>] [--json]',
   summary: 'send a text message to a WeChat user, to check the WeChat settings',
   details: [
     'Sends <text> to the WeChat user <openid> through the customer-service API, exactly as the bridge',
@@ -52,8 +52,11 @@ export const sendTestCommand: CommandSpec = {
     '',
     'Reads WECHAT_APP_ID, WECHAT_APP_SECRET and WECHAT_API_BASE_URL from the environment or ./.env,',
     'like the bridge; nothing else is required. The token and the secret are never printed.',
+    '',
+    'With several accounts (WECHAT_ACCOUNTS_FILE), --account <id> sends as that account, with its own',
+    'appID and appsecret from the file.',
   ].join('\n'),
-  options: { json: JSON_OPTION },
+  options: { account: ACCOUNT_OPTION, json: JSON_OPTION },
   positionals: { min: 2, max: 2, hint: 'give an openid and one text (quote it if it has spaces: send-test oUser "hello there")' },
   run: async (args, context) => {
     const [openid, text] = args.positionals as [string, string];
@@ -65,9 +68,8 @@ export const sendTestCommand: CommandSpec = {
       throw error;
     }
 
-    const result = loadSettings(context.env, ['WECHAT_APP_ID', 'WECHAT_APP_SECRET', 'WECHAT_API_BASE_URL']);
-    if (!result.ok) throw new CliFailure(`cannot send, fix these settings (see example.env): ${result.errors.join('; ')}`);
-    const { WECHAT_APP_ID: appId, WECHAT_APP_SECRET: appSecret, WECHAT_API_BASE_URL: baseUrl } = result.settings;
+    const accountOption = typeof args.values.account === 'string' ? args.values.account : undefined;
+    const { accountId, appId, appSecret, baseUrl } = weChatAppOf(context.env, context.cwd, accountOption, 'send-test');
 
     // Loaded here, not at the top: axios costs every other command a tenth of a second of start-up.
     const { AccessTokenManager } = require('../wechat/token-manager') as typeof import('../wechat/token-manager');
@@ -77,10 +79,13 @@ export const sendTestCommand: CommandSpec = {
     try {
       await weChat.sendCustomMessage(body);
     } catch (error) {
-      throw new CliFailure(`WeChat did not take the message: ${error instanceof Error ? error.message : String(error)}`);
+      // The file's secrets are not in the environment: scrub this account's here.
+      const reason = (error instanceof Error ? error.message : String(error)).split(appSecret).join('[secret]');
+      throw new CliFailure(`WeChat did not take the message: ${reason}`);
     }
 
-    if (args.values.json) context.print(`${JSON.stringify({ sent: true, to: openid, msgtype: 'text' }, null, 2)}\n`);
-    else context.print(`Sent a text message to ${openid}.\n`);
+    const fromAccount = accountOption !== undefined ? { account: accountId } : {};
+    if (args.values.json) context.print(`${JSON.stringify({ sent: true, to: openid, msgtype: 'text', ...fromAccount }, null, 2)}\n`);
+    else context.print(`Sent a text message to ${openid}${accountOption !== undefined ? ` as account ${accountId}` : ''}.\n`);
   },
 };

@@ -4,6 +4,7 @@
 import type { DeadLetter, Store } from '../store/store';
 import { JSON_OPTION, type CliContext, type CommandSpec, type ParsedArgs } from './command';
 import { DeadLetterAdmin, PURGE_NOT_SUPPORTED } from './dead-letter-admin';
+import { accountOfJobPayload } from './account';
 import { CliFailure, UsageError } from './errors';
 import { formatDuration, formatTime, oneLine, table } from './format';
 import { openCliStore } from './store';
@@ -75,16 +76,19 @@ export const queueCommand: CommandSpec = {
 
 export const listCommand: CommandSpec = {
   name: 'dead-letters list',
-  args: '[--limit <n>] [--json]',
+  args: '[--limit <n>] [--account <id>] [--json]',
   summary: 'dead letters, newest first',
   details: [
     'Lists dead letters, newest first: jobs the bridge gave up on (a permanent refusal, or still',
     'failing after 24 hours), with the reason. `dead-letters show <id>` prints one in full.',
+    'With --account <id>, only those of one Official Account (WECHAT_ACCOUNTS_FILE): inbound messages it',
+    'received and outbound messages that named it.',
     '',
     STORE_NOTE,
   ].join('\n'),
   options: {
     limit: { type: 'string', valueName: 'n', description: `how many to show (default ${DEFAULT_LIST_LIMIT}, at most ${MAX_LIST_LIMIT})` },
+    account: { type: 'string', valueName: 'id', description: 'only the dead letters of this Official Account' },
     json: JSON_OPTION,
   },
   positionals: { min: 0, max: 0 },
@@ -92,7 +96,11 @@ export const listCommand: CommandSpec = {
     const limit = parseLimit(args.values.limit);
     return withStore(context, async (store) => {
       const admin = new DeadLetterAdmin(store);
-      const letters = await admin.list(limit);
+      const account = typeof args.values.account === 'string' ? args.values.account : undefined;
+      const letters =
+        account === undefined
+          ? await admin.list(limit)
+          : (await admin.list(MAX_LIST_LIMIT)).filter((letter) => accountOfJobPayload(letter.payload) === account).slice(0, limit);
       if (args.values.json) {
         printJson(context, letters);
         return;
@@ -109,7 +117,7 @@ export const listCommand: CommandSpec = {
         oneLine(letter.reason, 80),
       ]);
       let text = table(['ID', 'DEAD SINCE (UTC)', 'KIND', 'ATTEMPTS', 'REASON'], rows);
-      const total = await admin.count();
+      const total = account === undefined ? await admin.count() : letters.length;
       if (total > letters.length) text += `\n(${letters.length} of ${total} shown; --limit ${Math.min(total, MAX_LIST_LIMIT)} shows more)`;
       context.print(`${text}\n`);
     });

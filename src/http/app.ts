@@ -8,6 +8,7 @@ import type { BridgeMetrics } from '../metrics';
 import type { NewJob, Store } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
+import { callbackPathOf, type Account } from '../accounts';
 import { admitWithinBudget, DEFAULT_ACK_BUDGET_MS, DEFAULT_MAX_PENDING_ACKS } from './ack-budget';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
@@ -17,8 +18,14 @@ export interface AppDeps {
   logger: Logger;
   store: Store;
   metrics: BridgeMetrics;
-  weChat: WeChatWebhookDeps['weChat'];
-  jobsFor: (message: WeChatMessage) => NewJob[];
+  /**
+   * Each Official Account's callback route (`/weChatEvent`, `/weChatEvent/{id}`): its credentials
+   * (with the message modes accepted, WECHAT_MESSAGE_MODES) and the jobs for its messages.
+   */
+  accounts: Array<{
+    account: Pick<Account, 'id'> & WeChatWebhookDeps['weChat'];
+    jobsFor: (message: WeChatMessage) => NewJob[];
+  }>;
   /** `/rtcEvent`: Vonage's RTC webhook. */
   rtc: {
     /** VONAGE_SIGNATURE_SECRET; undefined accepts unsigned requests. */
@@ -81,19 +88,28 @@ export function createApp(deps: AppDeps): Express {
     res.status(200).type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  app.use(
-    weChatWebhookRouter({
-      logger: deps.logger,
-      store: deps.store,
-      metrics: deps.metrics,
-      weChat: deps.weChat,
-      jobsFor: deps.jobsFor,
-      onJobsStored: deps.onJobsStored,
-      now: deps.now ?? Date.now,
-      ackTimeoutMs,
-      admit,
-    }),
-  );
+  // A push to another account's path fails that account's signature check: 401. Every account's
+  // callback shares the process's acknowledgement budget.
+  for (const { account, jobsFor } of deps.accounts) {
+    app.use(
+      weChatWebhookRouter({
+        logger: deps.logger,
+        store: deps.store,
+        metrics: deps.metrics,
+        weChat: account,
+        jobsFor: (message) => {
+          deps.metrics.accountMessage(account.id, 'inbound');
+          return jobsFor(message);
+        },
+        onJobsStored: deps.onJobsStored,
+        now: deps.now ?? Date.now,
+        ackTimeoutMs,
+        admit,
+        path: callbackPathOf(account.id),
+        accountId: account.id,
+      }),
+    );
+  }
 
   app.use(
     rtcWebhookRouter({

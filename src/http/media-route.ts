@@ -25,6 +25,8 @@ export interface MediaRouteDeps {
   weChatMedia: Pick<WeChatMediaClient, 'getMedia'>;
   logger: Logger;
   now: () => number;
+  /** Where the links are served (media-links.ts `mediaRoutePathOf`); default `/media`. */
+  routePath?: string;
 }
 
 const SERVABLE = /^(image|audio|video)\/[\w.+-]+$/i;
@@ -51,7 +53,7 @@ export function mediaRouter(deps: MediaRouteDeps): Router {
     return started;
   }
 
-  router.get(`${MEDIA_ROUTE_PATH}/:mediaId`, async (req: Request, res: Response) => {
+  router.get(`${deps.routePath ?? MEDIA_ROUTE_PATH}/:mediaId`, async (req: Request, res: Response) => {
     const mediaId = String(req.params['mediaId']);
     const check = verifyMediaLink(deps.linkKey, { mediaId, expires: req.query['expires'], signature: req.query['signature'] }, deps.now());
     if (!check.ok) {

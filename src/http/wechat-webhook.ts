@@ -31,6 +31,10 @@ export interface WeChatWebhookDeps extends DurableAckDeps {
   /** The jobs that deliver one accepted message (the bridge decides where it goes). */
   jobsFor: (message: WeChatMessage) => NewJob[];
   now: () => number;
+  /** The account's callback path (`/weChatEvent/{id}`); default `/weChatEvent`, the `default` account's. */
+  path?: string;
+  /** The account's id, for log lines. */
+  accountId?: string;
 }
 
 /** A query parameter as a single string; repeated or missing parameters are `undefined`. */
@@ -166,7 +170,7 @@ export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
       jobs: deps.jobsFor(message),
       direction: 'inbound',
       successText: 'success',
-      context: { msgType: message.msgType, event: message.event, msgId: message.msgId },
+      context: { ...(deps.accountId !== undefined ? { account: deps.accountId } : {}), msgType: message.msgType, event: message.event, msgId: message.msgId },
       ...(keys ? { seenKeys: seenKeysOf(keys) } : {}),
     });
   };
@@ -174,9 +178,10 @@ export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
 
 export function weChatWebhookRouter(deps: WeChatWebhookDeps): Router {
   const router = express.Router();
-  router.get('/weChatEvent', requireWeChatSignature(deps.weChat.token), answerEchostr);
+  const path = deps.path ?? '/weChatEvent';
+  router.get(path, requireWeChatSignature(deps.weChat.token), answerEchostr);
   router.post(
-    '/weChatEvent',
+    path,
     requireWeChatSignature(deps.weChat.token),
     requireFreshTimestamp(deps.now),
     deps.admit,

@@ -26,7 +26,21 @@ export interface ConsoleDeps {
   mintAgentToken: () => string;
   /** To upload the agent's images to WeChat, as the account's owner would. */
   weChatCredentials: { appId: string; appSecret: string };
+  /**
+   * Several Official Accounts (the first is `weChat`'s): the phone pane picks one, and every
+   * `/sandbox/api/wechat/…` call and the state take `?account=<id>`. Default: `weChat` alone, as `default`.
+   */
+  accounts?: ConsoleAccount[];
   logger: Logger;
+}
+
+export interface ConsoleAccount {
+  /** The bridge's configured id (`default`, or its callback path's last part). */
+  id: string;
+  /** What the picker shows. */
+  label: string;
+  weChat: WeChatPlatform;
+  weChatCredentials: { appId: string; appSecret: string };
 }
 
 export interface ConsoleRoutes {
@@ -65,7 +79,16 @@ export function consoleDirectory(): string {
 }
 
 export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
-  const { weChat, vonage, traffic, logger } = deps;
+  const { vonage, traffic, logger } = deps;
+  const accounts: ConsoleAccount[] = deps.accounts ?? [
+    { id: 'default', label: 'Sandbox Official Account', weChat: deps.weChat, weChatCredentials: deps.weChatCredentials },
+  ];
+  /** The account a request names with `?account=` (the first when it names none), or undefined for an unknown one. */
+  const accountOf = (req: Request): ConsoleAccount | undefined => {
+    const named = req.query['account'];
+    if (named === undefined || named === '') return accounts[0];
+    return typeof named === 'string' ? accounts.find((a) => a.id === named) : undefined;
+  };
   const streams = new Set<Response>();
   const unsubscribe: Array<() => void> = [];
 
@@ -74,7 +97,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     for (const res of streams) res.write(frame);
   };
   unsubscribe.push(traffic.subscribe((entry) => broadcast('traffic', entry)));
-  unsubscribe.push(weChat.onChange((change) => broadcast('wechat', change)));
+  for (const account of accounts) unsubscribe.push(account.weChat.onChange((change) => broadcast('wechat', { ...change, account: account.id })));
   unsubscribe.push(vonage.onChange((change) => broadcast('vonage', change)));
   const heartbeat = setInterval(() => {
     for (const res of streams) res.write(': keep-alive\n\n');
@@ -88,7 +111,8 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   // Each fault lasts its duration; a fault of one emulator clears that emulator's queue when it ends.
   const faults = new Map<ConsoleFault, { until: number; timer: NodeJS.Timeout }>();
   const faultState = () => [...faults.entries()].map(([fault, { until }]) => ({ fault, label: CONSOLE_FAULTS[fault].label, until }));
-  const clearEmulator = (fault: ConsoleFault) => (fault.startsWith('vonage') ? vonage.clearScript() : weChat.clearInjected());
+  const clearEmulator = (fault: ConsoleFault) =>
+    fault.startsWith('vonage') ? vonage.clearScript() : accounts.forEach((account) => account.weChat.clearInjected());
   function endFault(fault: ConsoleFault): void {
     const active = faults.get(fault);
     if (!active) return;
@@ -105,11 +129,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
       case 'vonage-slow':
         vonage.script(Array.from({ length: FAULT_REQUESTS }, () => ({ delayMs: SLOW_MS })));
         break;
+      // WeChat's faults hit every account: it is one platform.
       case 'wechat-busy':
-        weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ errcode: -1, errmsg: 'system error' })));
+        for (const { weChat } of accounts) weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ errcode: -1, errmsg: 'system error' })));
         break;
       case 'wechat-slow':
-        weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ delayMs: SLOW_MS })));
+        for (const { weChat } of accounts) weChat.inject(SEND_PATH, Array.from({ length: FAULT_REQUESTS }, () => ({ delayMs: SLOW_MS })));
         break;
     }
   }
@@ -130,11 +155,13 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     broadcast('faults', faultState());
   }
 
-  function state() {
+  function state(account: ConsoleAccount) {
+    const { weChat } = account;
     return {
       instanceId,
       faults: faultState(),
-      account: { id: weChat.accountId, appId: deps.weChatCredentials.appId },
+      account: { id: weChat.accountId, appId: account.weChatCredentials.appId, configuredId: account.id, label: account.label },
+      accounts: accounts.map((a) => ({ id: a.id, label: a.label, originalId: a.weChat.accountId })),
       pushMode: weChat.pushMode,
       clockOffsetMs: weChat.clockOffsetMs,
       users: weChat.users().map((user) => ({ ...user, chat: weChat.chat(user.openid) })),
@@ -149,19 +176,40 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     action().catch((error: unknown) => logger.warn({ err: error }, `sandbox: ${what} failed`));
   }
 
-  function userOr404(req: Request, res: Response): string | undefined {
+  function userOr404(req: Request, res: Response, weChat: WeChatPlatform): string | undefined {
     const openid = String(req.params['openid']);
     if (weChat.user(openid)) return openid;
     res.status(404).json({ error: `no simulated user ${openid}` });
     return undefined;
   }
 
+  /** The platform of the request's account; answers 404 itself for an unknown account. */
+  function platformOr404(req: Request, res: Response): WeChatPlatform | undefined {
+    const account = accountOf(req);
+    if (account === undefined) res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+    return account?.weChat;
+  }
+
   const api = express.Router();
   api.use(express.json({ limit: JSON_LIMIT }));
 
-  api.get('/state', (_req, res) => {
-    res.json(state());
+  api.get('/state', (req, res) => {
+    const account = accountOf(req);
+    if (account === undefined) {
+      res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+      return;
+    }
+    res.json(state(account));
   });
+
+  // Every WeChat action below acts on the request's account.
+  api.use('/wechat', (req, res, next) => {
+    const weChat = platformOr404(req, res);
+    if (weChat === undefined) return;
+    res.locals.weChat = weChat;
+    next();
+  });
+  const platformOf = (res: Response): WeChatPlatform => res.locals.weChat as WeChatPlatform;
 
   api.get('/stream', (req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
@@ -172,6 +220,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/wechat/users', (req, res) => {
+    const weChat = platformOf(res);
     const nickname = typeof req.body?.nickname === 'string' ? req.body.nickname.slice(0, 40) : undefined;
     inBackground('add user', async () => {
       const user = await weChat.addUser({ ...(nickname ? { nickname } : {}), follow: false });
@@ -181,7 +230,8 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/wechat/users/:openid/messages', (req, res) => {
-    const openid = userOr404(req, res);
+    const weChat = platformOf(res);
+    const openid = userOr404(req, res, weChat);
     if (!openid) return;
     const user = weChat.user(openid)!;
     if (!user.following) {
@@ -227,20 +277,23 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/wechat/users/:openid/follow', (req, res) => {
-    const openid = userOr404(req, res);
+    const weChat = platformOf(res);
+    const openid = userOr404(req, res, weChat);
     if (!openid) return;
     inBackground('follow', () => weChat.follow(openid));
     res.status(202).json({ ok: true });
   });
 
   api.post('/wechat/users/:openid/unfollow', (req, res) => {
-    const openid = userOr404(req, res);
+    const weChat = platformOf(res);
+    const openid = userOr404(req, res, weChat);
     if (!openid) return;
     inBackground('unfollow', () => weChat.unfollow(openid));
     res.status(202).json({ ok: true });
   });
 
   api.post('/wechat/clock', (req, res) => {
+    const weChat = platformOf(res);
     const hours = Number(req.body?.hours);
     if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 365) {
       res.status(400).json({ error: 'hours must be a positive number' });
@@ -251,11 +304,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/wechat/expire-tokens', (_req, res) => {
-    weChat.expireTokens();
+    platformOf(res).expireTokens();
     res.json({ ok: true });
   });
 
   api.post('/wechat/push-mode', (req, res) => {
+    const weChat = platformOf(res);
     const mode = req.body?.mode;
     if (mode !== 'plain' && mode !== 'compatible' && mode !== 'safe') {
       res.status(400).json({ error: 'mode must be plain, compatible or safe' });
@@ -279,7 +333,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.get('/wechat/media/:mediaId', (req, res) => {
-    const media = weChat.media(String(req.params['mediaId']));
+    const media = platformOf(res).media(String(req.params['mediaId']));
     if (!media) {
       res.status(404).type('text/plain').send('no such media (or older than 3 days)');
       return;
@@ -293,13 +347,19 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 
   // The agent's backend puts the image on WeChat (media/upload) and the agent sends its media_id.
   api.post('/agent/media', async (req, res) => {
+    // The account of the conversation the agent writes in: a media_id is only good for its own account.
+    const account = accountOf(req);
+    if (account === undefined) {
+      res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+      return;
+    }
     const image = parseDataUrl(req.body?.dataUrl);
     if (!image) {
       res.status(400).json({ error: 'dataUrl must be a data: URL of a PNG, JPEG or GIF image' });
       return;
     }
     try {
-      res.json(await uploadToWeChat(weChat.baseUrl, deps.weChatCredentials, image));
+      res.json(await uploadToWeChat(account.weChat.baseUrl, account.weChatCredentials, image));
     } catch (error) {
       res.status(502).json({ error: error instanceof Error ? error.message : String(error) });
     }

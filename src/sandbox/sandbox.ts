@@ -21,7 +21,10 @@ import type { Config } from '../config';
 import { createLogger, type Logger } from '../logger';
 import { startBridge, type RunningBridge } from '../server';
 import { decodeEncodingAesKey } from '../wechat/crypto';
+import { callbackPathOf, DEFAULT_ACCOUNT_ID } from '../accounts';
+import { conversationNameFor } from '../bridge/conversation-routing';
 import { createConsoleRoutes } from './console-routes';
+import { startWeChatApiHost } from './wechat-api-host';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
 import { startVonageEmulator, type VonageEmulator } from './vonage-emulator';
 import { startWeChatPlatform, type WeChatPlatform } from './wechat-platform';
@@ -42,7 +45,10 @@ export interface Sandbox {
   url: string;
   port: number;
   bridge: RunningBridge;
+  /** The `default` account's platform (the first of `accounts`). */
   weChat: WeChatPlatform;
+  /** Both Official Accounts: `default` at /weChatEvent (plain mode) and `second` at /weChatEvent/second (safe mode). */
+  accounts: Array<{ id: string; weChat: WeChatPlatform }>;
   vonage: VonageEmulator;
   traffic: TrafficRecorder;
   /** The conversation the bridge made for a WeChat user (`wechat:<openid>`), once they wrote or followed. */
@@ -56,6 +62,7 @@ export interface Sandbox {
 }
 
 const AGENT = { name: 'alex', displayName: 'Agent Alex' };
+export const SECOND_ACCOUNT_ID = 'second';
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 const randomText = (length: number) => Array.from({ length }, () => ALPHANUMERIC[crypto.randomInt(ALPHANUMERIC.length)]).join('');
@@ -77,12 +84,15 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const host = options.host ?? '127.0.0.1';
   const traffic = createTrafficRecorder({ keep: 1000 });
 
-  const weChatCredentials = {
+  const newCredentials = () => ({
     appId: `wx${crypto.randomBytes(8).toString('hex')}`,
     appSecret: crypto.randomBytes(16).toString('hex'),
     token: randomText(32),
     encodingAesKey: randomText(43),
-  };
+  });
+  const weChatCredentials = newCredentials();
+  // A second Official Account on the same bridge (docs/accounts.md): its callback is /weChatEvent/second.
+  const secondCredentials = newCredentials();
   const vonageApplicationId = crypto.randomUUID();
   const signatureSecret = crypto.randomBytes(24).toString('base64url');
   const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', {
@@ -109,6 +119,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       callerOf: (req) => (req.headers['x-sandbox-caller'] === 'console' ? 'sandbox console' : 'bridge'),
     });
     started.push(() => weChat.close());
+    const secondWeChat = await startWeChatPlatform({
+      appId: secondCredentials.appId,
+      appSecret: secondCredentials.appSecret,
+      traffic,
+      callerOf: (req) => (req.headers['x-sandbox-caller'] === 'console' ? 'sandbox console' : 'bridge'),
+    });
+    started.push(() => secondWeChat.close());
+    // One API host for both accounts, as api.weixin.qq.com is: requests go to the account they belong to.
+    const weChatApi = await startWeChatApiHost([
+      { appId: weChatCredentials.appId, platform: weChat },
+      { appId: secondCredentials.appId, platform: secondWeChat },
+    ]);
+    started.push(() => weChatApi.close());
     const vonage = await startVonageEmulator({
       publicKeyPem: publicKey,
       applicationId: vonageApplicationId,
@@ -163,6 +186,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       agent: AGENT,
       mintAgentToken,
       weChatCredentials: { appId: weChatCredentials.appId, appSecret: weChatCredentials.appSecret },
+      accounts: [
+        { id: DEFAULT_ACCOUNT_ID, label: 'Sandbox Official Account', weChat, weChatCredentials: { appId: weChatCredentials.appId, appSecret: weChatCredentials.appSecret } },
+        { id: SECOND_ACCOUNT_ID, label: 'Second Official Account', weChat: secondWeChat, weChatCredentials: { appId: secondCredentials.appId, appSecret: secondCredentials.appSecret } },
+      ],
       logger: logger.child({ component: 'sandbox-console' }),
     });
 
@@ -178,8 +205,26 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
         appId: weChatCredentials.appId,
         appSecret: weChatCredentials.appSecret,
         aesKeys: [decodeEncodingAesKey(weChatCredentials.encodingAesKey)],
-        apiBaseUrl: weChat.baseUrl,
+        apiBaseUrl: weChatApi.baseUrl,
       },
+      accounts: [
+        {
+          id: DEFAULT_ACCOUNT_ID,
+          token: weChatCredentials.token,
+          appId: weChatCredentials.appId,
+          appSecret: weChatCredentials.appSecret,
+          aesKeys: [decodeEncodingAesKey(weChatCredentials.encodingAesKey)],
+          conversationId: undefined,
+        },
+        {
+          id: SECOND_ACCOUNT_ID,
+          token: secondCredentials.token,
+          appId: secondCredentials.appId,
+          appSecret: secondCredentials.appSecret,
+          aesKeys: [decodeEncodingAesKey(secondCredentials.encodingAesKey)],
+          conversationId: undefined,
+        },
+      ],
       vonage: {
         applicationId: vonageApplicationId,
         privateKeyPem: privateKey,
@@ -205,12 +250,20 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     // The two dashboards: Vonage's RTC event_url, WeChat's server configuration (URL, Token, key).
     vonage.setRtcEventUrl(`${bridgeUrl}/rtcEvent`);
     weChat.connect({ url: `${bridgeUrl}/weChatEvent`, token: weChatCredentials.token, mode: 'plain', encodingAesKey: weChatCredentials.encodingAesKey });
+    secondWeChat.connect({
+      url: `${bridgeUrl}${callbackPathOf(SECOND_ACCOUNT_ID)}`,
+      token: secondCredentials.token,
+      mode: 'safe',
+      encodingAesKey: secondCredentials.encodingAesKey,
+    });
 
     await vonageApi('POST', '/users', { name: AGENT.name, display_name: AGENT.displayName });
     for (const nickname of options.users ?? ['Li Wei']) {
       const user = await weChat.addUser({ nickname, follow: false });
       void weChat.follow(user.openid).catch(() => undefined);
     }
+    const secondUser = await secondWeChat.addUser({ nickname: 'Zhang Min', follow: false });
+    void secondWeChat.follow(secondUser.openid).catch(() => undefined);
 
     let stopping: Promise<void> | undefined;
     return {
@@ -218,9 +271,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       port: bridge.port,
       bridge,
       weChat,
+      accounts: [
+        { id: DEFAULT_ACCOUNT_ID, weChat },
+        { id: SECOND_ACCOUNT_ID, weChat: secondWeChat },
+      ],
       vonage,
       traffic,
-      conversationOf: (openid) => vonage.conversations().find((c) => c.name === `wechat:${openid}`)?.id,
+      conversationOf: (openid) => {
+        const names = [DEFAULT_ACCOUNT_ID, SECOND_ACCOUNT_ID].map((id) => conversationNameFor(openid, id));
+        return vonage.conversations().find((c) => names.includes(c.name))?.id;
+      },
       agent: AGENT,
       databasePath,
       stop: () => (stopping ??= cleanUp()),

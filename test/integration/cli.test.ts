@@ -8,7 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../src/config';
+import { inboundJobs } from '../../src/bridge/accept-inbound';
 import { openStore } from '../../src/store/open-store';
+import { parseWeChatMessage } from '../../src/wechat/message';
+import { parseWeChatXml } from '../../src/wechat/xml';
 import type { DeadLetter, Job, Store } from '../../src/store/store';
 import { startFakeWeChat, type FakeWeChat } from '../support/fake-wechat';
 
@@ -334,6 +337,38 @@ describe('wechat-bridge (dist/cli/main.js)', () => {
   });
 });
 
+describe('wechat-bridge dead-letters list --account', () => {
+  test('lists only the dead letters of one Official Account', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bridge-cli-accounts-'));
+    try {
+      const store = await openStore(`sqlite:${path.join(dir, 'data', 'bridge.db')}`);
+      const message = (account: string, msgId: string) =>
+        inboundJobs(
+          parseWeChatMessage(parseWeChatXml(`<xml><ToUserName>gh_1</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>${msgId}</MsgId></xml>`)),
+          { conversationId: undefined, accountId: account },
+        );
+      await store.enqueue([
+        ...message('sales', '1'),
+        ...message('default', '2'),
+        { kind: 'send-to-wechat', orderKey: 'conversation:CON-1', payload: { conversationId: 'CON-1', eventId: '9', body: { direction: 'outbound', to: 'oUser', account: 'sales' } } },
+      ]);
+      const claimed = await store.claim({ limit: 10, leaseMs: 60_000 });
+      for (const job of claimed) await deadLetter(store, job, 'gave up');
+      await store.close();
+      expect(claimed).toHaveLength(3);
+      const bySales = claimed.filter((job) => job.orderKey !== 'wechat:oUser').map((job) => job.id).sort();
+
+      const run = await cli(['dead-letters', 'list', '--account', 'sales', '--json'], { cwd: dir });
+      expect(run.code).toBe(0);
+      expect((JSON.parse(run.stdout) as Array<{ id: string }>).map((letter) => letter.id).sort()).toEqual(bySales);
+      const all = await cli(['dead-letters', 'list', '--json'], { cwd: dir });
+      expect(JSON.parse(all.stdout)).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('wechat-bridge send-test', () => {
   let weChat: FakeWeChat;
   let dir: string;
@@ -396,6 +431,28 @@ describe('wechat-bridge send-test', () => {
     const before = weChat.requests.length;
     expectUsageError(await cli(['send-test', 'oUser-abc', ''], { cwd: dir, env: env() }), /msg_type text needs content/);
     expect(weChat.requests.length).toBe(before);
+  });
+
+  test('--account sends as an account of WECHAT_ACCOUNTS_FILE, with its own credentials; an unknown or missing one is a usage error', async () => {
+    const other = { id: 'other', appId: 'wx0000000000000000', appSecret: 'other-secret-0123456789', token: 'otherToken' };
+    writeFileSync(path.join(dir, 'accounts.json'), JSON.stringify([{ id: 'sales', appId: 'wx2c2769f8efd9abc2', appSecret: SECRET, token: 'salesToken' }, other]));
+    const fileEnv = { WECHAT_ACCOUNTS_FILE: 'accounts.json', WECHAT_API_BASE_URL: weChat.baseUrl };
+    const sent = weChat.sent.length;
+
+    const run = await cli(['send-test', 'oUser-abc', 'from sales', '--account', 'sales'], { cwd: dir, env: fileEnv });
+    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: 'Sent a text message to oUser-abc as account sales.\n', stderr: '' });
+    expect(weChat.sent.slice(sent).map((s) => s.json)).toEqual([{ touser: 'oUser-abc', msgtype: 'text', text: { content: 'from sales' } }]);
+    expect(weChat.tokenRequests.at(-1)).toEqual({ grant_type: 'client_credential', appid: 'wx2c2769f8efd9abc2', secret: SECRET });
+
+    // The other account's AppID is not this WeChat's: its own credentials were used, and refused.
+    const asOther = await cli(['send-test', 'oUser-abc', 'hi', '--account', 'other'], { cwd: dir, env: fileEnv });
+    expectFailure(asOther, /40013/);
+    expect(asOther.stderr).not.toContain(other.appSecret);
+    expect(weChat.tokenRequests.at(-1)).toMatchObject({ appid: other.appId });
+
+    expectUsageError(await cli(['send-test', 'oUser-abc', 'hi', '--account', 'nope'], { cwd: dir, env: fileEnv }), /no account nope in accounts\.json \(it lists sales, other\)/);
+    expectUsageError(await cli(['send-test', 'oUser-abc', 'hi'], { cwd: dir, env: fileEnv }), /several accounts are configured: name one with --account \(sales, other\)/);
+    expect(weChat.sent.length).toBe(sent + 1);
   });
 });
 

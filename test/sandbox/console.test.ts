@@ -12,6 +12,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createLogger } from '../../src/logger';
 import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
+import { waitFor } from '../support/wait';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ONE_PIXEL_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64');
@@ -248,6 +249,33 @@ describe('the sandbox console in Chromium', () => {
     await page.setViewportSize({ width: 1440, height: 900 });
   }, 30_000);
 
+  test('the account picker in the phone pane switches to the second Official Account, whose user then writes to it', async () => {
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.goto(`http://127.0.0.1:${sandbox!.port}/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    const second = sandbox!.accounts.find((a) => a.id === 'second')!.weChat;
+    expect(await page.locator('#account-select option').allTextContents()).toEqual([
+      `Sandbox Official Account (${sandbox!.weChat.accountId})`,
+      `Second Official Account (${second.accountId})`,
+    ]);
+    await page.selectOption('#account-select', 'second');
+    await page.locator('.phone-title', { hasText: 'Second Official Account' }).waitFor();
+    expect(await page.locator('#user-select option:checked').textContent()).toContain('Zhang Min');
+
+    await page.fill('#phone-input', 'A question for the second account');
+    await page.click('#phone-send');
+    await page.locator('#phone-chat .row.mine', { hasText: 'A question for the second account' }).locator('.meta', { hasText: 'delivered' }).waitFor();
+    const [user] = second.users();
+    expect(second.chat(user!.openid).some((c) => c.text === 'A question for the second account')).toBe(true);
+    await waitFor('the second account\'s conversation', () => sandbox!.vonage.conversations().find((c) => c.name === `wechat:second:${user!.openid}`));
+
+    // Back to the first account: its own user and chat.
+    await page.selectOption('#account-select', 'default');
+    await page.locator('.phone-title', { hasText: 'Sandbox Official Account' }).waitFor();
+    expect(await page.locator('#user-select option:checked').textContent()).toContain('Li Wei');
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
   test('a restarted sandbox: the page says it is not answering, then reloads itself', async () => {
     const port = sandbox!.port;
     await page.evaluate(() => {
@@ -268,3 +296,4 @@ describe('the sandbox console in Chromium', () => {
     expect(pageErrors).toEqual([]);
   }, 40_000);
 });
+

@@ -128,6 +128,39 @@ describe('the sandbox', () => {
     const served = await fetch(`${base}/sandbox/api/wechat/media/${mediaId}`);
     expect(served.headers.get('content-type')).toBe('image/png');
   });
+
+  test('the second Official Account: the console picks it with ?account=, its user reaches a conversation of that account, and the reply goes back through its own token', async () => {
+    const second = sandbox.accounts.find((a) => a.id === 'second')!.weChat;
+    const state = (await (await fetch(`${base}/sandbox/api/state?account=second`)).json()) as Record<string, any>;
+    expect(state.account).toMatchObject({ configuredId: 'second', id: second.accountId });
+    expect(state.accounts.map((a: { id: string }) => a.id)).toEqual(['default', 'second']);
+    const [user] = state.users as Array<{ openid: string }>;
+    expect(second.user(user!.openid)).toBeDefined();
+    expect(sandbox.weChat.user(user!.openid)).toBeUndefined();
+    expect((await fetch(`${base}/sandbox/api/state?account=nope`)).status).toBe(404);
+
+    const sent = await fetch(`${base}/sandbox/api/wechat/users/${encodeURIComponent(user!.openid)}/messages?account=second`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'text', content: 'Hello from the second account' }),
+    });
+    expect(sent.status).toBe(202);
+    const conversationId = await waitFor('the conversation', () => sandbox.vonage.conversations().find((c) => c.name === `wechat:second:${user!.openid}`)?.id);
+    const inbound = await waitFor('the inbound event', () =>
+      sandbox.vonage.conversationEvents(conversationId).find((e) => e.body.content === 'Hello from the second account'),
+    );
+    expect(inbound.body).toMatchObject({ account: 'second', to: second.accountId });
+
+    const { token } = (await (await fetch(`${base}/sandbox/api/agent/token`, { method: 'POST' })).json()) as { token: string };
+    const api = `${base}/sandbox/vonage/v1/conversations/${encodeURIComponent(conversationId)}`;
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const joined = (await (await fetch(`${api}/members`, { method: 'POST', headers, body: JSON.stringify({ state: 'joined', user: { name: sandbox.agent.name }, channel: { type: 'app' } }) })).json()) as { id: string };
+    const posted = await fetch(`${api}/events`, { method: 'POST', headers, body: JSON.stringify({ type: 'custom:wechat:message', from: joined.id, body: { direction: 'outbound', content: 'Hi from agent' } }) });
+    expect(posted.status).toBe(201);
+    await waitFor('the reply on the second phone', () => second.chat(user!.openid).find((c) => c.from === 'account' && c.text === 'Hi from agent'));
+    expect(second.sent.every((s) => second.issuedTokens.includes(s.accessToken))).toBe(true);
+    expect(sandbox.weChat.sent.some((s) => (s.json as { touser?: string }).touser === user!.openid)).toBe(false);
+  });
 });
 
 test('without the sandbox, / and /sandbox/* are 404 (production is unchanged)', async () => {

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import type { Account } from '../../src/accounts';
 import type { Config, WeChatMessageMode } from '../../src/config';
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
@@ -126,6 +127,10 @@ export interface HarnessOptions {
   keepDirectory?: boolean;
   /** DATABASE_URL instead of the harness's own SQLite file (e.g. a shared PostgreSQL test database). */
   databaseUrl?: string;
+  /** Several Official Accounts (as WECHAT_ACCOUNTS_FILE gives them); default the one `default` account. */
+  accounts?: Account[];
+  /** WECHAT_API_BASE_URL instead of the fake WeChat's (e.g. a WeChat API host serving several accounts' emulators). */
+  weChatBaseUrl?: string;
   /** Passed to `startBridge` (e.g. a short acknowledgement budget). */
   bridgeOptions?: BridgeOptions;
 }
@@ -148,7 +153,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const config = testConfig({
     databaseUrl: options.databaseUrl ?? `sqlite:${dbPath}`,
     vonageBaseUrl: vonage.baseUrl,
-    weChatBaseUrl: weChat.baseUrl,
+    weChatBaseUrl: options.weChatBaseUrl ?? weChat.baseUrl,
     aesKeys: options.aesKeys,
     messageModes: options.messageModes,
     signatureSecret: options.signatureSecret,
@@ -160,6 +165,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     mediaCacheDir,
     allowPrivateMediaUrls: options.allowPrivateMediaUrls,
   });
+  if (options.accounts) config.accounts = options.accounts;
   const logger = createLogger({ level: 'debug', destination, secrets: configuredSecrets(config) });
   const bridge = await startBridge(config, logger, options.bridgeOptions);
   return {

@@ -26,6 +26,8 @@
   ];
 
   const state = {
+    account: undefined, // the configured id of the Official Account the phone pane shows
+    accounts: [], // { id, label, originalId }
     users: new Map(), // openid → user with chat
     selectedOpenid: undefined,
     typing: new Set(), // openids the account is typing to
@@ -83,7 +85,7 @@
     svg.append(path, dot);
     return svg;
   }
-  const mediaUrl = (mediaId) => `/sandbox/api/wechat/media/${encodeURIComponent(mediaId)}`;
+  const mediaUrl = (mediaId) => withAccount(`/sandbox/api/wechat/media/${encodeURIComponent(mediaId)}`, state.account);
   /** A bridge media link (absolute, at PUBLIC_URL) as a path on this page's origin, which serves it too. */
   const sameOrigin = (url) => {
     try {
@@ -148,10 +150,21 @@
     }
   }
 
-  async function api(method, path, body) {
+  /**
+   * The phone pane's calls act on the picked account (`?account=`); the others are account-free. The
+   * first account is the server's default and needs no parameter, so its URLs stay as they were.
+   */
+  function withAccount(path, account) {
+    if (!account || /[?&]account=/.test(path) || (state.accounts[0] && account === state.accounts[0].id)) return path;
+    if (!(path === '/sandbox/api/state' || path.startsWith('/sandbox/api/wechat/'))) return path;
+    return `${path}${path.includes('?') ? '&' : '?'}account=${encodeURIComponent(account)}`;
+  }
+
+  /** `account`: the account a phone-pane call acts on; default the picked one. */
+  async function api(method, path, body, account = state.account) {
     let response;
     try {
-      response = await fetch(path, {
+      response = await fetch(withAccount(path, account), {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -274,6 +287,8 @@
   }
 
   function onWeChatChange(change) {
+    // Another account's phone: shown when that account is picked (its state is loaded then).
+    if (change.account && state.account && change.account !== state.account) return;
     switch (change.type) {
       case 'user': {
         const existing = state.users.get(change.user.openid);
@@ -696,7 +711,7 @@
       showAgentError('');
       try {
         // The account's backend uploads the image to WeChat (media/upload); the event carries its media_id.
-        const { media_id } = await api('POST', '/sandbox/api/agent/media', { dataUrl: await readFileAsDataUrl(file) });
+        const { media_id } = await api('POST', `/sandbox/api/agent/media?account=${encodeURIComponent(accountOfConversation(state.selectedConversation))}`, { dataUrl: await readFileAsDataUrl(file) });
         await postAgentEvent(MESSAGE, { direction: 'outbound', to, msg_type: 'image', media_id });
       } catch (error) {
         showAgentError(error.message);
@@ -889,7 +904,57 @@
     source.addEventListener('vonage', (e) => onVonageChange(JSON.parse(e.data)));
   }
 
+  /** The phone pane's part of the state: the account's users, chats, push mode and clock. */
+  function applyAccountState(snapshot) {
+    state.accounts = snapshot.accounts || [];
+    state.account = snapshot.account && snapshot.account.configuredId;
+    state.pushMode = snapshot.pushMode || 'plain';
+    state.users = new Map();
+    for (const user of snapshot.users) state.users.set(user.openid, user);
+    state.selectedOpenid = snapshot.users[0] && snapshot.users[0].openid;
+    state.clockOffsetMs = snapshot.clockOffsetMs;
+    renderAccountSelect();
+  }
+
+  /**
+   * The account of a conversation, from its name: `wechat:<openid>` is the default account's,
+   * `wechat:<id>:<openid>` another's (the bridge's names). Shared conversations: the picked account.
+   */
+  function accountOfConversation(conversationId) {
+    const conversation = state.conversations.get(conversationId);
+    const name = conversation && conversation.name ? conversation.name : '';
+    const match = /^wechat:([a-z0-9][a-z0-9_-]*):/.exec(name);
+    if (match && state.accounts.some((a) => a.id === match[1])) return match[1];
+    return name.startsWith('wechat:') ? 'default' : state.account || 'default';
+  }
+
+  function renderAccountSelect() {
+    const picked = state.accounts.find((a) => a.id === state.account);
+    const title = document.querySelector('.phone-title');
+    if (title && picked) title.textContent = picked.label;
+    const select = $('account-select');
+    select.replaceChildren(...state.accounts.map((a) => el('option', { value: a.id, selected: a.id === state.account }, `${a.label} (${a.originalId})`)));
+    select.hidden = state.accounts.length < 2;
+  }
+
+  function wireAccountPicker() {
+    $('account-select').addEventListener('change', async (e) => {
+      const wanted = e.target.value;
+      const snapshot = await attempt('Switching the account', () => api('GET', '/sandbox/api/state', undefined, wanted));
+      if (!snapshot) {
+        renderAccountSelect();
+        return;
+      }
+      applyAccountState(snapshot);
+      $('push-mode').value = state.pushMode;
+      renderClock();
+      renderUserSelect();
+      renderPhone();
+    });
+  }
+
   async function start() {
+    wireAccountPicker();
     wirePhone();
     wireAgent();
     wireTraffic();
@@ -898,10 +963,7 @@
     const initial = await api('GET', '/sandbox/api/state');
     if (!checkInstance(initial.instanceId)) return;
     renderFaults(initial.faults || []);
-    state.pushMode = initial.pushMode || 'plain';
-    for (const user of initial.users) state.users.set(user.openid, user);
-    state.selectedOpenid = initial.users[0] && initial.users[0].openid;
-    state.clockOffsetMs = initial.clockOffsetMs;
+    applyAccountState(initial);
     state.agent.name = initial.agent.name;
     state.agent.displayName = initial.agent.displayName;
     state.agent.vonageApiBase = initial.vonageApiBase;

@@ -13,7 +13,13 @@ const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
 describe('toInboundEventBody', () => {
   test('a text message carries the contract fields', () => {
     const body = toInboundEventBody(readWeChatMessage(xml('<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[你好]]></Content><MsgId>6054768590064713728</MsgId>')));
-    expect(body).toEqual({ direction: 'inbound', from: 'oUser', to: 'gh_1', content: '你好', msg_type: 'text', msg_id: '6054768590064713728', create_time: 1700000000 });
+    expect(body).toEqual({ direction: 'inbound', account: 'default', from: 'oUser', to: 'gh_1', content: '你好', msg_type: 'text', msg_id: '6054768590064713728', create_time: 1700000000 });
+  });
+
+  test('the body names the configured account beside the original id, and no WeChat tag can pose as it', () => {
+    const message = readWeChatMessage(xml('<MsgType>text</MsgType><Content>hi</Content><Account>forged</Account><MsgId>1</MsgId>'));
+    expect(toInboundEventBody(message, { accountId: 'sales' })).toMatchObject({ account: 'sales', to: 'gh_1' });
+    expect(toInboundEventBody(message)).toMatchObject({ account: 'default' });
   });
 
   test('an event without MsgId uses its dedup key as msg_id and renders readable content', () => {

@@ -64,8 +64,8 @@ describe('who an outbound event is for', () => {
     try {
       await store.saveConversationMapping({ openid: 'oUser', conversationId: 'CON-1' });
       const recipientOf = recipientFromConversation(store);
-      await expect(recipientOf({ conversationId: 'CON-1', body: {} })).resolves.toEqual({ ok: true, openid: 'oUser' });
-      await expect(recipientOf({ conversationId: 'CON-1', body: { to: 'oUser' } })).resolves.toEqual({ ok: true, openid: 'oUser' });
+      await expect(recipientOf({ conversationId: 'CON-1', body: {} })).resolves.toEqual({ ok: true, openid: 'oUser', accountId: 'default' });
+      await expect(recipientOf({ conversationId: 'CON-1', body: { to: 'oUser' } })).resolves.toEqual({ ok: true, openid: 'oUser', accountId: 'default' });
       await expect(recipientOf({ conversationId: 'CON-1', body: { to: 'oOther' } })).resolves.toMatchObject({ ok: false, errorCode: 'recipient_mismatch' });
       await expect(recipientOf({ conversationId: 'CON-2', body: { to: 'oUser' } })).resolves.toMatchObject({
         ok: false,

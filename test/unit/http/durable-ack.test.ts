@@ -58,8 +58,12 @@ async function startApp(fault: EnqueueFault, options: { markSeenWritesFail?: boo
     logger,
     store: failing,
     metrics: createMetrics({ queueStats: () => store.stats() }),
-    weChat: { token: TEST_TOKEN, appId: TEST_APP_ID, aesKeys: [] },
-    jobsFor: (message) => inboundJobs(message, { conversationId: TEST_CONVERSATION_ID }),
+    accounts: [
+      {
+        account: { id: 'default', token: TEST_TOKEN, appId: TEST_APP_ID, aesKeys: [] },
+        jobsFor: (message) => inboundJobs(message, { conversationId: TEST_CONVERSATION_ID }),
+      },
+    ],
     rtc: { signatureSecret: undefined, jobFor: (event) => planOutbound(event) },
     onJobsStored: () => {
       wakeUps += 1;

@@ -245,16 +245,7 @@ export class SqliteStore implements Store {
       db.close();
       throw error;
     }
-    let walFd: number | undefined;
-    try {
-      const mode = db.prepare('PRAGMA journal_mode').get()?.journal_mode;
-      // The WAL file exists from the migration's first write on and lives as long as a connection does.
-      if (path !== ':memory:' && mode === 'wal') walFd = openSync(`${path}-wal`, 'r');
-    } catch (error) {
-      db.close();
-      throw error;
-    }
-    return new SqliteStore(db, walFd, options);
+    return new SqliteStore(db, openWalFile(db, path), options);
   }
 
   private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
@@ -762,6 +753,20 @@ function int(value: SQLOutputValue | undefined): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'bigint') return Number(value);
   throw new Error(`expected an integer column, got ${typeof value}`);
+}
+
+/**
+ * The WAL file, to fsync before an enqueue resolves, or undefined without one (`:memory:`, a file
+ * system that refused WAL mode): enqueues then commit with `synchronous=FULL`. SQLite creates the
+ * file when the connection first reads in WAL mode and keeps it while any connection is open.
+ */
+function openWalFile(db: DatabaseSync, path: string): number | undefined {
+  if (path === ':memory:' || db.prepare('PRAGMA journal_mode').get()?.journal_mode !== 'wal') return undefined;
+  try {
+    return openSync(`${path}-wal`, 'r');
+  } catch {
+    return undefined;
+  }
 }
 
 function errorMessage(error: unknown): string {

@@ -51,6 +51,8 @@ export interface Config {
   accounts?: Account[];
   /** Media relay; optional so that hand-built configurations (tests, tools) may leave it out. */
   media?: MediaConfig;
+  /** The reply window's rules (reply-window.ts); WeChat's current ones when left out. */
+  replyWindow?: { messageReplies: number; messageWindowMs: number };
   databaseUrl: string;
   logLevel: LogLevel;
   /** LOG_FORMAT; undefined: pretty on a terminal outside production, JSON otherwise. */
@@ -146,6 +148,9 @@ const schema = z.object({
   LOG_FORMAT: optional(z.enum(LOG_FORMATS)),
   MEDIA_CACHE_DIR: optional(z.string()).default('./data/media'),
   MEDIA_LINK_SECRET: optional(z.string().min(16, 'must be at least 16 characters (a random secret)')),
+  // WeChat's documented limits today: 5 customer-service messages within 48 h of a user's message.
+  WECHAT_REPLIES_PER_MESSAGE: optional(z.coerce.number().int().min(1).max(1000)).default(5),
+  WECHAT_REPLY_WINDOW_HOURS: optional(z.coerce.number().int().min(1).max(48)).default(48),
 });
 
 /** `NAME reason`, one line per bad variable. */
@@ -272,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, readFile?: (path: string) => 
         previousSignatureSecret: d.VONAGE_PREVIOUS_SIGNATURE_SECRET,
       },
       media: { cacheDir: d.MEDIA_CACHE_DIR, linkSecret: d.MEDIA_LINK_SECRET },
+      replyWindow: { messageReplies: d.WECHAT_REPLIES_PER_MESSAGE, messageWindowMs: d.WECHAT_REPLY_WINDOW_HOURS * 60 * 60 * 1000 },
       databaseUrl: d.DATABASE_URL,
       logLevel: d.LOG_LEVEL,
       logFormat: d.LOG_FORMAT,

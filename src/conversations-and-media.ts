@@ -19,6 +19,7 @@ import { MediaFileCache } from './bridge/media-cache';
 import { accountMediaLinkKey, MEDIA_LINK_MAX_TTL_MS, mediaLink, mediaRoutePathOf } from './bridge/media-links';
 import { planOutbound } from './bridge/outbound';
 import { createOutboundMedia, type OutboundMedia } from './bridge/outbound-media';
+import { templateResultJob } from './bridge/template-result';
 import { createRecipientResolver, type RecipientResolver } from './bridge/outbound-recipient';
 import { accountsOf, type Config } from './config';
 import { mediaRouter } from './http/media-route';
@@ -88,8 +89,14 @@ export function createConversationsAndMedia(deps: {
         {
           account,
           cache,
-          jobsFor: (message: WeChatMessage) =>
-            inboundJobs(message, { conversationId: account.conversationId, accountId: account.id }, mediaUrl ? { mediaUrl } : {}),
+          // Every message goes to the conversation; a template message's result also becomes its status.
+          jobsFor: (message: WeChatMessage) => {
+            const receivedAt = now();
+            const target = { conversationId: account.conversationId, accountId: account.id };
+            const jobs = inboundJobs(message, target, { receivedAt, ...(mediaUrl ? { mediaUrl } : {}) });
+            const templateResult = templateResultJob(message, receivedAt, account.id);
+            return templateResult === undefined ? jobs : [...jobs, templateResult];
+          },
           outboundMedia: createOutboundMedia({
             store,
             weChatMedia,

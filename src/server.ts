@@ -7,7 +7,9 @@ import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
+import { createReplyWindowTracker, withReplyWindow } from './bridge/reply-window';
 import { createSendToWeChatHandler } from './bridge/send-to-wechat';
+import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/template-result';
 import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
 import { isDefaultAccount } from './accounts';
 import { accountsOf, type Config } from './config';
@@ -111,6 +113,9 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   const relay = createConversationsAndMedia({ config, store, vonage, tokensOf: (id) => weChatOfAccount(id).tokens, logger });
   const accountOf = (accountId: string) => ({ weChat: weChatOfAccount(accountId).client, media: relay.outboundMediaOf(accountId) });
 
+  // Who can still get a free-form message, shared through the store with every instance.
+  const replyWindows = createReplyWindowTracker({ store, ...(config.replyWindow ? { rules: config.replyWindow } : {}) });
+
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
@@ -120,11 +125,12 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
     handlers: {
-      [JOB_DELIVER_TO_VONAGE]: createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }),
+      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }), replyWindows),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,
         store,
+        replyWindows,
         logger: logger.child({ component: 'send-to-wechat' }),
         scrub,
         // The handler reports "failed" itself before the worker would give up silently.
@@ -134,6 +140,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         recipientOf: relay.recipientOf,
         media: relay.outboundMediaOf(firstAccountId),
       }),
+      [JOB_REPORT_TEMPLATE_RESULT]: createReportTemplateResultHandler({ store, logger: logger.child({ component: 'template-result' }) }),
       [JOB_SEND_TYPING_TO_WECHAT]: createSendTypingToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,

@@ -11,6 +11,7 @@ import type { WeChatMessage } from '../wechat/message';
 import { weChatDedupKey } from '../wechat/message';
 import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './inbound';
 import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
+import { REPLY_WINDOW_BODY_BYTES, replyWindowGrantOf } from './reply-window';
 
 /**
  * Per-user order: every job about one WeChat user (of one account) waits for the previous one. The
@@ -29,16 +30,33 @@ export interface InboundTarget {
   accountId?: string;
 }
 
-export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundBodyOptions = {}): NewJob[] {
+export interface InboundJobOptions extends InboundBodyOptions {
+  /** Epoch ms the message was received (the reply window opens no later). Default: now. */
+  receivedAt?: number;
+}
+
+/**
+ * Every job also carries the message's effect on the sender's reply window (per account); the
+ * window itself is added to the body when the job runs, so each part keeps room for it within
+ * Vonage's limit.
+ */
+export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundJobOptions = {}): NewJob[] {
   const accountId = target.accountId ?? DEFAULT_ACCOUNT_ID;
   // Two accounts may share a follower's openid only by chance, but their MsgIds are independent.
   const dedupKey = accountScopedKey(accountId, weChatDedupKey(message));
-  return toInboundEventBodies(message, VONAGE_BODY_LIMIT_BYTES, { ...options, accountId }).map((body, index) => {
+  const grant = replyWindowGrantOf(message, options.receivedAt ?? Date.now());
+  const replyWindow = { account: accountId, openid: message.fromUserName, ...(grant ? { grant } : {}) };
+  const { receivedAt: _receivedAt, ...bodyOptions } = options;
+  return toInboundEventBodies(message, VONAGE_BODY_LIMIT_BYTES - REPLY_WINDOW_BODY_BYTES, { ...bodyOptions, accountId }).map((body, index) => {
     const event = { type: WECHAT_MESSAGE_EVENT, body };
     const payload: DeliverToVonagePayload =
       target.conversationId !== undefined
-        ? { conversationId: target.conversationId, event }
-        : { route: { openid: message.fromUserName, account: message.toUserName, ...(isDefaultAccount(accountId) ? {} : { accountId }) }, event };
+        ? { conversationId: target.conversationId, event, replyWindow }
+        : {
+            route: { openid: message.fromUserName, account: message.toUserName, ...(isDefaultAccount(accountId) ? {} : { accountId }) },
+            event,
+            replyWindow,
+          };
     return {
       kind: JOB_DELIVER_TO_VONAGE,
       orderKey: weChatUserOrderKey(message.fromUserName, accountId),

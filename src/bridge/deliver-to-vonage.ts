@@ -59,8 +59,11 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
+/** The body without its `reply_window`: the window a retry reports may have moved since the first post. */
+const withoutReplyWindow = ({ reply_window: _shown, ...rest }: Record<string, unknown>): Record<string, unknown> => rest;
+
 const sameEvent = (a: ConversationEvent, b: { type: string; body: Record<string, unknown> }): boolean =>
-  a.type === b.type && canonicalJson(a.body) === canonicalJson(b.body);
+  a.type === b.type && canonicalJson(withoutReplyWindow(a.body)) === canonicalJson(withoutReplyWindow(b.body));
 
 export interface DeliverToVonageDeps {
   backend: ConversationBackend;

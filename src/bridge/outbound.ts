@@ -112,7 +112,17 @@ function jobKindFor(type: string, direction: unknown): string | undefined {
 /** Longest `error_message` we post: the whole status body stays far below Vonage's 4096 bytes. */
 const MAX_ERROR_MESSAGE_CHARS = 1000;
 
-export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string };
+/** What a status may add: WeChat's msgid, the fallback that went instead, the reply window after a free-form send. */
+export interface StatusDetails {
+  msgId?: string;
+  via?: 'template' | 'subscribe';
+  replyWindow?: { closes_at: number; replies_left: number };
+}
+
+export type SendOutcome = ({ status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string }) & StatusDetails;
+
+/** The one later status per outbound template message: WeChat's TEMPLATESENDJOBFINISH result. */
+export const templateResultDedupKey = (conversationId: string, eventId: string): string => `template-result:${conversationId}:${eventId}`;
 
 /**
  * The `deliver-to-vonage` job that posts the outcome of an outbound event to its conversation.
@@ -122,7 +132,12 @@ export type SendOutcome = { status: 'delivered' } | { status: 'failed'; errorCod
  * runs again after a crash cannot post a second, contradicting status. `recipient` is the openid the
  * send was resolved to, when it was (per-user events may not name it in `body.to`).
  */
-export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, recipient?: string): NewJob {
+export function statusJob(
+  payload: OutboundEventPayload,
+  outcome: SendOutcome,
+  recipient?: string,
+  dedupKey = statusDedupKey(payload.conversationId, payload.eventId),
+): NewJob {
   // Per-user mode: the event may omit `to`, the recipient is the conversation's own user.
   const to = recipient ?? outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
@@ -130,6 +145,9 @@ export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, r
     body.error_code = outcome.errorCode;
     body.error_message = clip(outcome.errorMessage);
   }
+  if (outcome.msgId !== undefined) body.msg_id = outcome.msgId;
+  if (outcome.via !== undefined) body.via = outcome.via;
+  if (outcome.replyWindow !== undefined) body.reply_window = outcome.replyWindow;
   const deliver: DeliverToVonagePayload = {
     conversationId: payload.conversationId,
     event: { type: WECHAT_STATUS_EVENT, body },
@@ -138,7 +156,7 @@ export function statusJob(payload: OutboundEventPayload, outcome: SendOutcome, r
     kind: JOB_DELIVER_TO_VONAGE,
     orderKey: to !== undefined ? `wechat-status:${to}` : `conversation-status:${payload.conversationId}`,
     payload: deliver,
-    dedupKey: statusDedupKey(payload.conversationId, payload.eventId),
+    dedupKey,
   };
 }
 

@@ -68,6 +68,18 @@ export interface DeliverToVonagePayload {
   conversationId?: string;
   route?: WeChatUserRoute;
   event: ConversationEvent;
+  /**
+   * An inbound message's effect on the user's reply window (reply-window.ts): applied when the job
+   * runs, and the window then stamped on the event body as `reply_window`.
+   */
+  replyWindow?: InboundReplyWindow;
+}
+
+/** Whose reply window an inbound event touches, and how (`grant` absent: it only shows the window). */
+export interface InboundReplyWindow {
+  account: string;
+  openid: string;
+  grant?: { kind: 'message' | 'interaction'; openedAt: number } | { kind: 'close' };
 }
 
 /** The custom event types the bridge reads from and writes to a conversation. */
@@ -98,4 +110,10 @@ export type WeChatStatusBody = {
   to: string;
   error_code?: string;
   error_message?: string;
+  /** WeChat's msgid of a template message or subscription notification. */
+  msg_id?: string;
+  /** Set when the outbound message's fallback went instead (the reply window was closed). */
+  via?: 'template' | 'subscribe';
+  /** The user's reply window after a free-form send. */
+  reply_window?: { closes_at: number; replies_left: number };
 };

@@ -18,6 +18,14 @@
  * - The status job has a dedup key per outbound event, so a run after a crash between "status
  *   stored" and "job completed" adds nothing: the first status stands.
  *
+ * - Template messages are the exception: WeChat sends one per (openid, client_msg_id) for 10
+ *   minutes, and the bridge's client_msg_id is the event id, so within that time an interrupted run
+ *   or an answer lost after the request went out is simply sent again.
+ *
+ * A free-form message also goes through the user's reply window (reply-window.ts): its status shows
+ * the window after the send, and when the window is closed (known beforehand, or WeChat's 45015 or
+ * 45047) the event's `fallback` template or notification goes instead, in the same attempt.
+ *
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
@@ -25,22 +33,40 @@ import { DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
 import { wasSeen, type Job, type Store } from '../store/store';
-import type { WeChatApiClient } from '../wechat/api-client';
+import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
-import { statusJob, type SendOutcome } from './outbound';
+import {
+  buildSubscribeSendBody,
+  buildTemplateSendBody,
+  fallbackOf,
+  isNotificationType,
+  TEMPLATE_MSG_TYPE,
+  type NotificationKind,
+} from '../wechat/template-message';
+import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
+import type { ReplyWindowTracker } from './reply-window';
+import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
 import type { BridgeMetrics } from '../metrics';
 import type { OutboundMedia } from './outbound-media';
 import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
 import type { OutboundEventPayload } from './ports';
 
+/** What the handler sends with: customer-service messages, and (when given) templates and notifications. */
+type WeChatSender = Pick<WeChatApi, 'sendCustomMessage'> & Partial<Pick<WeChatApi, 'sendTemplateMessage' | 'sendSubscribeMessage'>>;
+
 export interface SendToWeChatDeps {
-  weChat: Pick<WeChatApiClient, 'sendCustomMessage'>;
+  weChat: WeChatSender;
   /**
    * Several accounts: the client and media uploader of the recipient's account (its own access
    * token: a message never leaves through another account). `weChat` and `media` when absent.
    */
-  accountOf?: (accountId: string) => { weChat: Pick<WeChatApiClient, 'sendCustomMessage'>; media?: OutboundMedia };
-  store: Pick<Store, 'enqueue' | 'markSeen'>;
+  accountOf?: (accountId: string) => { weChat: WeChatSender; media?: OutboundMedia };
+  store: Pick<Store, 'enqueue' | 'markSeen'> & Partial<Pick<Store, 'rememberValue'>>;
+  /**
+   * The users' reply windows (per account): a free-form send counts against it and its status shows
+   * it, and a closed window sends the event's `fallback` instead. Without it, only WeChat decides.
+   */
+  replyWindows?: ReplyWindowTracker;
   logger: Logger;
   now?: () => number;
   /** Must equal the worker's give-up time. Default 24 h. */
@@ -102,9 +128,25 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     return false;
   }
 
-  async function report(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
+  /**
+   * The user's window now: after a free-form send, for its status (every status of one, whatever its outcome);
+   * left out when the store cannot tell now, or for a template or notification.
+   */
+  async function replyWindowNow(payload: OutboundEventPayload, openid: string | undefined, accountId: string): Promise<StatusDetails> {
+    if (deps.replyWindows === undefined || openid === undefined || isNotificationType(payload.body['msg_type'])) return {};
+    try {
+      return { replyWindow: await deps.replyWindows.current(accountId, openid) };
+    } catch (error) {
+      logger.warn({ err: error, eventId: payload.eventId }, 'reply window unknown: the status goes without it');
+      return {};
+    }
+  }
+
+  /** `openid` and `accountId`: the recipient, once resolved (the status names it and shows its window). */
+  async function report(job: Job, outcome: SendOutcome, openid?: string, accountId = DEFAULT_ACCOUNT_ID): Promise<void> {
     const payload = job.payload as OutboundEventPayload;
-    const shown: SendOutcome = outcome.status === 'failed' ? { ...outcome, errorMessage: scrub(outcome.errorMessage) } : outcome;
+    const withWindow: SendOutcome = { ...outcome, ...(await replyWindowNow(payload, openid, accountId)) };
+    const shown: SendOutcome = withWindow.status === 'failed' ? { ...withWindow, errorMessage: scrub(withWindow.errorMessage) } : withWindow;
     const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
     if (outcome.status === 'delivered') deps.metrics?.delivered('outbound', (now() - job.createdAt) / 1000);
     else deps.metrics?.failed('outbound', /^\d+$/.test(outcome.errorCode) ? 'wechat' : 'bridge', outcome.errorCode);
@@ -122,18 +164,19 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
-  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string): Promise<void> {
+  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string, accountId?: string): Promise<void> {
+    await untilStored(job, () => report(job, outcome, openid, accountId), 'WeChat accepted the message but its status could not be stored; retrying');
+  }
+
+  /** A store write that must happen once WeChat accepted a message: tried again and again until it does. */
+  async function untilStored(job: Job, write: () => Promise<void>, warning: string): Promise<void> {
     for (let failures = 0; ; failures += 1) {
       try {
-        await report(job, outcome, openid);
-        return;
+        return await write();
       } catch (error) {
         const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
         const { conversationId, eventId } = job.payload as OutboundEventPayload;
-        logger.warn(
-          { conversationId, eventId, err: error, retryInMs: delayMs },
-          'WeChat accepted the message but its status could not be stored; retrying',
-        );
+        logger.warn({ conversationId, eventId, err: error, retryInMs: delayMs }, warning);
         await sleep(delayMs);
       }
     }
@@ -152,8 +195,11 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
     const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
     const resolvedTo = recipient.ok ? recipient.openid : undefined;
 
-    if (job.attempts > 0 && (await earlierRunMayHaveSent(payload, job.attempts))) {
-      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo);
+    // A template message carries the event id as client_msg_id: while WeChat honours it, sending
+    // again after an interrupted run cannot show the user a second copy.
+    const resendable = payload.body['msg_type'] === TEMPLATE_MSG_TYPE && now() - job.createdAt < CLIENT_MSG_ID_HONOURED_MS;
+    if (job.attempts > 0 && !resendable && (await earlierRunMayHaveSent(payload, job.attempts))) {
+      await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, resolvedTo, recipient.ok ? recipient.accountId : undefined);
       return;
     }
 
@@ -162,14 +208,23 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       return;
     }
     const to = recipient.openid;
+    const account = recipient.accountId ?? DEFAULT_ACCOUNT_ID;
     const { weChat, media } =
       deps.accountOf && recipient.accountId !== undefined ? deps.accountOf(recipient.accountId) : { weChat: deps.weChat, media: deps.media };
 
-    let request: Record<string, unknown>;
+    let primary: PlannedSend;
+    let fallback: PlannedSend | undefined;
     try {
       // Before the "sending" marker: nothing has gone to the user yet, so a retry here is safe.
-      const body = media ? await media.prepare(payload.body) : payload.body;
-      request = buildCustomSendBody({ to, body });
+      const msgType = payload.body['msg_type'];
+      if (isNotificationType(msgType)) {
+        primary = notificationSend(msgType, to, payload.body, payload.eventId, false);
+      } else {
+        const body = media ? await media.prepare(payload.body) : payload.body;
+        primary = { kind: 'custom', request: buildCustomSendBody({ to, body }) };
+        const alternative = fallbackOf(payload.body);
+        if (alternative !== undefined) fallback = notificationSend(alternative.msg_type, to, alternative, payload.eventId, true);
+      }
     } catch (error) {
       // A bad event or refused media ends the job with a status; WeChat busy during the upload, or
       // anything unexpected (a store hiccup), is the worker's to retry.
@@ -178,7 +233,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
         error instanceof PermanentError ||
         (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
       if (!endsHere) throw error;
-      await report(job, failureOf(error, logger, payload, job.attempts), to);
+      await report(job, failureOf(error, logger, payload, job.attempts), to, account);
       return;
     }
 
@@ -192,12 +247,50 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       markedSending = true;
     };
 
+    const windows = primary.kind === 'custom' ? deps.replyWindows : undefined;
+
+    // The tracker knows the window is closed: the fallback goes instead, and the message is not tried.
+    let chosen = primary;
+    if (fallback !== undefined && (await replyWindowNow(payload, to, account)).replyWindow?.replies_left === 0) chosen = fallback;
+
+    let delivered: StatusDetails | undefined;
     try {
-      await weChat.sendCustomMessage(request, { beforeRequest: markSending });
+      delivered = await send(weChat, chosen, { beforeRequest: markSending });
     } catch (error) {
+      if (closesWindow(error) && windows !== undefined) await noteWindowClosed(windows, account, to, logger);
+      if (!(closesWindow(error) && fallback !== undefined && chosen === primary)) return handleSendError(error);
+      // WeChat refused the free-form message for the window: nothing reached the user, so the
+      // fallback goes out in the same attempt (already marked as sending).
+      try {
+        delivered = await send(weChat, fallback, {});
+      } catch (fallbackError) {
+        return handleSendError(fallbackError);
+      }
+    }
+
+    // WeChat has the message: its status must say so, whatever the store does meanwhile.
+    if (chosen.kind === 'custom' && delivered.via === undefined && windows !== undefined) {
+      await windows.used(account, to).catch((error: unknown) => logger.warn({ err: error }, 'reply window not counted: the store failed'));
+    }
+    deps.metrics?.accountMessage?.(account, 'outbound');
+    await reportUntilRecorded(job, { status: 'delivered', ...delivered }, to, account);
+    // Only now which event a template's msgid belongs to: WeChat's result, pushed meanwhile, waits
+    // for it (template-result.ts), so that its status always comes after the `delivered` one.
+    const msgId = delivered.msgId;
+    if ((delivered.via ?? chosen.kind) === 'template' && msgId !== undefined && store.rememberValue !== undefined) {
+      const ref: TemplateSendRef = { conversationId: payload.conversationId, eventId: payload.eventId, to };
+      const remember = store.rememberValue.bind(store);
+      await untilStored(job, () => remember(templateSendKey(account, msgId), ref, now() + TEMPLATE_REF_TTL_MS), 'template message id not stored yet; retrying');
+    }
+
+    async function handleSendError(error: unknown): Promise<void> {
+      if (error instanceof UncertainDeliveryError && resendable && chosen === primary) {
+        // No "not sent" marker: once client_msg_id expires, a later run must call it uncertain.
+        throw new RetryableError(`${error.message}; a template message is sent again with the same client_msg_id`);
+      }
       if (error instanceof AttemptAlreadySending) {
         // Another run of this very attempt got here first (a lease taken over): never send twice.
-        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to);
+        await report(job, { status: 'failed', errorCode: STATUS_CODES.uncertain, errorMessage: INTERRUPTED_MESSAGE }, to, account);
         return;
       }
       if (error instanceof RetryableError) {
@@ -207,7 +300,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
             status: 'failed',
             errorCode: STATUS_CODES.retriesExhausted,
             errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          }, to);
+          }, to, account);
           return;
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);
@@ -216,15 +309,59 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
       // Before the marker nothing went out: a refusal (bad AppSecret…) ends the job, anything else
       // (a store hiccup while fetching the token or writing the marker) is the worker's to retry.
       if (!markedSending && !(error instanceof PermanentError)) throw error;
-      await report(job, failureOf(error, logger, payload), to);
-      return;
+      await report(job, failureOf(error, logger, payload), to, account);
     }
-
-    // WeChat has the message: its status must say so, whatever the store does meanwhile.
-    deps.metrics?.accountMessage?.(recipient.accountId ?? DEFAULT_ACCOUNT_ID, 'outbound');
-    await reportUntilRecorded(job, { status: 'delivered' }, to);
   };
+
+  /** One planned request to its API; resolves with WeChat's msgid where it gives one. */
+  async function send(weChat: WeChatSender, planned: PlannedSend, options: SendOptions): Promise<StatusDetails> {
+    if (planned.kind === 'custom') {
+      await weChat.sendCustomMessage(planned.request, options);
+      return {};
+    }
+    const api = planned.kind === 'template' ? weChat.sendTemplateMessage?.bind(weChat) : weChat.sendSubscribeMessage?.bind(weChat);
+    if (api === undefined) throw new PermanentError(`${planned.kind} messages are not available in this bridge`, { code: STATUS_CODES.internal });
+    const { msgId } = await api(planned.request, options);
+    return { ...(msgId !== undefined ? { msgId } : {}), ...(planned.fallback ? { via: planned.kind } : {}) };
+  }
 }
+
+/** A request ready for one of WeChat's send APIs. `fallback`: it stands in for a free-form message. */
+interface PlannedSend {
+  kind: 'custom' | NotificationKind;
+  request: Record<string, unknown>;
+  fallback?: boolean;
+}
+
+/**
+ * A template message or subscription notification. A template's `client_msg_id` is the outbound
+ * event id, so that WeChat never sends the same event twice.
+ */
+function notificationSend(kind: NotificationKind, to: string, body: Record<string, unknown>, eventId: string, fallback: boolean): PlannedSend {
+  return kind === 'template'
+    ? { kind, request: buildTemplateSendBody({ to, body, clientMsgId: eventId }), fallback }
+    : { kind, request: buildSubscribeSendBody({ to, body }), fallback };
+}
+
+/**
+ * How long after the event's job was stored a template may be sent again: WeChat sends one message
+ * per (openid, client_msg_id) for 10 minutes; a minute is kept for clocks and the request's own time.
+ */
+const CLIENT_MSG_ID_HONOURED_MS = 9 * 60 * 1000;
+
+/** WeChat's answers meaning the reply window is closed (45015) or its quota used up (45047). */
+const WINDOW_CLOSED_ERRCODES: ReadonlySet<number> = new Set([45015, 45047]);
+
+const closesWindow = (error: unknown): boolean => error instanceof WeChatApiError && WINDOW_CLOSED_ERRCODES.has(error.errcode);
+
+async function noteWindowClosed(windows: ReplyWindowTracker, account: string, openid: string, logger: Logger): Promise<void> {
+  try {
+    await windows.close(account, openid);
+  } catch (error) {
+    logger.warn({ err: error }, 'reply window not marked closed: the store failed');
+  }
+}
+
 
 /**
  * The failed status for an error that ends the job. Permanent errors carry WeChat's errcode (or

@@ -8,10 +8,11 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type ExitCode } from './
 import { oneLine, redactSecrets } from './format';
 import { sendTestCommand } from './send-test';
 import { listCommand, purgeCommand, queueCommand, replayCommand, showCommand } from './store-commands';
+import { windowCommand } from './window-command';
 
 export const PROGRAM = 'wechat-bridge';
 
-export const COMMANDS: readonly CommandSpec[] = [queueCommand, listCommand, showCommand, replayCommand, purgeCommand, sendTestCommand];
+export const COMMANDS: readonly CommandSpec[] = [queueCommand, listCommand, showCommand, replayCommand, purgeCommand, sendTestCommand, windowCommand];
 
 /** Command words that only group subcommands. */
 const GROUPS: Readonly<Record<string, string>> = {

@@ -219,6 +219,11 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     req.on('close', () => streams.delete(res));
   });
 
+  // The account's templates, as its admin page lists them (for the agent's "send as template").
+  api.get('/wechat/templates', (_req, res) => {
+    res.json(platformOf(res).templates());
+  });
+
   api.post('/wechat/users', (req, res) => {
     const weChat = platformOf(res);
     const nickname = typeof req.body?.nickname === 'string' ? req.body.nickname.slice(0, 40) : undefined;
@@ -273,6 +278,21 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
         res.status(400).json({ error: 'kind must be text, image or location' });
         return;
     }
+    res.status(202).json({ ok: true });
+  });
+
+  // The user answers a subscription popup (one notification of that template per acceptance).
+  api.post('/wechat/users/:openid/subscriptions', (req, res) => {
+    const weChat = platformOf(res);
+    const openid = userOr404(req, res, weChat);
+    if (!openid) return;
+    const templateId = req.body?.templateId;
+    if (typeof templateId !== 'string' || !weChat.templates().some((t) => t.templateId === templateId && t.kind === 'subscribe')) {
+      res.status(400).json({ error: 'templateId must name one of the account\'s subscription templates' });
+      return;
+    }
+    const accepted = req.body?.accepted !== false;
+    inBackground('subscription', () => weChat.answerSubscription(openid, templateId, accepted));
     res.status(202).json({ ok: true });
   });
 

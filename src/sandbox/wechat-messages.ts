@@ -75,3 +75,54 @@ function formatNumber(value: number): string {
   if (!Number.isFinite(value)) throw new TypeError('not a finite number');
   return String(value);
 }
+
+/**
+ * The push after a template message was handed to the user (or not): `Status` is `success`,
+ * `failed:user block` or `failed: system failed`, with the send's msgid as `MsgID` (sic).
+ * developers.weixin.qq.com, 模板消息 "事件推送"; wechatpy events.py TemplateSendJobFinishEvent.
+ */
+export function templateJobFinishXml(envelope: Omit<UserMessageEnvelope, 'msgId'> & { msgId: string; status: string }): string {
+  return render([
+    ['ToUserName', envelope.toUserName, 'cdata'],
+    ['FromUserName', envelope.fromUserName, 'cdata'],
+    ['CreateTime', envelope.createTime, 'bare'],
+    ['MsgType', 'event', 'cdata'],
+    ['Event', 'TEMPLATESENDJOBFINISH', 'cdata'],
+    ['MsgID', envelope.msgId, 'bare'],
+    ['Status', envelope.status, 'cdata'],
+  ]);
+}
+
+/**
+ * The push when a user answers a subscription popup: one `List` per template, nested in
+ * `SubscribeMsgPopupEvent` (developers.weixin.qq.com, 订阅通知 "事件推送" subscribe_msg_popup_event).
+ */
+export function subscribePopupXml(envelope: Omit<UserMessageEnvelope, 'msgId'> & { templateId: string; accepted: boolean }): string {
+  return subscribeEventXml(envelope, 'subscribe_msg_popup_event', 'SubscribeMsgPopupEvent', [
+    ['TemplateId', envelope.templateId, 'cdata'],
+    ['SubscribeStatusString', envelope.accepted ? 'accept' : 'reject', 'cdata'],
+    ['PopupScene', 2, 'bare'],
+  ]);
+}
+
+/** The push after a subscription notification was sent: its msgid and result, nested in `SubscribeMsgSentEvent`. */
+export function subscribeSentXml(envelope: Omit<UserMessageEnvelope, 'msgId'> & { templateId: string; msgId: string }): string {
+  return subscribeEventXml(envelope, 'subscribe_msg_sent_event', 'SubscribeMsgSentEvent', [
+    ['TemplateId', envelope.templateId, 'cdata'],
+    ['MsgID', envelope.msgId, 'bare'],
+    ['ErrorCode', 0, 'bare'],
+    ['ErrorStatus', 'success', 'cdata'],
+  ]);
+}
+
+function subscribeEventXml(envelope: Omit<UserMessageEnvelope, 'msgId'>, event: string, wrapper: string, list: Field[]): string {
+  const head = render([
+    ['ToUserName', envelope.toUserName, 'cdata'],
+    ['FromUserName', envelope.fromUserName, 'cdata'],
+    ['CreateTime', envelope.createTime, 'bare'],
+    ['MsgType', 'event', 'cdata'],
+    ['Event', event, 'cdata'],
+  ]);
+  const nested = render(list).replace(/^<xml>/, `<${wrapper}><List>`).replace(/<\/xml>$/, `</List></${wrapper}>`);
+  return head.replace(/\n<\/xml>$/, `\n${nested}\n</xml>`);
+}

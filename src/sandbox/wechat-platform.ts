@@ -16,6 +16,9 @@
  * - `POST /cgi-bin/media/upload?type=image|voice|video|thumb` (multipart field `media`) →
  *   `{type, media_id, created_at}`; `GET /cgi-bin/media/get?media_id=` → the bytes (video: JSON
  *   `{video_url}`), `40007` JSON once unknown or older than 3 days.
+ * - `POST /cgi-bin/message/template/send` and `/subscribe/bizsend`: template messages and subscription
+ *   notifications with WeChat's rules and errors (wechat-notifications.ts); each send is followed by
+ *   a TEMPLATESENDJOBFINISH or subscribe_msg_sent_event push with its msgid.
  * - `GET /mmbiz/{id}`: the public picture URL (`PicUrl`) of a user's image, like mmbiz.qpic.cn.
  *
  * Time: the rules (48-hour window, token and media expiry) run on the platform's clock, `now()` plus
@@ -31,7 +34,15 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { actionHasMsgId, userActionXml, type UserAction } from './wechat-messages';
+import { actionHasMsgId, subscribePopupXml, subscribeSentXml, templateJobFinishXml, userActionXml, type UserAction } from './wechat-messages';
+import {
+  CLIENT_MSG_ID_TTL_MS,
+  DEFAULT_TEMPLATES,
+  renderNotification,
+  templateDataProblem,
+  type EmulatedTemplate,
+  type NotificationKind,
+} from './wechat-notifications';
 import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './wechat-push';
 import { aesKeyOf } from './wechat-crypto';
 
@@ -133,6 +144,10 @@ export interface WeChatPlatform {
   /** Tokens issued so far, oldest first. */
   readonly issuedTokens: string[];
   waitForSends(n: number, timeoutMs?: number): Promise<SentRequest[]>;
+  /** template/send and subscribe/bizsend calls accepted (in arrival order), with the msgid given. */
+  notifications: Array<SentRequest & { msgId: string }>;
+  /** The account's templates and subscription templates. */
+  templates(): EmulatedTemplate[];
 
   // --- users and pushes ------------------------------------------------------------------------
   /** Sets the account's server configuration (服务器配置): where and how messages are pushed. */
@@ -149,6 +164,10 @@ export interface WeChatPlatform {
   sendText(openid: string, content: string): Promise<PushResult>;
   sendImage(openid: string, image: { bytes: Buffer; contentType: string; filename?: string }): Promise<PushResult>;
   sendLocation(openid: string, location: { latitude: number; longitude: number; scale?: number; label?: string }): Promise<PushResult>;
+  /** The user answers a subscription popup: accepting allows one notification of that template. */
+  answerSubscription(openid: string, templateId: string, accepted: boolean): Promise<PushResult | undefined>;
+  /** The user refuses (or again accepts) the account's template messages: results then say `failed:user block`. */
+  setRefusesTemplates(openid: string, refuses: boolean): void;
   /** Pushes any XML as WeChat would (for testing your own server with messages the helpers lack). */
   pushXml(xml: string): Promise<PushResult>;
   /** Moves the platform's clock forward (48-hour window, token and media expiry). */
@@ -181,6 +200,8 @@ export interface WeChatPlatformOptions {
   callerOf?: (req: http.IncomingMessage) => string;
   /** How long WeChat waits for the server's answer before pushing again; default 5000 ms. */
   answerTimeoutMs?: number;
+  /** The account's templates; default DEFAULT_TEMPLATES. */
+  templates?: readonly EmulatedTemplate[];
 }
 
 // --- WeChat's numbers ---------------------------------------------------------------------------
@@ -234,6 +255,9 @@ const ERRMSG: Record<number, string> = {
   41005: 'media data missing',
   42001: 'access_token expired',
   43004: 'require subscribe',
+  40037: 'invalid template_id',
+  43101: 'user refuse to accept the msg',
+  47003: 'argument invalid!',
   45015: 'response out of time limit or subscription is canceled',
   45047: 'out of response count limit',
   45072: 'command invalid',
@@ -243,6 +267,10 @@ const ERRMSG: Record<number, string> = {
 const SEND_PATH = '/cgi-bin/message/custom/send';
 const TYPING_PATH = '/cgi-bin/message/custom/typing';
 const STABLE_TOKEN_PATH = '/cgi-bin/stable_token';
+const TEMPLATE_SEND_PATH = '/cgi-bin/message/template/send';
+const SUBSCRIBE_SEND_PATH = '/cgi-bin/message/subscribe/bizsend';
+/** When WeChat pushes a template's result after accepting it (real WeChat: seconds). */
+const TEMPLATE_RESULT_DELAY_MS = 50;
 const UPLOAD_PATH = '/cgi-bin/media/upload';
 const MEDIA_GET_PATH = '/cgi-bin/media/get';
 const PICTURE_PREFIX = '/mmbiz/';
@@ -271,6 +299,10 @@ interface UserState {
   following: boolean;
   grants: Grant[];
   chat: ChatItem[];
+  /** Template results then say `failed:user block`. */
+  refusesTemplates: boolean;
+  /** Subscription template id → notifications the user's acceptances still allow. */
+  subscriptions: Map<string, number>;
   typingTimer?: NodeJS.Timeout;
 }
 
@@ -306,6 +338,10 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
   let aesKey: Buffer | undefined;
   let nextMsgId = BigInt(24_000_000_000_000_000) + BigInt(randomInt(0, 1_000_000)) * 1_000_000n;
   let nextChatId = 1;
+  const templates = [...(options.templates ?? DEFAULT_TEMPLATES)];
+  const notifications: WeChatPlatform['notifications'] = [];
+  /** `${openid}\n${client_msg_id}` → the msgid given and when (client_msg_id is honoured 10 minutes). */
+  const clientMsgIds = new Map<string, { msgId: string; at: number }>();
 
   // --- tokens -------------------------------------------------------------------------------------
 
@@ -418,18 +454,24 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
 
   // --- custom/send and typing ----------------------------------------------------------------------
 
-  function handleSend(path: string, rawBody: string, accessToken: string): Answer {
+  /** The checks every message API makes first: the access token, raw UTF-8 (40033), a JSON object (47001). */
+  function readApiRequest(rawBody: string, accessToken: string): { json: Record<string, unknown> } | { refused: Answer } {
     const tokenError = checkAccessToken(accessToken);
-    if (tokenError) return ok(tokenError);
-    if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return ok(error(40033));
-    let json: Record<string, unknown>;
+    if (tokenError) return { refused: ok(tokenError) };
+    if (/\\u[0-9a-fA-F]{4}/.test(rawBody)) return { refused: ok(error(40033)) };
     try {
       const parsed: unknown = JSON.parse(rawBody);
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      json = parsed as Record<string, unknown>;
+      return { json: parsed as Record<string, unknown> };
     } catch {
-      return ok(error(47001));
+      return { refused: ok(error(47001)) };
     }
+  }
+
+  function handleSend(path: string, rawBody: string, accessToken: string): Answer {
+    const request = readApiRequest(rawBody, accessToken);
+    if ('refused' in request) return request.refused;
+    const { json } = request;
     const touser = json['touser'];
     if (typeof touser !== 'string' || touser === '') return ok(error(40003));
     const typing = path === TYPING_PATH;
@@ -458,6 +500,59 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     }
     return ok({ errcode: 0, errmsg: 'ok' });
   }
+
+  // --- template messages and subscription notifications ----------------------------------------------
+
+  function handleNotification(kind: NotificationKind, rawBody: string, accessToken: string): Answer {
+    const request = readApiRequest(rawBody, accessToken);
+    if ('refused' in request) return request.refused;
+    const { json } = request;
+    const touser = json['touser'];
+    if (typeof touser !== 'string' || touser === '') return ok(error(40003));
+    const user = users.get(touser);
+    if (!user && !acceptUnknownUsers) return ok(error(40003));
+    if (user && !user.following) return ok(error(43004));
+    const template = templates.find((t) => t.templateId === json['template_id'] && t.kind === kind);
+    if (!template) return ok(error(40037));
+    const dataProblem = templateDataProblem(template, json['data']);
+    if (dataProblem) return ok(error(47003, dataProblem));
+
+    const clientMsgId = kind === 'template' && typeof json['client_msg_id'] === 'string' ? json['client_msg_id'] : undefined;
+    const dedupKey = clientMsgId !== undefined ? `${touser}\n${clientMsgId}` : undefined;
+    const earlier = dedupKey !== undefined ? clientMsgIds.get(dedupKey) : undefined;
+    if (earlier && clock() - earlier.at < CLIENT_MSG_ID_TTL_MS) return sentAnswer(earlier.msgId);
+
+    if (kind === 'subscribe' && user) {
+      const allowed = user.subscriptions.get(template.templateId) ?? 0;
+      if (allowed <= 0) return ok(error(43101));
+      user.subscriptions.set(template.templateId, allowed - 1);
+    }
+    nextMsgId += 1n;
+    const msgId = nextMsgId.toString();
+    if (dedupKey !== undefined) clientMsgIds.set(dedupKey, { msgId, at: clock() });
+    notifications.push({ path: kind === 'template' ? TEMPLATE_SEND_PATH : SUBSCRIBE_SEND_PATH, rawBody, json, accessToken, msgId });
+    const blocked = kind === 'template' && user?.refusesTemplates === true;
+    if (user && !blocked) {
+      addChat(user, { from: 'account', kind: 'other', msgType: kind, text: renderNotification(template, json['data'] as Record<string, { value?: unknown }>) });
+    }
+    if (server_) {
+      // WeChat reports the result of each send afterwards: TEMPLATESENDJOBFINISH, subscribe_msg_sent_event.
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        const envelope = { toUserName: accountId, fromUserName: touser, createTime: Math.floor(realNow() / 1000), msgId };
+        const xml =
+          kind === 'template'
+            ? templateJobFinishXml({ ...envelope, status: blocked ? 'failed:user block' : 'success' })
+            : subscribeSentXml({ ...envelope, templateId: template.templateId });
+        push(undefined, { kind: 'xml', xml }).catch(() => undefined);
+      }, TEMPLATE_RESULT_DELAY_MS);
+      timers.add(timer);
+    }
+    return sentAnswer(msgId);
+  }
+
+  /** msgid is a JSON number in WeChat's answers, above 2^53: written into the text, never through a JS number. */
+  const sentAnswer = (msgId: string): Answer => ({ status: 200, body: `{"errcode":0,"errmsg":"ok","msgid":${msgId}}` });
 
   function setTyping(user: UserState, typing: boolean): void {
     clearTimeout(user.typingTimer);
@@ -557,6 +652,8 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
     if (req.method === 'POST' && path === STABLE_TOKEN_PATH) return handleStableToken(rawBody);
     if (req.method === 'POST' && (path === SEND_PATH || path === TYPING_PATH)) return handleSend(path, rawBody, accessToken);
     if (req.method === 'POST' && path === UPLOAD_PATH) return handleUpload(req, raw, url);
+    if (req.method === 'POST' && path === TEMPLATE_SEND_PATH) return handleNotification('template', rawBody, accessToken);
+    if (req.method === 'POST' && path === SUBSCRIBE_SEND_PATH) return handleNotification('subscribe', rawBody, accessToken);
     if (req.method === 'GET' && path === MEDIA_GET_PATH) return handleMediaGet(url, `http://${req.headers.host ?? '127.0.0.1'}`);
     return undefined;
   }
@@ -745,6 +842,10 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       return issuedTokens;
     },
     sent,
+    notifications,
+    templates() {
+      return templates.map((template) => ({ ...template, keywords: [...template.keywords] }));
+    },
     requests,
     tokenRequests,
     inject(path, responses) {
@@ -791,7 +892,7 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
       const openid = input.openid ?? `o${randomBytes(21).toString('base64url').slice(0, 27)}`;
       if (users.has(openid)) throw new Error(`user ${openid} exists already`);
       const nickname = input.nickname?.trim() || NICKNAMES[users.size % NICKNAMES.length]!;
-      const user: UserState = { openid, nickname, following: false, grants: [], chat: [] };
+      const user: UserState = { openid, nickname, following: false, grants: [], chat: [], refusesTemplates: false, subscriptions: new Map() };
       users.set(openid, user);
       emit({ type: 'user', user: publicUser(user) });
       if (input.follow !== false) await platform.follow(openid);
@@ -848,6 +949,20 @@ export async function startWeChatPlatform(options: WeChatPlatformOptions): Promi
         { kind: 'location', ...location },
         { kind: 'location', text: `${label ? `${label} ` : ''}(${location.latitude}, ${location.longitude})` },
       );
+    },
+    async answerSubscription(openid, templateId, accepted) {
+      const user = requireUser(openid);
+      if (!templates.some((t) => t.templateId === templateId && t.kind === 'subscribe')) throw new Error(`no subscription template ${templateId}`);
+      if (accepted) user.subscriptions.set(templateId, (user.subscriptions.get(templateId) ?? 0) + 1);
+      else user.subscriptions.delete(templateId);
+      const item = addChat(user, { from: 'user', kind: 'event', text: `${accepted ? 'allowed' : 'refused'} notifications: ${templates.find((t) => t.templateId === templateId)?.title ?? templateId}` });
+      if (!server_) return undefined;
+      item.delivery = { state: 'sending', attempts: 0 };
+      const xml = subscribePopupXml({ toUserName: accountId, fromUserName: openid, createTime: Math.floor(realNow() / 1000), templateId, accepted });
+      return push(user, { kind: 'xml', xml }, item);
+    },
+    setRefusesTemplates(openid, refuses) {
+      requireUser(openid).refusesTemplates = refuses;
     },
     pushXml(xml) {
       return push(undefined, { kind: 'xml', xml });

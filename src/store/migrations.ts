@@ -118,6 +118,30 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX uploaded_media_expires_at ON uploaded_media (expires_at);
     `,
   },
+  {
+    version: 4,
+    name: 'send allowances, remembered values',
+    sql: `
+      -- How many sends a recipient may still get, and until when (one row per kind of grant).
+      CREATE TABLE send_allowances (
+        scope      TEXT    NOT NULL,
+        kind       TEXT    NOT NULL,
+        opened_at  INTEGER NOT NULL,
+        closes_at  INTEGER NOT NULL,
+        remaining  INTEGER NOT NULL,
+        PRIMARY KEY (scope, kind)
+      );
+      CREATE INDEX send_allowances_closes_at ON send_allowances (closes_at);
+
+      -- Small JSON values kept until they expire (e.g. a platform message id -> its outbound event).
+      CREATE TABLE remembered_values (
+        key        TEXT    PRIMARY KEY,
+        value      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX remembered_values_expires_at ON remembered_values (expires_at);
+    `,
+  },
 ];
 
 /**

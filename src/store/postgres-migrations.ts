@@ -215,6 +215,30 @@ export const postgresMigrations: readonly PostgresMigration[] = [
       CREATE INDEX uploaded_media_expires_at ON uploaded_media (expires_at);
     `,
   },
+  {
+    version: 3,
+    name: 'send allowances, remembered values',
+    sql: `
+      -- How many sends a recipient may still get, and until when (one row per kind of grant).
+      CREATE TABLE send_allowances (
+        scope      text    NOT NULL,
+        kind       text    NOT NULL,
+        opened_at  bigint  NOT NULL,
+        closes_at  bigint  NOT NULL,
+        remaining  integer NOT NULL,
+        PRIMARY KEY (scope, kind)
+      );
+      CREATE INDEX send_allowances_closes_at ON send_allowances (closes_at);
+
+      -- Small JSON values kept until they expire (e.g. a platform message id -> its outbound event).
+      CREATE TABLE remembered_values (
+        key        text   PRIMARY KEY,
+        value      text   NOT NULL,
+        expires_at bigint NOT NULL
+      );
+      CREATE INDEX remembered_values_expires_at ON remembered_values (expires_at);
+    `,
+  },
 ];
 
 /**

@@ -46,7 +46,9 @@ import type {
   Store,
   StoredToken,
   UploadedMedia,
+  SendAllowance,
 } from './store';
+import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Upper bound of rows deleted by one prune statement. */
@@ -181,6 +183,31 @@ const SQL = {
   putUploadedMedia: `
     INSERT INTO uploaded_media (key, media_id, type, expires_at) VALUES ($1, $2, $3, $4)
     ON CONFLICT (key) DO UPDATE SET media_id = excluded.media_id, type = excluded.type, expires_at = excluded.expires_at`,
+  grantAllowance: `
+    INSERT INTO send_allowances AS a (scope, kind, opened_at, closes_at, remaining) VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (scope, kind) DO UPDATE SET
+      opened_at = excluded.opened_at, closes_at = excluded.closes_at, remaining = excluded.remaining
+    WHERE a.opened_at < excluded.opened_at`,
+  // SKIP LOCKED is not wanted: two takers of one scope must queue, not both pass over the row.
+  takeAllowance: `
+    UPDATE send_allowances SET remaining = remaining - 1 WHERE (scope, kind) = (
+      SELECT scope, kind FROM send_allowances WHERE scope = $1 AND closes_at > $2 AND remaining > 0
+      ORDER BY closes_at, kind LIMIT 1 FOR UPDATE)
+    AND remaining > 0`,
+  revokeAllowances: `UPDATE send_allowances SET remaining = 0 WHERE scope = $1`,
+  listAllowances: `
+    SELECT scope, kind, opened_at::float8 AS opened_at, closes_at::float8 AS closes_at, remaining
+    FROM send_allowances WHERE scope = $1 ORDER BY closes_at, kind`,
+  pruneAllowances: `
+    DELETE FROM send_allowances WHERE (scope, kind) IN (
+      SELECT scope, kind FROM send_allowances WHERE closes_at <= ${NOW(1)} - $2::bigint LIMIT ${PRUNE_BATCH})`,
+  rememberValue: `
+    INSERT INTO remembered_values (key, value, expires_at) VALUES ($1, $2, $3)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  recallValue: `SELECT value FROM remembered_values WHERE key = $1 AND expires_at > ${NOW(2)}`,
+  pruneRememberedValues: `
+    DELETE FROM remembered_values WHERE key IN (
+      SELECT key FROM remembered_values WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
   pruneUploadedMedia: `
     DELETE FROM uploaded_media WHERE key IN (
       SELECT key FROM uploaded_media WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
@@ -497,6 +524,55 @@ export class PostgresStore implements Store {
     await this.pool.query(SQL.putUploadedMedia, [toStorableText(media.key), toStorableText(media.mediaId), toStorableText(media.type), Math.floor(media.expiresAt)]);
   }
 
+  // ---- send allowances and remembered values -----------------------------------------------
+
+  async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
+    this.assertOpen();
+    const result = await this.pool.query(SQL.grantAllowance, [
+      toStorableText(allowance.scope),
+      toStorableText(allowance.kind),
+      Math.floor(allowance.openedAt),
+      Math.floor(allowance.closesAt),
+      Math.max(0, Math.floor(allowance.remaining)),
+    ]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async takeSendAllowance(scope: string, now: number): Promise<boolean> {
+    this.assertOpen();
+    if (!isStorableText(scope)) return false;
+    const result = await this.pool.query(SQL.takeAllowance, [scope, Math.floor(now)]);
+    return (result.rowCount ?? 0) > 0;
+  }
+
+  async revokeSendAllowances(scope: string): Promise<void> {
+    this.assertOpen();
+    if (!isStorableText(scope)) return;
+    await this.pool.query(SQL.revokeAllowances, [scope]);
+  }
+
+  async listSendAllowances(scope: string): Promise<SendAllowance[]> {
+    this.assertOpen();
+    if (!isStorableText(scope)) return [];
+    const { rows } = await this.pool.query<{ scope: string; kind: string; opened_at: number; closes_at: number; remaining: number }>(
+      SQL.listAllowances,
+      [scope],
+    );
+    return rows.map((row) => ({ scope: row.scope, kind: row.kind, openedAt: row.opened_at, closesAt: row.closes_at, remaining: row.remaining }));
+  }
+
+  async rememberValue(key: string, value: unknown, expiresAt: number): Promise<void> {
+    this.assertOpen();
+    await this.pool.query(SQL.rememberValue, [toStorableText(key), toStorableText(JSON.stringify(value ?? null)), Math.floor(expiresAt)]);
+  }
+
+  async recallValue(key: string): Promise<unknown> {
+    this.assertOpen();
+    if (!isStorableText(key)) return undefined;
+    const { rows } = await this.pool.query<{ value: string }>(SQL.recallValue, [key, this.clock()]);
+    return rows[0] ? (JSON.parse(rows[0].value) as unknown) : undefined;
+  }
+
   // ---- lifecycle -----------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -526,6 +602,8 @@ export class PostgresStore implements Store {
     const seen = await this.pool.query(SQL.pruneSeenKeys, [now]);
     await this.pool.query(SQL.pruneLocks, [now]);
     await this.pool.query(SQL.pruneUploadedMedia, [now]);
+    await this.pool.query(SQL.pruneAllowances, [now, SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS]);
+    await this.pool.query(SQL.pruneRememberedValues, [now]);
     return { dedupKeys: dedup.rowCount ?? 0, seenKeys: seen.rowCount ?? 0 };
   }
 

@@ -49,7 +49,9 @@ import type {
   Store,
   StoredToken,
   UploadedMedia,
+  SendAllowance,
 } from './store';
+import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from './store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const SYNC_FULL = 'FULL';
@@ -180,6 +182,29 @@ const SQL = {
   pruneUploadedMedia: `
     DELETE FROM uploaded_media WHERE rowid IN (
       SELECT rowid FROM uploaded_media WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
+  grantAllowance: `
+    INSERT INTO send_allowances (scope, kind, opened_at, closes_at, remaining)
+    VALUES (:scope, :kind, :opened_at, :closes_at, :remaining)
+    ON CONFLICT (scope, kind) DO UPDATE SET
+      opened_at = excluded.opened_at, closes_at = excluded.closes_at, remaining = excluded.remaining
+    WHERE send_allowances.opened_at < excluded.opened_at`,
+  takeAllowance: `
+    UPDATE send_allowances SET remaining = remaining - 1 WHERE rowid = (
+      SELECT rowid FROM send_allowances WHERE scope = :scope AND closes_at > :now AND remaining > 0
+      ORDER BY closes_at, kind LIMIT 1)`,
+  revokeAllowances: `UPDATE send_allowances SET remaining = 0 WHERE scope = ?`,
+  listAllowances: `
+    SELECT scope, kind, opened_at, closes_at, remaining FROM send_allowances WHERE scope = ? ORDER BY closes_at, kind`,
+  pruneAllowances: `
+    DELETE FROM send_allowances WHERE rowid IN (
+      SELECT rowid FROM send_allowances WHERE closes_at <= ? LIMIT ${PRUNE_BATCH})`,
+  rememberValue: `
+    INSERT INTO remembered_values (key, value, expires_at) VALUES (:key, :value, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  recallValue: `SELECT value FROM remembered_values WHERE key = ? AND expires_at > ?`,
+  pruneRememberedValues: `
+    DELETE FROM remembered_values WHERE rowid IN (
+      SELECT rowid FROM remembered_values WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
   ping: `SELECT version FROM schema_migrations LIMIT 1`,
   pruneDedupKeys: `
     DELETE FROM dedup_keys WHERE rowid IN (
@@ -495,6 +520,52 @@ export class SqliteStore implements Store {
     });
   }
 
+  // ---- send allowances and remembered values -----------------------------------------------
+
+  async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
+    this.assertOpen();
+    const result = this.statements.grantAllowance.run({
+      scope: allowance.scope,
+      kind: allowance.kind,
+      opened_at: Math.floor(allowance.openedAt),
+      closes_at: Math.floor(allowance.closesAt),
+      remaining: Math.max(0, Math.floor(allowance.remaining)),
+    });
+    return Number(result.changes) > 0;
+  }
+
+  async takeSendAllowance(scope: string, now: number): Promise<boolean> {
+    this.assertOpen();
+    return Number(this.statements.takeAllowance.run({ scope, now: Math.floor(now) }).changes) > 0;
+  }
+
+  async revokeSendAllowances(scope: string): Promise<void> {
+    this.assertOpen();
+    this.statements.revokeAllowances.run(scope);
+  }
+
+  async listSendAllowances(scope: string): Promise<SendAllowance[]> {
+    this.assertOpen();
+    return this.statements.listAllowances.all(scope).map((row) => ({
+      scope: text(row.scope),
+      kind: text(row.kind),
+      openedAt: int(row.opened_at),
+      closesAt: int(row.closes_at),
+      remaining: int(row.remaining),
+    }));
+  }
+
+  async rememberValue(key: string, value: unknown, expiresAt: number): Promise<void> {
+    this.assertOpen();
+    this.statements.rememberValue.run({ key, value: JSON.stringify(value ?? null), expires_at: Math.floor(expiresAt) });
+  }
+
+  async recallValue(key: string): Promise<unknown> {
+    this.assertOpen();
+    const row = this.statements.recallValue.get(key, this.now());
+    return row ? (JSON.parse(text(row.value)) as unknown) : undefined;
+  }
+
   // ---- lifecycle -----------------------------------------------------------------------------
 
   async ping(): Promise<void> {
@@ -677,6 +748,8 @@ export class SqliteStore implements Store {
     const seenKeys = Number(this.statements.pruneSeenKeys.run(now).changes);
     this.statements.pruneLocks.run(now);
     this.statements.pruneUploadedMedia.run(now);
+    this.statements.pruneAllowances.run(now - SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS);
+    this.statements.pruneRememberedValues.run(now);
     return { dedupKeys, seenKeys };
   }
 

@@ -143,6 +143,24 @@ export interface EnqueueOptions {
   seenKeys?: Array<{ key: string; expiresAt: number }>;
 }
 
+/**
+ * A limited number of sends allowed to one recipient until a deadline (a messaging platform's reply
+ * window). A scope (whose sends: account + recipient) holds at most one allowance per `kind`; a
+ * newer grant of a kind replaces the older one.
+ */
+export interface SendAllowance {
+  scope: string;
+  kind: string;
+  /** Epoch ms of what opened it; a grant is only taken when it is newer than the stored one. */
+  openedAt: number;
+  /** Epoch ms after which it allows nothing. */
+  closesAt: number;
+  remaining: number;
+}
+
+/** How long a closed allowance is kept (then pruned), so that "closed since" can still be shown. */
+export const SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS = 24 * 60 * 60 * 1000;
+
 export interface Store {
   /**
    * Stores jobs durably, each with its dedup key, in one transaction: when the promise
@@ -234,6 +252,33 @@ export interface Store {
 
   /** Stores (or replaces) an uploaded media record. Expired records are pruned. */
   putUploadedMedia(media: UploadedMedia): Promise<void>;
+
+  /**
+   * Stores the allowance unless the scope already holds one of the same kind opened at the same time
+   * or later (so that a job that runs again cannot grant twice); resolves whether it was stored.
+   */
+  grantSendAllowance(allowance: SendAllowance): Promise<boolean>;
+
+  /**
+   * Uses one send of the scope's allowance that closes first among those open at `now` with sends
+   * remaining; resolves false (and changes nothing) when there is none. Atomic across processes.
+   */
+  takeSendAllowance(scope: string, now: number): Promise<boolean>;
+
+  /** Sets every allowance of the scope to zero remaining (the platform said the window is closed). */
+  revokeSendAllowances(scope: string): Promise<void>;
+
+  /** The scope's allowances, open or not, soonest closing first. */
+  listSendAllowances(scope: string): Promise<SendAllowance[]>;
+
+  /**
+   * Remembers a JSON value under `key` until `expiresAt` (epoch ms), replacing an earlier one (e.g.
+   * which outbound event a platform's message id belongs to). Expired values are pruned.
+   */
+  rememberValue(key: string, value: unknown, expiresAt: number): Promise<void>;
+
+  /** The value remembered under `key`, while it has not expired; undefined otherwise. */
+  recallValue(key: string): Promise<unknown>;
 
   /** Throws when the store cannot serve (for /readyz): e.g. the database is unreachable. */
   ping(): Promise<void>;

@@ -22,6 +22,7 @@ import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { msgIdOf } from './template-message';
 import type { AccessTokenManager } from './token-manager';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -58,6 +59,10 @@ const SEND_HINTS: ReadonlyMap<number, string> = new Map([
   [45072, 'invalid typing command (Typing or CancelTyping)'],
   [45080, 'no user interaction within the last 30 seconds, typing not allowed'],
   [45081, 'already typing'],
+  [40037, 'invalid template_id: the template is not in this account\'s list (or the miniprogram appid is not linked to it)'],
+  [47003, 'template data invalid: a key is missing or a value breaks the template\'s rules (length, format)'],
+  [43101, 'the user has not accepted (or has refused) this subscription template'],
+  [41030, 'invalid page: the mini program page does not exist'],
   [40164, "this server's outbound IP address is not in the account's IP allowlist: add it in the admin console"],
 ]);
 
@@ -254,6 +259,10 @@ export interface WeChatApiClient {
   sendCustomMessage(body: Record<string, unknown>, options?: SendOptions): Promise<void>;
   /** POST /cgi-bin/message/custom/typing (body from buildTypingBody). */
   sendTyping(body: Record<string, unknown>): Promise<void>;
+  /** POST /cgi-bin/message/template/send (body from buildTemplateSendBody); WeChat's msgid. */
+  sendTemplateMessage(body: Record<string, unknown>, options?: SendOptions): Promise<{ msgId: string | undefined }>;
+  /** POST /cgi-bin/message/subscribe/bizsend (body from buildSubscribeSendBody); WeChat's msgid when it gives one. */
+  sendSubscribeMessage(body: Record<string, unknown>, options?: SendOptions): Promise<{ msgId: string | undefined }>;
 }
 
 export interface WeChatApiClientOptions {
@@ -276,7 +285,7 @@ export const TOKEN_CONFLICT_HINT =
   "replaces the bridge's token): let only the bridge fetch tokens, or have the other system use stable_token " +
   'in normal mode; the message was not sent';
 
-type AttemptOutcome = { kind: 'ok' } | { kind: 'token-rejected'; errcode: number; errmsg: string };
+type AttemptOutcome = { kind: 'ok'; text: string } | { kind: 'token-rejected'; errcode: number; errmsg: string };
 
 export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatApiClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -316,7 +325,7 @@ export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatAp
     }
     const errcode = readErrcode(parsed);
     const errmsg = readErrmsg(parsed);
-    if (errcode === 0) return { kind: 'ok' };
+    if (errcode === 0) return { kind: 'ok', text: answer.text };
     options.onErrcode?.(errcode);
     if (TOKEN_REJECTED_ERRCODES.has(errcode)) return { kind: 'token-rejected', errcode, errmsg };
     const later = retryLaterError(errcode, errmsg, `WeChat ${what}`);
@@ -325,19 +334,20 @@ export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatAp
     throw new WeChatApiError(errcode, errmsg, hint ? { hint } : {});
   }
 
-  async function post(path: string, what: string, body: Record<string, unknown>, sendOptions: SendOptions = {}): Promise<void> {
+  /** Resolves with the text of WeChat's successful answer. */
+  async function post(path: string, what: string, body: Record<string, unknown>, sendOptions: SendOptions = {}): Promise<string> {
     const json = serializeWeChatJson(body);
     const accessToken = await tokens.getToken();
     await sendOptions.beforeRequest?.();
     const first = await attempt(path, what, json, accessToken);
-    if (first.kind === 'ok') return;
+    if (first.kind === 'ok') return first.text;
 
     // The token was rejected: refetch once (normal mode) and retry once. Never loop: a token that
     // keeps being refused means someone else is invalidating it, and retrying for hours would hide that.
     logger?.warn({ path, errcode: first.errcode }, 'WeChat rejected the access token; refetching once');
     const freshToken = await tokens.invalidate(accessToken);
     const second = await attempt(path, what, json, freshToken);
-    if (second.kind === 'ok') return;
+    if (second.kind === 'ok') return second.text;
     options.onTokenConflict?.();
     logger?.error(
       { path, errcode: second.errcode, errmsg: second.errmsg },
@@ -347,7 +357,15 @@ export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatAp
   }
 
   return {
-    sendCustomMessage: (body, sendOptions) => post('/cgi-bin/message/custom/send', 'custom/send', body, sendOptions),
-    sendTyping: (body) => post('/cgi-bin/message/custom/typing', 'custom/typing', body),
+    sendCustomMessage: async (body, sendOptions) => {
+      await post('/cgi-bin/message/custom/send', 'custom/send', body, sendOptions);
+    },
+    sendTyping: async (body) => {
+      await post('/cgi-bin/message/custom/typing', 'custom/typing', body);
+    },
+    sendTemplateMessage: async (body, sendOptions) => ({ msgId: msgIdOf(await post('/cgi-bin/message/template/send', 'template/send', body, sendOptions)) }),
+    sendSubscribeMessage: async (body, sendOptions) => ({
+      msgId: msgIdOf(await post('/cgi-bin/message/subscribe/bizsend', 'subscribe/bizsend', body, sendOptions)),
+    }),
   };
 }

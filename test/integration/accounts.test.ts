@@ -202,6 +202,37 @@ describe('two accounts sharing one conversation', () => {
     for (const send of two.beta.sent) expect(two.beta.issuedTokens).toContain(send.accessToken);
     for (const send of two.alpha.requests) expect(two.alpha.issuedTokens).toContain(send.accessToken);
   });
+
+  test('each account keeps its own reply window for a user, and a template result comes back to its own event', async () => {
+    const carol = await two.beta.addUser({ nickname: 'Carol' });
+    await two.beta.sendText(carol.openid, 'window at beta');
+    const inbound = await waitFor('beta inbound', () => inboundWith(two.vonage, 'window at beta'));
+    // Followed (3) and wrote (5) at beta.
+    expect(inbound.body).toMatchObject({ account: 'beta', reply_window: { replies_left: 8 } });
+
+    // One conversation for both accounts: the reply names the user and the account.
+    const reply = outboundMessage(carol.openid, { content: 'hi Carol', account: 'beta' }, { conversation_id: inbound.conversationId });
+    await postRtcEvent(two.harness.baseUrl, reply);
+    await waitFor('the reply status', () => statusFor(two.vonage, reply.id));
+    expect(statusFor(two.vonage, reply.id)!.body).toMatchObject({ status: 'delivered', reply_window: { replies_left: 7 } });
+
+    const template = outboundMessage(
+      carol.openid,
+      { msg_type: 'template', account: 'beta', template_id: 'tmpl_service_reply_8KqW2', data: { thing1: 'Your parcel left', time2: '2026-12-02 15:00' } },
+      { conversation_id: inbound.conversationId },
+    );
+    await postRtcEvent(two.harness.baseUrl, template);
+    const results = await waitFor('two statuses', () => {
+      const found = two.vonage.events.filter((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(template.id));
+      return found.length === 2 ? found : undefined;
+    });
+    const [sent] = two.beta.notifications;
+    expect(results.map((e) => e.body)).toEqual([
+      expect.objectContaining({ status: 'delivered', msg_id: sent!.msgId }),
+      expect.objectContaining({ status: 'delivered', msg_id: sent!.msgId }),
+    ]);
+    expect(two.alpha.notifications).toHaveLength(0);
+  });
 });
 
 /** The query of a plain-mode push signed with `token` (timestamp, nonce, signature), as WeChat signs a callback. */

@@ -179,7 +179,13 @@ describe('outbound media: media_url', () => {
     expect(uploaded.type).toBe('image');
     expect(uploaded.contentType).toBe('image/png');
     expect(uploaded.bytes.equals(PNG)).toBe(true);
-    expect(await statusOf(event.id)).toEqual({ status: 'delivered', ref_event_id: String(event.id), to: 'oUser1' });
+    // oUser1 never wrote to this bridge: it knows no window for them.
+    expect(await statusOf(event.id)).toEqual({
+      status: 'delivered',
+      ref_event_id: String(event.id),
+      to: 'oUser1',
+      reply_window: { closes_at: 0, replies_left: 0 },
+    });
 
     const uploadsBefore = uploads();
     const nested = outboundMessage('oUser2', { msg_type: 'image', image: { media_url: `${filesBase}/pic.png` } });

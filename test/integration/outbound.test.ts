@@ -72,7 +72,13 @@ describe('every customer-service vector reaches WeChat byte for byte', () => {
     const sent = (await harness.weChat.waitForSends(before + 1))[before]!;
     expect(sent.path).toBe(SEND_PATH);
     expect(sent.rawBody).toBe(JSON.stringify(v));
-    expect(await waitForStatus(harness, event.id)).toEqual({ status: 'delivered', ref_event_id: String(event.id), to: 'OPENID' });
+    // The bridge never saw OPENID write: its window is unknown to it (closed), whatever WeChat allows.
+    expect(await waitForStatus(harness, event.id)).toEqual({
+      status: 'delivered',
+      ref_event_id: String(event.id),
+      to: 'OPENID',
+      reply_window: { closes_at: 0, replies_left: 0 },
+    });
   });
 
   test('the contract\'s flat text form ({to, content}) gives the text vector', async () => {
@@ -177,7 +183,12 @@ describe('sending', () => {
     harness.weChat.inject(SEND_PATH, [{ errcode: -1 }]);
     const event = outboundMessage('oBusy', { content: 'hello' });
     await postRtcEvent(harness.baseUrl, event);
-    expect(await waitForStatus(harness, event.id, 10_000)).toEqual({ status: 'delivered', ref_event_id: String(event.id), to: 'oBusy' });
+    expect(await waitForStatus(harness, event.id, 10_000)).toEqual({
+      status: 'delivered',
+      ref_event_id: String(event.id),
+      to: 'oBusy',
+      reply_window: { closes_at: 0, replies_left: 0 },
+    });
     expect(harness.weChat.requests).toHaveLength(2);
     expect(harness.weChat.sent).toHaveLength(1);
   });
@@ -333,7 +344,13 @@ describe('the full loop through the real server', () => {
     expect(sent!.rawBody).toBe('{"touser":"fromUser","msgtype":"text","text":{"content":"您好，请问有什么可以帮您？"}}');
 
     // 5. …and the conversation hears that it was delivered.
-    expect(await waitForStatus(harness, reply.id)).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: 'fromUser' });
+    // The sample's CreateTime is of 2012: the window it opened closed 48 hours later.
+    expect(await waitForStatus(harness, reply.id)).toEqual({
+      status: 'delivered',
+      ref_event_id: String(reply.id),
+      to: 'fromUser',
+      reply_window: { closes_at: 1348831860 + 48 * 3600, replies_left: 0 },
+    });
     await sleep(100);
     expect(harness.weChat.requests).toHaveLength(1);
     expect(harness.vonage.events.map((e) => e.type)).toEqual(['custom:wechat:message', 'custom:wechat:status']);

@@ -133,7 +133,8 @@ describe('a conversation per WeChat user', () => {
     ]);
     const status = await waitFor('the status', () => statusFor(harness.vonage, reply.id));
     expect(status.conversationId).toBe(conversationId);
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user });
+    // The user wrote once: 5 replies in 48 hours, this one used.
+    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user, reply_window: { closes_at: expect.any(Number), replies_left: 4 } });
 
     // Naming the user explicitly works too.
     const named = outboundMessage(user, { content: 'Anything else?' }, { conversation_id: conversationId });

@@ -3,7 +3,8 @@
  * .ci/run installs `chromium` with apt-get). A WeChat user writes, the agent sees it in that user's
  * own conversation (per-user mode), sees the user's picture through the bridge's media link, and
  * replies; the phone shows the reply and the agent sees "delivered"; then WeChat's clock jumps past
- * the 48-hour window and the agent sees the 45015 failure. A screenshot is kept in test-artifacts/.
+ * the 48-hour window and the agent sees the 45015 failure, the window closed, and sends a template
+ * message instead. A screenshot is kept in test-artifacts/.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
@@ -127,6 +128,8 @@ describe('the sandbox console in Chromium', () => {
     await page.locator('#phone-chat .row.theirs', { hasText: 'Yes, it left the warehouse this morning.' }).waitFor();
     const reply = page.locator('#agent-messages .row.mine', { hasText: 'Yes, it left the warehouse this morning.' });
     await reply.locator('.meta', { hasText: 'delivered' }).waitFor();
+    // The agent sees the window the bridge reports: 48 hours from the user's message, replies counted.
+    await page.locator('#agent-window:not(.closed)', { hasText: /closes in 4[78] h · \d+ replies left/ }).waitFor();
 
     // The traffic panel shows the protocol: the XML WeChat pushed, the event posted to Vonage, the send to WeChat.
     await page.locator('#traffic li.wechat-push', { hasText: 'POST /weChatEvent' }).first().waitFor();
@@ -141,6 +144,24 @@ describe('the sandbox console in Chromium', () => {
     const late = page.locator('#agent-messages .row.mine', { hasText: 'Anything else I can help with?' });
     await late.locator('.meta.bad', { hasText: '45015' }).waitFor();
     await page.locator('#window-info.closed').waitFor();
+
+    // The 45015 told the bridge the window is closed: the agent pane offers the emulator's templates.
+    await page.locator('#agent-window.closed', { hasText: 'only template messages' }).waitFor();
+    await page.selectOption('#agent-template', { label: 'Order update' });
+    await page.fill('#agent-input', 'Shipped');
+    await page.click('#agent-send-template');
+    const template = page.locator('#phone-chat .row.theirs', { hasText: '[template] Order update · Order number:' });
+    await template.locator('.meta', { hasText: 'via template/send' }).waitFor();
+    await page.locator('#agent-messages .row.mine', { hasText: '[template] Order update' }).locator('.meta.ok', { hasText: 'delivered' }).waitFor();
+
+    // The user allows a notification; the agent sends one (subscribe/bizsend), once.
+    await page.click('#phone-subscribe');
+    await page.locator('#phone-chat .row.system', { hasText: 'You allowed notifications: Appointment reminder' }).waitFor();
+    await page.selectOption('#agent-template', { label: 'Appointment reminder (notification)' });
+    await page.fill('#agent-input', 'Haircut');
+    await page.click('#agent-send-template');
+    await page.locator('#phone-chat .row.theirs', { hasText: '[notification] Appointment reminder · Service: Haircut' }).locator('.meta', { hasText: 'via subscribe/bizsend' }).waitFor();
+    await page.locator('#agent-messages .row.mine', { hasText: '[subscribe] Appointment reminder' }).locator('.meta.ok', { hasText: 'delivered' }).waitFor();
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'sandbox-console.png') });

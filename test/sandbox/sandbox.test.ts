@@ -83,7 +83,13 @@ describe('the sandbox', () => {
     const status = await waitFor('the status event', () =>
       sandbox.vonage.conversationEvents(conversationId).find((e) => e.type === 'custom:wechat:status' && e.body.ref_event_id === String(reply.id)),
     );
-    expect(status.body).toEqual({ status: 'delivered', ref_event_id: String(reply.id), to: user!.openid });
+    // The user followed (3 replies) and wrote (5): one used.
+    expect(status.body).toEqual({
+      status: 'delivered',
+      ref_event_id: String(reply.id),
+      to: user!.openid,
+      reply_window: { closes_at: expect.any(Number), replies_left: 7 },
+    });
 
     const channels = new Set(sandbox.traffic.recent().map((t) => t.channel));
     expect(channels).toEqual(new Set(['wechat-push', 'wechat-api', 'vonage-api', 'vonage-webhook']));

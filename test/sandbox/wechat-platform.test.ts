@@ -69,6 +69,16 @@ async function customSend(platform: WeChatPlatform, accessToken: string, body: u
 
 const text = (touser: string, content = 'hello') => ({ touser, msgtype: 'text', text: { content } });
 
+/** The first push (plain mode) whose XML matches, once it arrives. */
+async function waitForPush(receiver: { received: Received[] }, matches: (xml: string) => boolean): Promise<string> {
+  for (let waited = 0; waited < 5_000; waited += 10) {
+    const found = receiver.received.find((push) => matches(push.body));
+    if (found) return found.body;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no such push');
+}
+
 describe('pushes to the account server', () => {
   let platform: WeChatPlatform;
   afterEach(() => platform.close());
@@ -231,6 +241,38 @@ describe('customer-service rules', () => {
     await platform.sendText(user.openid, 'question');
     for (let i = 0; i < 5; i += 1) expect(await send()).toMatchObject({ errcode: 0 });
     expect(await send()).toMatchObject({ errcode: 45047 });
+  });
+
+  test('template/send: client_msg_id gives one message for 10 minutes; no window needed; a follower only; then the result push', async () => {
+    const user = await platform.addUser();
+    const { access_token } = await token(platform);
+    const template = (extra: Record<string, unknown> = {}) => ({
+      touser: user.openid,
+      template_id: 'tmpl_service_reply_8KqW2',
+      client_msg_id: 'event-1',
+      data: { thing1: { value: 'Your parcel left' }, time2: { value: '2026-12-02 15:00' } },
+      ...extra,
+    });
+    const send = (body: unknown, path = 'template/send') =>
+      fetch(`${platform.baseUrl}/cgi-bin/message/${path}?access_token=${String(access_token)}`, { method: 'POST', body: JSON.stringify(body) }).then(
+        async (response) => ({ text: await response.text() }),
+      );
+    platform.advanceClock(FOLLOW_WINDOW_MS); // the customer-service window is closed: templates still go
+    const first = await send(template());
+    expect(first.text).toMatch(/^\{"errcode":0,"errmsg":"ok","msgid":\d{17,}\}$/);
+    expect((await send(template())).text).toBe(first.text);
+    expect(platform.notifications).toHaveLength(1);
+    platform.advanceClock(10 * 60_000);
+    expect((await send(template())).text).not.toBe(first.text);
+    expect(platform.notifications).toHaveLength(2);
+    const msgId = /"msgid":(\d+)/.exec(first.text)![1]!;
+    const finish = await waitForPush(receiver, (xml) => xml.includes(msgId));
+    expect(readWeChatMessage(finish)).toMatchObject({ event: 'TEMPLATESENDJOBFINISH', msgId, fields: { status: 'success' } });
+
+    expect(JSON.parse((await send(template({ template_id: 'sub_appointment_reminder_Qm31x' }))).text)).toMatchObject({ errcode: 40037 });
+    expect(JSON.parse((await send(template({ data: { thing1: { value: 'x' } } }))).text)).toMatchObject({ errcode: 47003 });
+    await platform.unfollow(user.openid);
+    expect(JSON.parse((await send(template({ client_msg_id: 'event-2' }))).text)).toMatchObject({ errcode: 43004 });
   });
 
   test('a user who unfollowed is 45015, for messages and typing; following again reopens', async () => {

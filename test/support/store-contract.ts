@@ -574,6 +574,66 @@ export function describeStoreContract(
       });
     });
 
+    describe('send allowances', () => {
+      const allowance = (kind: string, openedAt: number, lastsMs: number, remaining: number) => ({
+        scope: 'default:o-1',
+        kind,
+        openedAt,
+        closesAt: openedAt + lastsMs,
+        remaining,
+      });
+
+      test('a grant is stored once per opening: an equal or older one changes nothing, a newer one replaces it', async () => {
+        await expect(store.listSendAllowances('default:o-1')).resolves.toEqual([]);
+        await expect(store.grantSendAllowance(allowance('message', T0, 10_000, 5))).resolves.toBe(true);
+        await expect(store.takeSendAllowance('default:o-1', now)).resolves.toBe(true);
+        await expect(store.grantSendAllowance(allowance('message', T0, 10_000, 5))).resolves.toBe(false);
+        await expect(store.grantSendAllowance(allowance('message', T0 - 1, 10_000, 5))).resolves.toBe(false);
+        await expect(store.listSendAllowances('default:o-1')).resolves.toEqual([allowance('message', T0, 10_000, 4)]);
+        await expect(store.grantSendAllowance(allowance('message', T0 + 1, 10_000, 5))).resolves.toBe(true);
+        await expect(store.listSendAllowances('default:o-1')).resolves.toEqual([allowance('message', T0 + 1, 10_000, 5)]);
+        await expect(store.listSendAllowances('default:o-2')).resolves.toEqual([]);
+      });
+
+      test('a take uses the open allowance closing first, never a closed or used-up one', async () => {
+        await store.grantSendAllowance(allowance('message', T0, 100_000, 1));
+        await store.grantSendAllowance(allowance('interaction', T0, 60_000, 2));
+        await expect(store.takeSendAllowance('default:o-1', now)).resolves.toBe(true);
+        await expect(store.listSendAllowances('default:o-1')).resolves.toEqual([
+          allowance('interaction', T0, 60_000, 1),
+          allowance('message', T0, 100_000, 1),
+        ]);
+        advance(60_000);
+        await expect(store.takeSendAllowance('default:o-1', now)).resolves.toBe(true);
+        await expect(store.takeSendAllowance('default:o-1', now)).resolves.toBe(false);
+        await expect(store.listSendAllowances('default:o-1')).resolves.toEqual([
+          allowance('interaction', T0, 60_000, 1),
+          allowance('message', T0, 100_000, 0),
+        ]);
+      });
+
+      test('revoke leaves every allowance of the scope with nothing remaining', async () => {
+        await store.grantSendAllowance(allowance('message', T0, 100_000, 5));
+        await store.grantSendAllowance({ ...allowance('message', T0, 100_000, 5), scope: 'default:o-2' });
+        await store.revokeSendAllowances('default:o-1');
+        await expect(store.takeSendAllowance('default:o-1', now)).resolves.toBe(false);
+        await expect(store.takeSendAllowance('default:o-2', now)).resolves.toBe(true);
+      });
+    });
+
+    describe('remembered values', () => {
+      test('a value is recalled until it expires, and replaced when remembered again', async () => {
+        await expect(store.recallValue('template:1')).resolves.toBeUndefined();
+        await store.rememberValue('template:1', { eventId: 'EV-1', nested: [1, 'two'] }, T0 + 10_000);
+        await expect(store.recallValue('template:1')).resolves.toEqual({ eventId: 'EV-1', nested: [1, 'two'] });
+        await store.rememberValue('template:1', 'second', T0 + 20_000);
+        advance(19_999);
+        await expect(store.recallValue('template:1')).resolves.toBe('second');
+        advance(1);
+        await expect(store.recallValue('template:1')).resolves.toBeUndefined();
+      });
+    });
+
     describe('stats and ping', () => {
       test('stats count live jobs per kind, the oldest age and the dead letters', async () => {
         await expect(store.stats()).resolves.toEqual({ depth: {}, oldestAgeMs: 0, deadLetters: 0 });
@@ -633,6 +693,13 @@ export function describeStoreContract(
           for (let key = 0; key < keys; key += 1) {
             expect(handled.filter((h) => h.key === key).map((h) => h.n)).toEqual(Array.from({ length: perKey }, (_, n) => n));
           }
+        });
+
+        test('takes through two processes at once never use more sends than the allowance has', async () => {
+          await store.grantSendAllowance({ scope: 'default:o-1', kind: 'message', openedAt: T0, closesAt: T0 + 100_000, remaining: 5 });
+          const taken = await Promise.all(Array.from({ length: 12 }, (_, n) => (n % 2 === 0 ? store : peer).takeSendAllowance('default:o-1', now)));
+          expect(taken.filter(Boolean)).toHaveLength(5);
+          await expect(peer.listSendAllowances('default:o-1')).resolves.toMatchObject([{ remaining: 0 }]);
         });
 
         test('one message enqueued through two processes at once is stored once', async () => {

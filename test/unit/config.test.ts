@@ -106,6 +106,19 @@ describe('loadConfig', () => {
     expect(fixed.config.media).toEqual({ cacheDir: '/var/cache/bridge', linkSecret: 'a-long-random-secret-value' });
   });
 
+  test('the reply window defaults to WeChat\'s 5 replies in 48 hours; other counts and hours are read, bad ones refused', () => {
+    const defaults = loadConfig(valid());
+    if (!defaults.ok) throw new Error(defaults.errors.join('; '));
+    expect(defaults.config.replyWindow).toEqual({ messageReplies: 5, messageWindowMs: 48 * 3_600_000 });
+    const custom = loadConfig({ ...valid(), WECHAT_REPLIES_PER_MESSAGE: '20', WECHAT_REPLY_WINDOW_HOURS: '24' });
+    if (!custom.ok) throw new Error(custom.errors.join('; '));
+    expect(custom.config.replyWindow).toEqual({ messageReplies: 20, messageWindowMs: 24 * 3_600_000 });
+    const bad = loadConfig({ ...valid(), WECHAT_REPLIES_PER_MESSAGE: '0', WECHAT_REPLY_WINDOW_HOURS: '49' });
+    expect(bad.ok).toBe(false);
+    const errors = bad.ok ? [] : bad.errors;
+    expect(errors).toEqual([expect.stringMatching(/^WECHAT_REPLIES_PER_MESSAGE /), expect.stringMatching(/^WECHAT_REPLY_WINDOW_HOURS /)]);
+  });
+
   test('a short MEDIA_LINK_SECRET is refused without echoing it', () => {
     const result = loadConfig({ ...valid(), MEDIA_LINK_SECRET: 'short-secret' });
     const errors = result.ok ? [] : result.errors;

@@ -18,6 +18,8 @@
 
   const MESSAGE = 'custom:wechat:message';
   const STATUS = 'custom:wechat:status';
+  /** Which WeChat API put an account's message on the phone. */
+  const API_OF_MSGTYPE = { template: 'template/send', subscribe: 'subscribe/bizsend' };
   const TYPING = 'custom:wechat:typing';
   const PLACES = [
     { label: 'The Bund, Shanghai', latitude: 31.2400, longitude: 121.4900 },
@@ -38,6 +40,7 @@
     events: new Map(), // conversation id → Map(event id → event)
     memberIds: new Map(), // conversation id → the agent's member id
     replyTo: undefined, // openid chosen by clicking a message
+    templates: [], // the WeChat account's templates (the emulator's), for "send as template"
     lastTypingSentAt: 0,
     traffic: [],
     trafficCleared: 0,
@@ -254,7 +257,7 @@
     const mine = item.from === 'user';
     return el('div', { class: `row ${mine ? 'mine' : 'theirs'}`, dataset: { chatId: item.id } },
       el('div', { class: 'bubble' }, content),
-      mine ? deliveryMeta(item.delivery) : el('div', { class: 'meta' }, `${time(item.at)} · via custom/send`));
+      mine ? deliveryMeta(item.delivery) : el('div', { class: 'meta' }, `${time(item.at)} · via ${API_OF_MSGTYPE[item.msgType] || 'custom/send'}`));
   }
 
   function renderPhone() {
@@ -363,6 +366,13 @@
       await attempt(user.following ? 'Unfollowing' : 'Following', () =>
         api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/${user.following ? 'unfollow' : 'follow'}`));
     });
+    $('phone-subscribe').addEventListener('click', async () => {
+      const user = state.users.get(state.selectedOpenid);
+      const template = state.templates.find((t) => t.kind === 'subscribe');
+      if (!user || !template) return;
+      await attempt('Allowing notifications', () =>
+        api('POST', `/sandbox/api/wechat/users/${encodeURIComponent(user.openid)}/subscriptions`, { templateId: template.templateId, accepted: true }));
+    });
     $('phone-composer').addEventListener('submit', (event) => {
       event.preventDefault();
       const input = $('phone-input');
@@ -383,6 +393,7 @@
     });
     // Keep the window countdown honest.
     setInterval(() => renderWindowInfo(state.users.get(state.selectedOpenid)), 30_000);
+    setInterval(() => stickToBottom($('agent-messages'), renderAgentWindow), 30_000);
   }
 
   // =========================================================================================
@@ -473,6 +484,7 @@
 
   function statusMeta(status) {
     if (!status) return el('div', { class: 'meta' }, 'sending…');
+    if (status.status === 'delivered' && status.via) return el('div', { class: 'meta ok' }, `✓ delivered as ${status.via === 'template' ? 'a template message' : 'a notification'}`);
     if (status.status === 'delivered') return el('div', { class: 'meta ok' }, '✓ delivered');
     return el('div', { class: 'meta bad', title: status.error_message || '' }, `✗ failed · ${status.error_code || ''}${status.error_message ? ` · ${status.error_message}` : ''}`);
   }
@@ -483,6 +495,10 @@
     if (body.msg_type === 'image' && link) return el('img', { src: link, alt: 'image' });
     if ((body.msg_type === 'image') && typeof body.media_id === 'string') return el('img', { src: mediaUrl(body.media_id), alt: 'image' });
     if (body.msg_type === 'location') return [pinIcon(), String(body.content || '').replace(/^\[location\]\s*/, '')];
+    if (body.msg_type === 'template' || body.msg_type === 'subscribe') {
+      const template = state.templates.find((t) => t.templateId === body.template_id);
+      return `[${body.msg_type}] ${template ? template.title : body.template_id}`;
+    }
     const part = body.parts > 1 ? ` (part ${body.part}/${body.parts})` : '';
     return `${body.content === undefined ? `[${body.msg_type || 'message'}]` : body.content}${part}`;
   }
@@ -522,6 +538,58 @@
     return el('div', { class: 'row system' }, el('div', { class: 'bubble' }, `${event.type} event`));
   }
 
+  /**
+   * The user's reply window as the bridge last reported it in this conversation: every inbound event
+   * and every status of a free-form reply carries `reply_window`.
+   */
+  function latestReplyWindow(openid) {
+    const id = state.selectedConversation;
+    if (!id || !openid) return undefined;
+    let latest;
+    for (const event of [...eventsOf(id).values()].sort((a, b) => a.id - b.id)) {
+      const body = event.body || {};
+      if (!body.reply_window) continue;
+      const about = event.type === MESSAGE ? body.from : body.to;
+      if (about === openid || ownerOf(id) === openid) latest = body.reply_window;
+    }
+    return latest;
+  }
+
+  function describeWindow(window) {
+    const now = Math.floor(Date.now() / 1000);
+    if (!window || window.closes_at <= now || window.replies_left <= 0) return undefined;
+    const seconds = window.closes_at - now;
+    const span = seconds >= 3600 ? `${Math.floor(seconds / 3600)} h` : seconds >= 60 ? `${Math.floor(seconds / 60)} min` : `${seconds} s`;
+    return `Reply window: closes in ${span} · ${window.replies_left} ${window.replies_left === 1 ? 'reply' : 'replies'} left`;
+  }
+
+  function renderAgentWindow() {
+    const line = $('agent-window');
+    const to = currentTo();
+    const window = latestReplyWindow(to);
+    const open = describeWindow(window);
+    line.classList.toggle('closed', Boolean(to) && !open);
+    $('agent-window-text').textContent = !to ? '' : open || 'Reply window closed: only template messages reach this user';
+    const templates = state.templates;
+    $('agent-template-controls').hidden = !to || Boolean(open) || templates.length === 0;
+    const select = $('agent-template');
+    if (select.options.length !== templates.length) {
+      select.replaceChildren(...templates.map((t) => el('option', { value: t.templateId }, t.kind === 'subscribe' ? `${t.title} (notification)` : t.title)));
+    }
+  }
+
+  /** The template's keywords filled in: the composer's text where text goes, the time and a reference elsewhere. */
+  function templateData(template, text) {
+    const data = {};
+    const stamp = new Date().toISOString().slice(0, 16).replace('T', ' ');
+    for (const { key } of template.keywords) {
+      if (key.startsWith('thing')) data[key] = { value: [...(text || 'See you soon')].slice(0, 20).join('') };
+      else if (key.startsWith('time') || key.startsWith('date')) data[key] = { value: stamp };
+      else data[key] = { value: `SANDBOX-${Date.now() % 100000}` };
+    }
+    return data;
+  }
+
   function renderAgentMessages() {
     const container = $('agent-messages');
     const id = state.selectedConversation;
@@ -537,6 +605,8 @@
     const statuses = statusesOf(id);
     const rows = events.map((e) => agentRow(e, statuses)).filter(Boolean);
     stickToBottom(container, () => {
+      // Inside: the window line's height changes the list's, which must still end at its newest row.
+      renderAgentWindow();
       container.replaceChildren(...(rows.length ? rows : [el('div', { class: 'empty' }, 'No messages yet. Send one from the WeChat phone.')]));
     });
   }
@@ -702,6 +772,19 @@
       state.lastTypingSentAt = Date.now();
       postAgentEvent(TYPING, { to, command: 'Typing' }).catch(() => undefined);
     });
+    $('agent-send-template').addEventListener('click', async () => {
+      const to = $('agent-to').value;
+      const template = state.templates.find((t) => t.templateId === $('agent-template').value);
+      if (!to || !template) return;
+      const input = $('agent-input');
+      showAgentError('');
+      try {
+        await postAgentEvent(MESSAGE, { direction: 'outbound', to, msg_type: template.kind, template_id: template.templateId, data: templateData(template, input.value) });
+        input.value = '';
+      } catch (error) {
+        showAgentError(error.message);
+      }
+    });
     $('agent-image').addEventListener('click', () => $('agent-image-file').click());
     $('agent-image-file').addEventListener('change', async (event) => {
       const file = event.target.files[0];
@@ -721,6 +804,7 @@
 
   async function startAgent() {
     try {
+      state.templates = await api('GET', '/sandbox/api/wechat/templates');
       const conversations = await listAll('/conversations?page_size=100', (page) => page._embedded.conversations);
       for (const c of conversations) state.conversations.set(c.id, c);
       renderConversationList();

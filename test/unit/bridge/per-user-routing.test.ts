@@ -18,9 +18,17 @@ const location = readWeChatMessage(xml('<MsgType>location</MsgType><Location_X>1
 describe('inboundJobs', () => {
   test('fixed mode names the conversation; per-user mode carries the route for the worker', () => {
     const [fixed] = inboundJobs(text, { conversationId: 'CON-1' });
-    expect(fixed!.payload).toEqual({ conversationId: 'CON-1', event: { type: 'custom:wechat:message', body: expect.objectContaining({ content: 'hi' }) } });
+    expect(fixed!.payload).toEqual({
+      conversationId: 'CON-1',
+      event: { type: 'custom:wechat:message', body: expect.objectContaining({ content: 'hi' }) },
+      replyWindow: expect.objectContaining({ account: 'default', openid: 'oUser' }),
+    });
     const [perUser] = inboundJobs(text, { conversationId: undefined });
-    expect(perUser!.payload).toEqual({ route: { openid: 'oUser', account: 'gh_1' }, event: expect.objectContaining({ type: 'custom:wechat:message' }) });
+    expect(perUser!.payload).toEqual({
+      route: { openid: 'oUser', account: 'gh_1' },
+      event: expect.objectContaining({ type: 'custom:wechat:message' }),
+      replyWindow: expect.objectContaining({ account: 'default', openid: 'oUser' }),
+    });
     // Both in the user's queue, with the same dedup key: routing changes nothing else.
     expect([fixed!.orderKey, fixed!.dedupKey]).toEqual([perUser!.orderKey, perUser!.dedupKey]);
   });

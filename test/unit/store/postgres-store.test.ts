@@ -34,7 +34,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const TABLES = 'jobs, dead_letters, dedup_keys, seen_keys, tokens, locks, conversation_mappings, uploaded_media';
+const TABLES = 'jobs, dead_letters, dedup_keys, seen_keys, tokens, locks, conversation_mappings, uploaded_media, send_allowances, remembered_values';
 
 describeStoreContract(
   'PostgresStore',
@@ -84,7 +84,7 @@ describe('PostgresStore on a server', () => {
     const fresh = await createTestDatabase();
     try {
       const stores = await Promise.all(Array.from({ length: 5 }, () => open({}, fresh.url)));
-      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }]);
+      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
       await stores[0]!.enqueue([job('a', 'from one instance')]);
       expect((await stores[4]!.claim({ limit: 5, leaseMs: 1_000 })).map((claimed) => claimed.payload)).toEqual(['from one instance']);
       for (const store of opened.splice(0)) await store.close();

@@ -94,10 +94,12 @@ export async function startBaseline(processes: ChildProcesses, name: string, scr
 
 // --- signed pushes -------------------------------------------------------------------------------------
 
-/** `signature`, `timestamp`, `nonce` for the current second (the bridge refuses timestamps 5 min off). */
-function signedQuery(nowMs: number, openid: string): string {
-  const timestamp = String(Math.floor(nowMs / 1000));
-  const nonce = '424242';
+/**
+ * `signature`, `timestamp`, `nonce`, `openid` as WeChat sends them: every push its own nonce, since
+ * the bridge refuses a signed query that comes again with another message (a replayed credential).
+ * The timestamp is a current second (the bridge refuses timestamps 5 min off).
+ */
+export function signedQuery(timestamp: string, nonce: string, openid: string): string {
   return new URLSearchParams({ signature: weChatSignature([WECHAT_TOKEN, timestamp, nonce]), timestamp, nonce, openid }).toString();
 }
 
@@ -118,7 +120,7 @@ export function pacedPush(stream: number, seq: number): { msgId: string; path: s
   const msgId = msgIdOf(stream, seq);
   return {
     msgId,
-    path: `/weChatEvent?${signedQuery(now, openid)}`,
+    path: `/weChatEvent?${signedQuery(String(Math.floor(now / 1000)), msgId, openid)}`,
     body: textXml(openid, msgId, String(Math.floor(now / 1000))),
     headers: { 'content-type': 'text/xml' },
   };
@@ -143,8 +145,9 @@ export interface ClosedLoopRow {
 export async function autocannonPushes(name: string, ports: number[], stream: number, durationS: number, connections: number): Promise<ClosedLoopRow> {
   const now = Date.now();
   const openid = `oBench${10 + stream}u[<id>]`;
-  const query = signedQuery(now, 'oBenchUser');
-  const urls = ports.map((port) => `http://127.0.0.1:${port}/weChatEvent?${query}`);
+  const timestamp = String(Math.floor(now / 1000));
+  const urls = ports.map((port) => `http://127.0.0.1:${port}/weChatEvent?${signedQuery(timestamp, msgIdOf(stream, 0), 'oBenchUser')}`);
+  let sent = 0;
   const result = await autocannon({
     // autocannon spreads connections over several URLs (its README); @types/autocannon only says string.
     url: (urls.length === 1 ? urls[0]! : urls) as string,
@@ -152,6 +155,8 @@ export async function autocannonPushes(name: string, ports: number[], stream: nu
     headers: { 'content-type': 'text/xml' },
     body: textXml(openid, msgIdOf(stream, '[<id>]'), String(Math.floor(now / 1000))),
     idReplacement: true,
+    // Each request signed with its own nonce (see signedQuery); the body's ids come from `[<id>]`.
+    requests: [{ setupRequest: (request) => ({ ...request, path: `/weChatEvent?${signedQuery(timestamp, msgIdOf(stream, (sent += 1)), 'oBenchUser')}` }) }],
     connections: Math.ceil(connections / ports.length) * ports.length,
     duration: durationS,
   });

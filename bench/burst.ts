@@ -8,7 +8,7 @@
 import autocannon from 'autocannon';
 import { startFakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
-import { DeliveryLog, msgIdOf, pacedPush, startBridge, VONAGE_APP_ID } from './bridge';
+import { DeliveryLog, msgIdOf, pacedPush, signedQuery, startBridge, VONAGE_APP_ID } from './bridge';
 import type { ChildProcesses } from './processes';
 import { hasWrk, wrkPushes } from './wrk';
 
@@ -72,12 +72,16 @@ export async function benchBurst(options: { processes: ChildProcesses; connectio
 
 async function autocannonBurst(port: number, connections: number, durationS: number) {
   const push = pacedPush(90, 0);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  let sent = 0;
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${push.path}`,
     method: 'POST',
     headers: push.headers,
     body: push.body.replace(`<MsgId>${push.msgId}</MsgId>`, `<MsgId>${msgIdOf(90, '[<id>]')}</MsgId>`).replace(/oBenchUser\d+/, 'oBurst[<id>]'),
     idReplacement: true,
+    // Each push its own nonce, as from WeChat (see signedQuery).
+    requests: [{ setupRequest: (request) => ({ ...request, path: `/weChatEvent?${signedQuery(timestamp, msgIdOf(91, (sent += 1)), 'oBurst')}` }) }],
     connections,
     duration: durationS,
     timeout: 10,

@@ -13,7 +13,9 @@
  *    the bridge), then a sweep of increasing offered rates → bench/results/latency-under-load.svg;
  * 3. outbound relay (RTC event → WeChat custom/send) and token fetches per 10,000 sends;
  * 4. PostgreSQL, one and three instances (BENCH_SKIP_POSTGRES=1 to leave out);
- * 5. a soak: mixed paced traffic for BENCH_SOAK_SECONDS, RSS every second → soak-memory.svg.
+ * 5. a soak: mixed paced traffic for BENCH_SOAK_SECONDS, RSS every second → soak-memory.svg;
+ * 6. a backlog: BENCH_BACKLOG (100,000) jobs waiting while Vonage is down, beside an empty queue
+ *    (ack rate and p99), then how fast the backlog drains when Vonage is back (BENCH_BACKLOG=0 skips it).
  *
  * Prints one Markdown document (the summary table, then the raw rows) on stdout and writes it to
  * bench/results/latest.md; progress goes to stderr. Every server is a child process on this Node;
@@ -29,6 +31,7 @@ import { DeliveryLog, PACED_USERS, ROOT, startBaseline, startBridge, VONAGE_APP_
 import { benchOutbound, type OutboundBenchResult } from './outbound';
 import { benchPostgres, type PostgresBenchRow } from './postgres';
 import { benchBurst, type BurstResult } from './burst';
+import { benchBacklog, type BacklogResult } from './backlog';
 import { ChildProcesses, pinBenchProcess } from './processes';
 import { hasWrk } from './wrk';
 import { saturation } from './saturation';
@@ -62,6 +65,7 @@ interface Settings {
   nodeArgs: string;
   burstConnections: number;
   burstS: number;
+  backlog: number;
 }
 
 const DEFAULT_SOAK_S = 180;
@@ -70,6 +74,8 @@ const ACK_P99_TARGET_MS = 25;
 const RATE_TARGET = 1.0;
 const OUTBOUND_RATE_TARGET = 0.5;
 const RSS_TARGET_MB = 150;
+/** With a backlog, the ack rate and p99 stay within this share of the empty queue's. */
+const BACKLOG_TOLERANCE = 0.1;
 
 function readSettings(): Settings {
   return {
@@ -87,6 +93,7 @@ function readSettings(): Settings {
     nodeArgs: process.env.BENCH_NODE_ARGS ?? '',
     burstConnections: numberSetting('BENCH_BURST_CONNECTIONS', 2000, 1),
     burstS: numberSetting('BENCH_BURST_SECONDS', 5, 1),
+    backlog: numberSetting('BENCH_BACKLOG', 100_000, 0),
   };
 }
 
@@ -111,6 +118,8 @@ interface Results {
   postgresLoadAverage: number | undefined;
   soak: SoakResult;
   soakLoadAverage: number;
+  backlog: BacklogResult | undefined;
+  backlogLoadAverage: number | undefined;
   elapsedS: number;
 }
 
@@ -122,7 +131,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
 
   const loadGenerator = hasWrk() ? 'wrk' : 'autocannon';
   progress(
-    `1/5 saturation: ${loadGenerator}, ${settings.connections} connections${processes.pinned ? ', servers pinned to one core' : ''}, ${settings.warmUpS} s warm-up, then ${settings.rounds} alternating rounds of ${settings.durationS} s per server`,
+    `1/6 saturation: ${loadGenerator}, ${settings.connections} connections${processes.pinned ? ', servers pinned to one core' : ''}, ${settings.warmUpS} s warm-up, then ${settings.rounds} alternating rounds of ${settings.durationS} s per server`,
   );
   const saturated = await saturation({
     processes,
@@ -141,7 +150,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   );
 
   progress(
-    `2/5 latency: paced (open loop, ≤ ${settings.connections} connections), ${settings.fixedRate}/s for ${settings.durationS} s, then ${settings.rates.join(', ')}/s for ${settings.stepS} s each`,
+    `2/6 latency: paced (open loop, ≤ ${settings.connections} connections), ${settings.fixedRate}/s for ${settings.durationS} s, then ${settings.rates.join(', ')}/s for ${settings.stepS} s each`,
   );
   const sweepLoadAverage = os.loadavg()[0]!;
   const sweepOptions = {
@@ -172,7 +181,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     }
   });
 
-  progress(`3/5 outbound relay: autocannon, ${settings.connections} connections, ${settings.durationS} s, then until the queue drains`);
+  progress(`3/6 outbound relay: autocannon, ${settings.connections} connections, ${settings.durationS} s, then until the queue drains`);
   const outboundLoadAverage = os.loadavg()[0]!;
   const outbound = await benchOutbound({ processes, durationS: settings.durationS, connections: settings.connections });
   progress(`  ${outbound.rps.toFixed(0)} relayed/s, ${outbound.tokenFetches} token fetch(es) for ${outbound.sends} sends`);
@@ -180,9 +189,9 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   let postgres: PostgresBenchRow[] | undefined;
   let postgresLoadAverage: number | undefined;
   if (settings.skipPostgres) {
-    progress('4/5 PostgreSQL: skipped (BENCH_SKIP_POSTGRES=1)');
+    progress('4/6 PostgreSQL: skipped (BENCH_SKIP_POSTGRES=1)');
   } else {
-    progress(`4/5 PostgreSQL: 1 and 3 instances, beside 1 on SQLite measured just before, autocannon as in 1/5`);
+    progress(`4/6 PostgreSQL: 1 and 3 instances, beside 1 on SQLite measured just before, autocannon as in 1/5`);
     postgresLoadAverage = os.loadavg()[0]!;
     try {
       postgres = await benchPostgres({ processes, durationS: settings.durationS, connections: settings.connections, warmUpS: settings.warmUpS, withSqlite: true });
@@ -193,7 +202,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   }
 
   progress(
-    `5/5 soak: ${settings.soakInboundRate} pushes/s + ${settings.soakOutboundRate} outbound events/s for ${settings.soakS} s` +
+    `5/6 soak: ${settings.soakInboundRate} pushes/s + ${settings.soakOutboundRate} outbound events/s for ${settings.soakS} s` +
       (settings.soakS < DEFAULT_SOAK_S ? ` (shortened from ${DEFAULT_SOAK_S} s by BENCH_SOAK_SECONDS)` : ''),
   );
   const soakLoadAverage = os.loadavg()[0]!;
@@ -206,6 +215,24 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     log: progress,
   });
   progress(`  RSS ${soakResult.startRssMb.toFixed(0)} → ${soakResult.endRssMb.toFixed(0)} MB, slope ${soakResult.slopeMbPerMin.toFixed(2)} MB/min over the second half`);
+
+  let backlog: BacklogResult | undefined;
+  let backlogLoadAverage: number | undefined;
+  if (settings.backlog === 0) {
+    progress('6/6 backlog: skipped (BENCH_BACKLOG=0)');
+  } else {
+    progress(`6/6 backlog: ${settings.backlog} jobs waiting while Vonage is down, beside an empty queue, ${settings.rounds} alternating rounds of ${settings.durationS} s; then Vonage is back`);
+    backlogLoadAverage = os.loadavg()[0]!;
+    backlog = await benchBacklog({
+      processes,
+      backlog: settings.backlog,
+      rounds: settings.rounds,
+      durationS: settings.durationS,
+      warmUpS: settings.warmUpS,
+      connections: settings.connections,
+      log: progress,
+    });
+  }
 
   return {
     settings,
@@ -224,8 +251,32 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     postgresLoadAverage,
     soak: soakResult,
     soakLoadAverage,
+    backlog,
+    backlogLoadAverage,
     elapsedS: (Date.now() - startedAt.getTime()) / 1000,
   };
+}
+
+function backlogSection(b: BacklogResult, s: Settings, loadAverage: number | undefined): string[] {
+  const side = (x: BacklogResult['empty']) => [
+    x.name,
+    x.rounds.map((row) => fixed(row.rps)).join(' / '),
+    x.rounds.map((row) => fixed(row.p99, 1)).join(' / '),
+    String(x.rounds.reduce((sum, row) => sum + row.non2xx + row.errors, 0)),
+    String(x.waiting),
+    fixed(x.drainPerS),
+    fixed(x.drainS, 1),
+    x.drained ? 'yes' : `**no** (${x.duplicates} duplicates)`,
+    fixed(x.peakRssMb),
+  ];
+  return [
+    `**Backlog** (${b.backlog} jobs from 10,000 users written into one bridge's SQLite file before it starts, in ${fixed(b.fillS, 1)} s, due in an hour as after an outage; ` +
+      `the other bridge starts on an empty queue. Both warm up with Vonage up; then both fake Vonages answer \`503\` with \`Retry-After: 3600\` and the two bridges take ${s.rounds} alternating rounds of ${s.durationS} s of wrk, ${s.connections} connections. ` +
+      `Then Vonage is back: every waiting job is made due and the drain is timed to the last delivery).${loadAverage === undefined ? '' : ` Load average at start: ${loadAverage.toFixed(2)}.`}`,
+    '',
+    markdownTable(['bridge', 'ack req/s per round', 'ack p99 ms per round', 'non-2xx + errors', 'jobs waiting when Vonage came back', 'drained msg/s', 'drain s', 'all delivered once', 'peak RSS MB'], [side(b.empty), side(b.withBacklog)]),
+    '',
+  ];
 }
 
 async function withFakeVonage<T>(use: (vonage: Awaited<ReturnType<typeof startFakeVonage>>) => Promise<T>): Promise<T> {
@@ -345,6 +396,18 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
     ],
   );
 
+  const b = r.backlog;
+  if (b) {
+    const within = (value: number, base: number) => Math.abs(value - base) <= BACKLOG_TOLERANCE * base;
+    rows.push(
+      [`inbound ack rate with ${b.backlog} jobs waiting (Vonage down), req/s`, fixed(b.withBacklog.rps), 'the same with an empty queue, alternating rounds', fixed(b.empty.rps), ratio(b.withBacklog.rps, b.empty.rps), `within ${BACKLOG_TOLERANCE * 100} %`, verdict(within(b.withBacklog.rps, b.empty.rps) || b.withBacklog.rps > b.empty.rps)],
+      [`inbound ack p99 with ${b.backlog} jobs waiting (Vonage down), ms`, fixed(b.withBacklog.p99, 1), 'the same with an empty queue', fixed(b.empty.p99, 1), ratio(b.withBacklog.p99, b.empty.p99), `within ${BACKLOG_TOLERANCE * 100} %`, verdict(within(b.withBacklog.p99, b.empty.p99) || b.withBacklog.p99 < b.empty.p99)],
+      [`backlog drain when Vonage is back, msg/s (${b.withBacklog.waiting} jobs)`, fixed(b.withBacklog.drainPerS), 'inbound delivered to Vonage at saturation', fixed(delivery.deliveredPerS), ratio(b.withBacklog.drainPerS, delivery.deliveredPerS), '≥ 1.0×, all delivered once', verdict(b.withBacklog.drained && b.withBacklog.drainPerS >= delivery.deliveredPerS)],
+    );
+  } else {
+    rows.push(['ack rate and p99 with a backlog', 'skipped', 'BENCH_BACKLOG=0', '', '', '', '']);
+  }
+
   const table = markdownTable(['figure', 'bridge', 'baseline (same run)', 'baseline value', 'bridge ÷ baseline', 'target', 'met'], rows, ['l', 'r', 'l', 'r', 'r', 'l', 'l']);
 
   const closedLoop = markdownTable(
@@ -455,6 +518,7 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
     '',
     `RSS (MB) every 15 s: ${soakSeries.map((sample) => `${Math.round(sample.t)} s ${sample.rssMb.toFixed(0)}`).join(', ')}.`,
     '',
+    ...(b ? backlogSection(b, s, r.backlogLoadAverage) : []),
   ].join('\n');
 
   return { markdown, latencySvg: latencyChart(r), memorySvg: memoryChart(r) };

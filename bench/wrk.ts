@@ -3,16 +3,16 @@
  * and far less than autocannon on its own), falling back to autocannon when wrk is not installed.
  *
  * wrk's Lua `request()` builds every push with its own MsgId and sender, so nothing is deduplicated
- * away and no user's ordering serialises the load; the signature covers only the query (token,
- * timestamp, nonce: WeChat's plain mode), so one signed query serves the whole run. `done()` prints
- * the summary as one JSON line, including the share of answers slower than `slowMs`.
+ * away and no user's ordering serialises the load. Each push also gets its own signed query (its own
+ * nonce, as from WeChat: the bridge refuses a signed query reused for another message); wrk's Lua has
+ * no SHA-1, so the queries are signed here beforehand, one per line of a file the script reads at
+ * start. `done()` prints the summary as one JSON line, including the share of answers slower than `slowMs`.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { weChatSignature } from '../src/wechat/signature';
-import { autocannonPushes, msgIdOf, WECHAT_TOKEN, type ClosedLoopRow } from './bridge';
+import { autocannonPushes, msgIdOf, signedQuery, type ClosedLoopRow } from './bridge';
 
 /** True when `wrk` runs here (BENCH_LOAD=autocannon forces the fallback). */
 export const hasWrk = (): boolean => process.env.BENCH_LOAD !== 'autocannon' && spawnSync('wrk', ['--version']).error === undefined;
@@ -26,17 +26,23 @@ export interface WrkRow extends ClosedLoopRow {
 
 const luaString = (text: string) => JSON.stringify(text);
 
-function luaScript(stream: number, createTime: string, slowMs: number): string {
+/** More signed queries than any server answers per second here, times the duration; reused round robin beyond. */
+const SIGNED_QUERIES_PER_S = 25_000;
+
+function luaScript(stream: number, createTime: string, slowMs: number, queriesFile: string): string {
   const prefix = msgIdOf(stream, '');
   return `
+local queries = {}
+for line in io.lines(${luaString(queriesFile)}) do queries[#queries + 1] = line end
 local counter = 0
 request = function()
   counter = counter + 1
   local id = ${luaString(prefix)} .. counter
+  local path = "/weChatEvent?" .. queries[(counter - 1) % #queries + 1]
   local body = "<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[oBench" .. id .. "]]></FromUserName>" ..
     "<CreateTime>${createTime}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello from the benchmark]]></Content>" ..
     "<MsgId>" .. id .. "</MsgId></xml>"
-  return wrk.format("POST", nil, { ["Content-Type"] = "text/xml" }, body)
+  return wrk.format("POST", path, { ["Content-Type"] = "text/xml" }, body)
 end
 done = function(summary, latency, requests)
   local slow_us = ${slowMs * 1000}
@@ -82,16 +88,18 @@ export async function wrkPushes(
 ): Promise<WrkRow> {
   const now = Date.now();
   const timestamp = String(Math.floor(now / 1000));
-  const nonce = '424242';
-  const query = new URLSearchParams({ signature: weChatSignature([WECHAT_TOKEN, timestamp, nonce]), timestamp, nonce, openid: 'oBenchUser' });
   const dir = mkdtempSync(path.join(tmpdir(), 'bench-wrk-'));
   const script = path.join(dir, 'pushes.lua');
-  writeFileSync(script, luaScript(stream, timestamp, options.slowMs ?? 5000));
+  const queriesFile = path.join(dir, 'queries.txt');
+  const queries: string[] = [];
+  for (let i = 1; i <= durationS * SIGNED_QUERIES_PER_S; i += 1) queries.push(signedQuery(timestamp, msgIdOf(stream, i), 'oBenchUser'));
+  writeFileSync(queriesFile, `${queries.join('\n')}\n`);
+  writeFileSync(script, luaScript(stream, timestamp, options.slowMs ?? 5000, queriesFile));
   try {
     const stdout = await new Promise<string>((resolve, reject) => {
       execFile(
         'wrk',
-        ['-t1', `-c${connections}`, `-d${durationS}s`, `--timeout`, `${options.timeoutS ?? 10}s`, '-s', script, `http://127.0.0.1:${port}/weChatEvent?${query}`],
+        ['-t1', `-c${connections}`, `-d${durationS}s`, `--timeout`, `${options.timeoutS ?? 10}s`, '-s', script, `http://127.0.0.1:${port}/weChatEvent`],
         { maxBuffer: 1024 * 1024, timeout: (durationS + 60) * 1000 },
         (error, out, err) => (error ? reject(new Error(`wrk failed: ${error.message} ${err}`)) : resolve(out)),
       );

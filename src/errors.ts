@@ -10,10 +10,16 @@ export class RetryableError extends Error {
   readonly kind = 'retryable' as const;
   /** How long the remote asked us to wait (429 Retry-After), if it said. */
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, options: { retryAfterMs?: number; cause?: unknown } = {}) {
+  /**
+   * The request certainly had no effect: the remote answered that it did not act on it (429, 503) or
+   * it never reached the remote (connection refused). False when it may have (a timeout, a reset, a 500).
+   */
+  readonly refused: boolean;
+  constructor(message: string, options: { retryAfterMs?: number; refused?: boolean; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = 'RetryableError';
     this.retryAfterMs = options.retryAfterMs;
+    this.refused = options.refused ?? false;
   }
 }
 

@@ -18,12 +18,16 @@
  * when it knows none). When an attempt fails, that id is stored for the job (`marks`), and a retry
  * lists only the events after it (`start_id`, oldest first, of the event's type), to the end: exact,
  * whatever the conversation's traffic, and a few GETs at most (the events of a few seconds).
+ * An attempt that Vonage refused (429, 503) or that never reached it (connection refused) created
+ * nothing: its mark says so, and its retry posts without searching. Otherwise a backlog left by an
+ * outage would drain in quadratic time: every job of it would list all the events its predecessors
+ * posted since the outage began.
  * Without a mark (the process died mid-request, or no store for marks) the retry falls back to paging
  * back from the newest event to the job's creation, at most `RECONCILE_MAX_PAGES` pages; a busier
  * conversation is not searched to the end, and the job then posts, accepting a possible duplicate
  * over a lost message.
  */
-import { PermanentError } from '../errors';
+import { PermanentError, RetryableError } from '../errors';
 import type { Job, Store } from '../store/store';
 import type { ConversationRouter } from './conversation-routing';
 import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from './ports';
@@ -42,6 +46,8 @@ const MARK_TTL_MS = 3 * 24 * 60 * 60_000;
 
 /** The store entry holding the newest event id known before a job's first attempt was posted. */
 export const reconcileMarkName = (jobId: string): string => `vonage-reconcile-after:${jobId}`;
+/** The mark of a job whose attempts so far all certainly created nothing. */
+export const NOTHING_POSTED_MARK = 'nothing-posted';
 
 /** JSON with object keys sorted, so that a body echoed back with its keys in another order still matches. */
 function canonicalJson(value: unknown): string {
@@ -112,8 +118,9 @@ export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
     return false;
   }
 
-  async function readMark(jobId: string): Promise<number | undefined> {
+  async function readMark(jobId: string): Promise<number | typeof NOTHING_POSTED_MARK | undefined> {
     const mark = await deps.marks?.getToken(reconcileMarkName(jobId));
+    if (mark?.value === NOTHING_POSTED_MARK) return NOTHING_POSTED_MARK;
     const value = Number(mark?.value);
     return mark !== undefined && Number.isSafeInteger(value) ? value : undefined;
   }
@@ -144,19 +151,22 @@ export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
   return async function deliverToVonage(job: Job): Promise<void> {
     const { conversationId, event } = await target(job.payload as DeliverToVonagePayload);
     const mark = job.attempts > 0 ? await readMark(job.id) : undefined;
-    if (mark !== undefined) {
+    if (typeof mark === 'number') {
       if (await postedAfter(conversationId, event, mark)) return;
-    } else if (job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) {
+    } else if (mark === undefined && job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) {
       return;
     }
     // The lower bound for a later retry's search: only the first unanswered attempt's matters.
-    const before = deps.marks !== undefined && mark === undefined ? await newestEventId(conversationId) : undefined;
+    const before = deps.marks !== undefined && typeof mark !== 'number' ? await newestEventId(conversationId) : undefined;
     let created: { id: string };
     try {
       created = await deps.backend.createEvent(conversationId, event);
     } catch (error) {
-      if (before !== undefined) {
-        await deps.marks!.putToken(reconcileMarkName(job.id), { value: String(before), expiresAt: job.createdAt + MARK_TTL_MS }).catch(() => undefined);
+      const refused = error instanceof RetryableError && error.refused;
+      // A refusal after a refusal: the mark says so already.
+      if (before !== undefined && !(refused && mark === NOTHING_POSTED_MARK)) {
+        const value = refused ? NOTHING_POSTED_MARK : String(before);
+        await deps.marks!.putToken(reconcileMarkName(job.id), { value, expiresAt: job.createdAt + MARK_TTL_MS }).catch(() => undefined);
       }
       throw error;
     }

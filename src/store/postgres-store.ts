@@ -143,9 +143,15 @@ const SQL = {
            coalesce((SELECT json_agg(json_build_object('kind', kind, 'depth', depth, 'oldest', oldest))
                      FROM (SELECT kind, count(*) AS depth, min(created_at) AS oldest FROM jobs GROUP BY kind) AS per_kind),
                     '[]'::json) AS kinds`,
+  // An expiry in the past is a question (is the key remembered now?): answered without writing, so
+  // the replay guard's probe on every push costs no commit (no WAL flush) of its own.
   markSeen: `
-    INSERT INTO seen_keys AS s (key, expires_at) VALUES ($1, $2)
-    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE s.expires_at <= ${NOW(3)}`,
+    WITH recorded AS (
+      INSERT INTO seen_keys AS s (key, expires_at) SELECT $1, $2::bigint WHERE $2::bigint > ${NOW(3)}
+      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE s.expires_at <= ${NOW(3)}
+      RETURNING 1)
+    SELECT CASE WHEN $2::bigint > ${NOW(3)} THEN EXISTS (SELECT 1 FROM recorded)
+           ELSE NOT EXISTS (SELECT 1 FROM seen_keys WHERE key = $1 AND expires_at > ${NOW(3)}) END AS fresh`,
   getToken: `SELECT value, expires_at::float8 AS expires_at FROM tokens WHERE name = $1`,
   putToken: `
     INSERT INTO tokens (name, value, expires_at) VALUES ($1, $2, $3)
@@ -438,8 +444,8 @@ export class PostgresStore implements Store {
 
   async markSeen(key: string, expiresAt: number): Promise<boolean> {
     this.assertOpen();
-    const result = await this.pool.query(SQL.markSeen, [toStorableText(key), Math.floor(expiresAt), this.clock()]);
-    return (result.rowCount ?? 0) > 0;
+    const { rows } = await this.pool.query<{ fresh: boolean }>(SQL.markSeen, [toStorableText(key), Math.floor(expiresAt), this.clock()]);
+    return rows[0]?.fresh === true;
   }
 
   /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */

@@ -1,15 +1,18 @@
 /**
  * The durable store on SQLite (node:sqlite, no native build): one file, one process.
  *
- * Durability: WAL journal. `enqueue` commits with `synchronous=FULL` (fsynced: survives a crash or a
- * power loss) and resolves only after that commit. Claims, completions and retries commit with
- * `synchronous=NORMAL` (survive a process crash; a power cut may undo the last few, which only
- * makes a job run again).
+ * Durability: WAL journal, every commit with `synchronous=NORMAL` (it survives a crash or kill -9 of
+ * the process as soon as it returns). `enqueue` resolves only once its commit is also fsynced
+ * (survives a power loss): the fsync of the WAL file runs on libuv's thread pool, so the event loop
+ * goes on answering requests while the disk works, and one fsync covers every batch committed before
+ * it started. Claims, completions and retries are not waited for (a power cut may undo the last few,
+ * which only makes a job run again). Without a WAL file (`:memory:`, a file system that refuses WAL)
+ * enqueues commit with `synchronous=FULL` instead, in the loop.
  *
  * Group commit: `enqueue` calls made in the same event-loop turn are written in one transaction
- * (flushed on `setImmediate`), so a burst of webhook requests costs one fsync. Each call still gets
- * exactly its own results, and its jobs are all-or-nothing (a savepoint per call): a call that
- * fails is rejected on its own; a failed commit rejects every call of the batch.
+ * (flushed on `setImmediate`), and the batches committed while an fsync runs share the next one. Each
+ * call still gets exactly its own results, and its jobs are all-or-nothing (a savepoint per call): a
+ * call that fails is rejected on its own; a failed commit or fsync rejects every call of the batch.
  *
  * Ordering: the jobs table holds live jobs only, and `is_head` marks the oldest live job of each
  * order key. Only heads are claimable, so a job waiting for its retry blocks the later jobs of its
@@ -26,7 +29,7 @@
  * lock (`BEGIN IMMEDIATE`, with a busy timeout).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { applyMigrations, sqliteMigrations } from './migrations';
@@ -75,6 +78,8 @@ export interface SqliteStoreOptions {
   releaseLeasesOnOpen?: boolean;
   /** Where background failures (pruning) are reported; they never fail a caller. */
   logger?: { warn(details: object, message: string): void };
+  /** Flushes a file to the disk (the WAL file, before an enqueue resolves). Default `fs.fsync`; tests slow or fail it. */
+  syncFile?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
 }
 
 interface PendingEnqueue {
@@ -139,6 +144,7 @@ const SQL = {
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
     WHERE seen_keys.expires_at <= :now`,
+  isSeen: `SELECT 1 AS seen FROM seen_keys WHERE key = :key AND expires_at > :now`,
   recordSeen: `
     INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
     ON CONFLICT (key) DO UPDATE SET expires_at = max(seen_keys.expires_at, excluded.expires_at)`,
@@ -233,6 +239,13 @@ export class SqliteStore implements Store {
   private completionHandle: NodeJS.Immediate | undefined;
   private lastPruneAt: number;
   private closed = false;
+  /** The WAL file, fsynced before an enqueue resolves; undefined without WAL (then enqueues commit with FULL). */
+  private readonly walFd: number | undefined;
+  private readonly syncFile: NonNullable<SqliteStoreOptions['syncFile']>;
+  /** Committed enqueue batches waiting for an fsync that starts after their commit. */
+  private syncWaiters: Array<(error: Error | undefined) => void> = [];
+  /** The fsync running now, if any. */
+  private syncInFlight: Promise<void> | undefined;
 
   /** Opens (creating if needed) the database at `path` (`:memory:` allowed) and migrates it. */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -257,11 +270,13 @@ export class SqliteStore implements Store {
       db.close();
       throw error;
     }
-    return new SqliteStore(db, options);
+    return new SqliteStore(db, openWalFile(db, path), options);
   }
 
-  private constructor(db: DatabaseSync, options: SqliteStoreOptions) {
+  private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
     this.db = db;
+    this.walFd = walFd;
+    this.syncFile = options.syncFile ?? fsync;
     this.now = options.now ?? Date.now;
     this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
     this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
@@ -426,7 +441,11 @@ export class SqliteStore implements Store {
 
   async markSeen(key: string, expiresAt: number): Promise<boolean> {
     this.assertOpen();
-    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now: this.now() });
+    const now = this.now();
+    // A key recorded until the past is forgotten at once: only whether it is remembered now counts,
+    // and a read answers that without a write transaction (the replay guard asks it on every push).
+    if (expiresAt <= now) return this.statements.isSeen.get({ key, now }) === undefined;
+    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now });
     return Number(result.changes) > 0;
   }
 
@@ -560,6 +579,9 @@ export class SqliteStore implements Store {
     this.flush();
     this.flushCompletions();
     this.closed = true;
+    // The last batches resolve once fsynced; the file descriptor stays open until then.
+    while (this.syncInFlight !== undefined) await this.syncInFlight;
+    if (this.walFd !== undefined) closeSync(this.walFd);
     this.db.close();
   }
 
@@ -610,8 +632,8 @@ export class SqliteStore implements Store {
     const expiredBefore = now - this.dedupRetentionMs;
     const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
     try {
-      // The acknowledgement durability: this commit is fsynced (and with it every earlier WAL frame).
-      this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
+      // Without a WAL file to fsync afterwards, this commit itself is fsynced.
+      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
       this.db.exec('BEGIN IMMEDIATE');
       for (const call of batch) {
         // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
@@ -632,7 +654,7 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (error) {
       this.rollbackQuietly();
-      this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       // Nothing of this batch is known to be stored: acknowledge none of it.
       batch.forEach((call, index) => {
         const own = outcomes[index];
@@ -641,7 +663,7 @@ export class SqliteStore implements Store {
       return;
     }
 
-    this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+    if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
     let jobs = 0;
     let stored = 0;
     batch.forEach((call, index) => {
@@ -649,10 +671,18 @@ export class SqliteStore implements Store {
       if (outcome.ok) {
         jobs += call.jobs.length;
         stored += outcome.results.filter((result) => result.outcome === 'stored').length;
-        call.resolve(outcome.results);
       } else {
         call.reject(outcome.error);
       }
+    });
+    // A call's results are final now; it resolves once they are on the disk too.
+    this.whenDurable((error) => {
+      batch.forEach((call, index) => {
+        const outcome = outcomes[index]!;
+        if (!outcome.ok) return;
+        if (error === undefined) call.resolve(outcome.results);
+        else call.reject(error);
+      });
     });
     try {
       this.onBatchCommit?.({ calls: batch.length, jobs, stored });
@@ -664,6 +694,28 @@ export class SqliteStore implements Store {
       this.lastPruneAt = now;
       this.pruneQuietly(now);
     }
+  }
+
+  /** Calls `done` once everything committed so far is fsynced (at once without a WAL file: the commit was). */
+  private whenDurable(done: (error: Error | undefined) => void): void {
+    if (this.walFd === undefined) return done(undefined);
+    this.syncWaiters.push(done);
+    if (this.syncInFlight === undefined) this.startSync(this.walFd);
+  }
+
+  /** One fsync for every batch waiting; the batches committed while it runs wait for the next one. */
+  private startSync(fd: number): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncInFlight = new Promise((resolve) => {
+      this.syncFile(fd, (error) => {
+        this.syncInFlight = undefined;
+        // An fsync that failed says nothing reliable about these frames: their callers get the error.
+        for (const done of waiters) done(error ?? undefined);
+        if (this.syncWaiters.length > 0) this.startSync(fd);
+        resolve();
+      });
+    });
   }
 
   private insertNewJob(job: PreparedJob, now: number, expiredBefore: number): EnqueueResult {
@@ -774,6 +826,20 @@ function int(value: SQLOutputValue | undefined): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'bigint') return Number(value);
   throw new Error(`expected an integer column, got ${typeof value}`);
+}
+
+/**
+ * The WAL file, to fsync before an enqueue resolves, or undefined without one (`:memory:`, a file
+ * system that refused WAL mode): enqueues then commit with `synchronous=FULL`. SQLite creates the
+ * file when the connection first reads in WAL mode and keeps it while any connection is open.
+ */
+function openWalFile(db: DatabaseSync, path: string): number | undefined {
+  if (path === ':memory:' || db.prepare('PRAGMA journal_mode').get()?.journal_mode !== 'wal') return undefined;
+  try {
+    return openSync(`${path}-wal`, 'r');
+  } catch {
+    return undefined;
+  }
 }
 
 function errorMessage(error: unknown): string {

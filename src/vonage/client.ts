@@ -108,6 +108,9 @@ export interface VonageClient {
 /** Network-level failures that say nothing about whether the request itself was acceptable. */
 const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT']);
 
+/** Failures before any byte of the request could reach the server. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+
 const MAX_DETAIL_CHARS = 200;
 
 export function createVonageClient(options: VonageClientOptions): VonageClient {
@@ -310,7 +313,9 @@ function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: 
   const { code, detail } = vonageError(body);
   const message = `${what}: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;
   if (status === 429 || status >= 500) {
-    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs) }));
+    // 429 and 503 say the request was not acted on (RFC 6585 §4, RFC 9110 §15.6.4); a 500 or 504 may have been.
+    const refused = status === 429 || status === 503;
+    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs), refused }));
   }
   return throwing(new PermanentError(message, { code: code ?? `http:${status}` }));
 }
@@ -352,7 +357,8 @@ function classifyTransportError(what: string, error: unknown, timeoutMs: number)
     return new PermanentError(`${what}: ${summary}`, { code: `local:${code}`, cause });
   }
   // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
-  return new RetryableError(`${what}: ${summary}`, { cause });
+  // Only a connection never made is certain not to have reached Vonage.
+  return new RetryableError(`${what}: ${summary}`, { cause, refused: code !== undefined && NOT_SENT_CODES.has(code) });
 }
 
 function transportSummary(error: unknown, code: string | undefined, timeoutMs: number): string {

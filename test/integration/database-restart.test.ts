@@ -124,9 +124,10 @@ describe('PostgreSQL restarted during a run', () => {
         `${vonage.events.length} events delivered\n`,
     );
 
-    // The lost connections were noticed and logged, not thrown.
+    // The lost connections were noticed and logged, not thrown: by the store step, or by the replay
+    // guard's look-up just before it, whichever reached the database first while it was down.
     const text = logs.lines.join('');
-    expect(text).toMatch(/could not store, answered 503|store too slow/);
+    expect(text).toMatch(/could not store, answered 503|store too slow|could not check the WeChat push signature for reuse, answered 503/);
     expect(text).not.toContain('uncaught');
   }, 90_000);
 

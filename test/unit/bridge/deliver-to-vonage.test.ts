@@ -113,5 +113,30 @@ describe('deliver-to-vonage', () => {
       await handler({ ...mine, attempts: 1 });
       expect(vonage.events.map((e) => e.body.msg_id)).toEqual(['later', 'lost-request']);
     });
+
+    test('after an outage that Vonage answered with 503, a backlog of retries posts without searching the conversation', async () => {
+      const backlog = Array.from({ length: 40 }, (_, i) => ({ ...job(0, { direction: 'inbound', msg_id: `backlog-${i}` }), id: String(100 + i) }));
+      // The first entry is the GET of the conversation's newest event (once), then the posts.
+      vonage.script([{ delayMs: 0 }, ...backlog.map(() => ({ status: 503, retryAfter: '60' }))]);
+      for (const each of backlog) await expect(handler(each)).rejects.toThrow('503');
+      expect(vonage.events).toHaveLength(0);
+
+      const seq = vonage.traffic.recent(1)[0]!.seq;
+      for (const each of backlog) await handler({ ...each, attempts: 1 });
+      expect(vonage.events.map((e) => e.body.msg_id)).toEqual(backlog.map((_, i) => `backlog-${i}`));
+      // Each retry of the old search read every event its predecessors had posted since the outage.
+      expect(getsSince(seq)).toBe(0);
+    });
+
+    test('a refused attempt, then one whose answer was lost: the next retry still finds the event and does not post it twice', async () => {
+      const mine = job(0, { direction: 'inbound', msg_id: 'refused-then-lost' });
+      vonage.script([{ delayMs: 0 }, { status: 429, retryAfter: '1' }]);
+      await expect(handler(mine)).rejects.toThrow('429');
+      vonage.script([{ loseAnswer: true }]);
+      await expect(handler({ ...mine, attempts: 1 })).rejects.toThrow();
+      expect(vonage.events.filter((e) => e.body.msg_id === 'refused-then-lost')).toHaveLength(1);
+      await handler({ ...mine, attempts: 2 });
+      expect(vonage.events.filter((e) => e.body.msg_id === 'refused-then-lost')).toHaveLength(1);
+    });
   });
 });

@@ -6,7 +6,7 @@
 import { Client } from 'pg';
 import { openStore } from '../../../src/store/open-store';
 import { PostgresStore, type PostgresStoreOptions } from '../../../src/store/postgres-store';
-import type { NewJob, Store } from '../../../src/store/store';
+import { wasSeen, type NewJob, type Store } from '../../../src/store/store';
 import { freePort } from '../../support/net';
 import { createTestDatabase, POSTGRES_ADMIN_URL, runQuery, type TestDatabase } from '../../support/postgres';
 import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
@@ -132,6 +132,15 @@ describe('PostgresStore on a server', () => {
     expect(claimed.map((each) => each.payload)).toEqual(['ok', { text: 'nul \u0000 and \uDC00' }]);
     await expect(store.retry(claimed[0]!, Date.now(), 'bad \u0000 byte')).resolves.toBe(true);
     await expect(store.markSeen('seen \u0000 key', Date.now() + 1_000)).resolves.toBe(true);
+  });
+
+  test('asking whether a key is seen writes nothing', async () => {
+    const store = await open();
+    await store.markSeen('probe-live', Date.now() + 60_000);
+    await expect(wasSeen(store, 'probe-live')).resolves.toBe(true);
+    await expect(wasSeen(store, 'probe-never-seen')).resolves.toBe(false);
+    const rows = await db.query("SELECT key FROM seen_keys WHERE key LIKE 'probe-%' ORDER BY key");
+    expect(rows).toEqual([{ key: 'probe-live' }]);
   });
 
   test('leases are measured on the database clock by default', async () => {

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, fsync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { applyMigrations, sqliteMigrations } from '../../../src/store/migrations';
 import { openStore } from '../../../src/store/open-store';
 import { SqliteStore, type SqliteStoreOptions } from '../../../src/store/sqlite-store';
-import type { NewJob } from '../../../src/store/store';
+import { wasSeen, type NewJob } from '../../../src/store/store';
 import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
@@ -143,6 +143,50 @@ describe('SqliteStore group commit', () => {
     await reopened.close();
   });
 
+  test('an enqueue resolves only after the WAL file is fsynced, and the loop runs on while the fsync does', async () => {
+    const path = join(tempDir(), 'fsync.db');
+    const syncs: Array<{ fd: number; finish: (error: NodeJS.ErrnoException | null) => void }> = [];
+    const store = SqliteStore.open(path, { syncFile: (fd, callback) => syncs.push({ fd, finish: callback }) });
+    try {
+      let resolved = false;
+      const first = store.enqueue([job('a', 'first')]).then((result) => ((resolved = true), result));
+      // Several turns of the event loop pass while the disk works: nothing waits on the fsync but the caller.
+      for (let turn = 0; turn < 5; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+      expect(syncs).toHaveLength(1);
+      expect(fstatSync(syncs[0]!.fd).ino).toBe(statSync(`${path}-wal`).ino);
+      expect(resolved).toBe(false);
+
+      // A batch committed while that fsync runs waits for the next one, which starts after it.
+      const second = store.enqueue([job('b', 'second')]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(syncs).toHaveLength(1);
+      syncs[0]!.finish(null);
+      await expect(first).resolves.toEqual([{ outcome: 'stored' }]);
+      expect(syncs).toHaveLength(2);
+      syncs[1]!.finish(null);
+      await expect(second).resolves.toEqual([{ outcome: 'stored' }]);
+    } finally {
+      const closing = store.close();
+      for (const sync of syncs.slice(2)) sync.finish(null);
+      await closing;
+    }
+  });
+
+  test('an enqueue whose fsync fails is rejected, and a later one is acknowledged', async () => {
+    const path = join(tempDir(), 'fsync-fails.db');
+    let failNext = true;
+    const store = SqliteStore.open(path, {
+      syncFile: (fd, callback) => {
+        if (!failNext) return fsync(fd, callback);
+        failNext = false;
+        setImmediate(() => callback(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
+      },
+    });
+    await expect(store.enqueue([job('a', 'not known to be on the disk')])).rejects.toThrow('EIO');
+    await expect(store.enqueue([job('b', 'on the disk')])).resolves.toEqual([{ outcome: 'stored' }]);
+    await store.close();
+  });
+
   test('a closed store rejects every call', async () => {
     const store = SqliteStore.open(':memory:');
     await store.close();
@@ -223,6 +267,23 @@ describe('SqliteStore dedup retention and pruning', () => {
     await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 2, seenKeys: 1 });
     await expect(store.pruneExpired()).resolves.toEqual({ dedupKeys: 0, seenKeys: 0 });
     await expect(store.markSeen('jti-live', T0 + 3 * DAY)).resolves.toBe(false);
+    await store.close();
+  });
+
+  test('asking whether a key is seen writes nothing, so it answers while another connection holds the write lock', async () => {
+    const path = join(tempDir(), 'probe.db');
+    const store = SqliteStore.open(path, { now: () => T0, busyTimeoutMs: 0 });
+    await store.markSeen('live', T0 + 60_000);
+    const peer = new DatabaseSync(path);
+    peer.exec('BEGIN IMMEDIATE');
+    try {
+      await expect(wasSeen(store, 'live')).resolves.toBe(true);
+      await expect(wasSeen(store, 'never-seen')).resolves.toBe(false);
+    } finally {
+      peer.exec('ROLLBACK');
+    }
+    expect(peer.prepare(`SELECT key FROM seen_keys ORDER BY key`).all()).toEqual([{ key: 'live' }]);
+    peer.close();
     await store.close();
   });
 

@@ -79,8 +79,11 @@ describe('Vonage client against the fake Conversation API', () => {
     expect(e503).toBeInstanceOf(RetryableError);
     expect((e503 as RetryableError).retryAfterMs).toBeUndefined();
     expect(e503.message).toContain('503');
+    // A 503 says Vonage did not act on the request; after a 500 the event may exist.
+    expect((e503 as RetryableError).refused).toBe(true);
     const e500 = await failure(client.createEvent('CON-1', EVENT));
     expect(e500).toBeInstanceOf(RetryableError);
+    expect((e500 as RetryableError).refused).toBe(false);
     expect(fake.events).toHaveLength(0);
     expect(fake.requests).toBe(2);
   });
@@ -96,6 +99,7 @@ describe('Vonage client against the fake Conversation API', () => {
     const seconds = (await failure(clocked.createEvent('CON-1', EVENT))) as RetryableError;
     expect(seconds).toBeInstanceOf(RetryableError);
     expect(seconds.retryAfterMs).toBe(2000);
+    expect(seconds.refused).toBe(true);
     const date = (await failure(clocked.createEvent('CON-1', EVENT))) as RetryableError;
     expect(date.retryAfterMs).toBe(7000);
     const absent = (await failure(clocked.createEvent('CON-1', EVENT))) as RetryableError;
@@ -151,6 +155,7 @@ describe('Vonage client against the fake Conversation API', () => {
     const error = await failure(impatient.createEvent('CON-1', EVENT));
     expect(error).toBeInstanceOf(RetryableError);
     expect(error.message).toMatch(/no answer within 100 ms/);
+    expect((error as RetryableError).refused).toBe(false);
   });
 
   test('a reset connection is retryable', async () => {
@@ -158,6 +163,7 @@ describe('Vonage client against the fake Conversation API', () => {
     const error = await failure(client.createEvent('CON-1', EVENT));
     expect(error).toBeInstanceOf(RetryableError);
     expect(fake.requests).toBe(1);
+    expect((error as RetryableError).refused).toBe(false);
     // and the next request goes through
     expect(await client.createEvent('CON-1', EVENT)).toEqual({ id: '1' });
   });
@@ -171,6 +177,7 @@ describe('Vonage client against the fake Conversation API', () => {
     const error = await failure(refused.createEvent('CON-1', EVENT));
     expect(error).toBeInstanceOf(RetryableError);
     expect(error.message).toContain('ECONNREFUSED');
+    expect((error as RetryableError).refused).toBe(true);
   });
 
   test('a DNS failure is retryable', async () => {

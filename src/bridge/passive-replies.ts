@@ -23,6 +23,7 @@
  * dies between the two, the expiry job reports `failed` `uncertain` (the status's dedup key keeps a
  * `delivered` status posted first).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { WeChatReplyMode } from '../config';
@@ -108,7 +109,7 @@ export type PassiveReplies = ReturnType<typeof createPassiveReplies>;
 export function createPassiveReplies(deps: PassiveRepliesDeps) {
   const now = deps.now ?? Date.now;
   const pollMs = deps.pollMs ?? (deps.signal ? 1_000 : 200);
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = deps.sleep ?? ((ms: number) => delay(ms));
   const { store, logger } = deps;
   // Wakes this instance's held pushes at once when its own worker deposits a reply.
   const deposited = new EventEmitter();

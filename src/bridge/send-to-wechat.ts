@@ -29,6 +29,7 @@
  * A retryable failure that would outlive the worker's give-up deadline (24 h) ends the job with a
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
@@ -117,7 +118,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
   const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
   const { store, logger } = deps;
   const scrub = deps.scrub ?? ((text: string) => scrubSecrets(text));
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const sleep = deps.sleep ?? ((ms: number) => delay(ms));
 
   const attemptKey = (payload: OutboundEventPayload, attempt: number, state: 'sending' | 'not-sent') =>
     `wechat-send:${payload.conversationId}:${payload.eventId}#${attempt}:${state}`;

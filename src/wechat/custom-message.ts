@@ -203,6 +203,6 @@ function readKfAccount(body: Record<string, unknown>): string | undefined {
   return flat || undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

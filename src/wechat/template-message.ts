@@ -18,6 +18,7 @@
  * a string; a wrong shape throws InvalidInputError(400) naming the field.
  */
 import { InvalidInputError } from '../errors';
+import { isRecord } from './custom-message';
 
 export const TEMPLATE_MSG_TYPE = 'template';
 export const SUBSCRIBE_MSG_TYPE = 'subscribe';
@@ -29,8 +30,6 @@ export const isNotificationType = (msgType: unknown): msgType is NotificationKin
 
 const invalid = (message: string) => new InvalidInputError(400, message);
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 function requiredString(body: Record<string, unknown>, field: string, where: string): string {
   const value = body[field];

@@ -37,6 +37,9 @@ import { AccessTokenManager } from './wechat/token-manager';
  */
 const WORKER_CONCURRENCY = 32;
 
+/** Requests in flight get this long to be answered at a stop (a webhook's answer is due within 5 s anyway). */
+const STOP_GRACE_MS = 5_000;
+
 /** A job still failing this long after it was stored is given up (the outbound handler reports it). */
 const GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000;
 
@@ -216,12 +219,23 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({ port, host: config.host, database: config.databaseUrl.split(':')[0] }, 'bridge listening');
 
+  // While stopping, a keep-alive client (a browser, WeChat's own servers) could keep sending on a
+  // socket it already has, and `server.close()` waits for every socket: each answer then closes its
+  // socket, idle sockets close at once, and none outlives the grace.
+  let draining = false;
+  server.prependListener('request', (_req, res) => {
+    if (draining) res.setHeader('Connection', 'close');
+  });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      draining = true;
+      server.keepAliveTimeout = 1;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
       await closed;
+      clearTimeout(grace);
       await worker.stop();
       await relay.stop();
       await replySignal?.close();

@@ -93,6 +93,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     return typeof named === 'string' ? accounts.find((a) => a.id === named) : undefined;
   };
   const streams = new Set<Response>();
+  let closed = false;
   const unsubscribe: Array<() => void> = [];
 
   const broadcast = (event: string, data: unknown) => {
@@ -217,6 +218,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   const platformOf = (res: Response): WeChatPlatform => res.locals.weChat as WeChatPlatform;
 
   api.get('/stream', (req, res) => {
+    // Closed (the sandbox is stopping): drop the connection. A browser's EventSource retries after a
+    // network error until the next sandbox answers; after an HTTP error it would give up for good.
+    if (closed) {
+      req.socket.destroy();
+      return;
+    }
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
     res.write(`event: hello\ndata: ${JSON.stringify({ instanceId })}\n\n`);
@@ -444,6 +451,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
       app.use(express.static(consoleDirectory(), { index: 'index.html', maxAge: 0 }));
     },
     close() {
+      closed = true;
       clearInterval(heartbeat);
       for (const { timer } of faults.values()) clearTimeout(timer);
       faults.clear();

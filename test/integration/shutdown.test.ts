@@ -1,18 +1,21 @@
 /**
  * Graceful shutdown of the real process (`node dist/main.js`): SIGTERM while WeChat is pushing.
  * Every message answered `success` before or during the drain is delivered (after a restart if the
- * drain left it queued), none twice, and the process exits 0 well inside its 30-second limit.
+ * drain left it queued), none twice, and the process exits 0 well inside its 30-second limit. And a
+ * client that keeps its socket alive (a browser, WeChat's servers) cannot hold a stop open.
  */
 import { spawn } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
+import { startHarness, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { startFakeVonage } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';
 import { freePort, waitForHttp } from '../support/net';
-import { pushToBridge } from '../support/wechat-push';
+import { sleep } from '../support/wait';
+import { pushToBridge, signedPush } from '../support/wechat-push';
 
 const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
 
@@ -79,3 +82,55 @@ test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', asyn
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a keep-alive client that goes on sending through a stop does not hold the server open', async () => {
+  const harness = await startHarness();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const answers: Array<{ path: string; status: number; connection: string | undefined }> = [];
+  const send = (method: 'GET' | 'POST', path: string, headers: Record<string, string | number> = {}) => {
+    const req = httpRequest(`${harness.baseUrl}${path}`, { method, agent, headers });
+    const answered = new Promise<void>((resolve) => {
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => {
+          answers.push({ path: path.split('?')[0]!, status: res.statusCode ?? 0, connection: res.headers.connection });
+          resolve();
+        });
+      });
+      req.on('error', () => resolve());
+    });
+    return { req, answered };
+  };
+  let polling = true;
+  let poller: Promise<void> | undefined;
+  try {
+    // A push in flight on the kept-alive socket when the stop begins: its body is not all sent yet.
+    const push = signedPush(TEXT, { token: TEST_TOKEN });
+    const body = Buffer.from(push.body);
+    const inFlight = send('POST', push.path, { 'Content-Type': 'text/xml', 'Content-Length': body.length });
+    inFlight.req.write(body.subarray(0, 10));
+    await sleep(100);
+    const stopped = harness.bridge.stop();
+    inFlight.req.end(body.subarray(10));
+    await inFlight.answered;
+    // Then, like a browser page, a request every 100 ms on the same socket.
+    poller = (async () => {
+      while (polling) {
+        const poll = send('GET', '/healthz');
+        poll.req.end();
+        await poll.answered;
+        await sleep(100);
+      }
+    })();
+    // Before the fix each request kept the socket busy and `server.close()` never called back.
+    await expect(Promise.race([stopped.then(() => 'stopped'), sleep(10_000).then(() => 'still open')])).resolves.toBe('stopped');
+    expect(answers[0]).toMatchObject({ path: '/weChatEvent', status: 200 });
+    // A request that came during the stop was answered, and told the socket closes.
+    for (const answer of answers.slice(1)) expect(answer.connection).toBe('close');
+  } finally {
+    polling = false;
+    await poller;
+    agent.destroy();
+    await harness.close();
+  }
+}, 30_000);

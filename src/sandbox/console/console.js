@@ -996,7 +996,12 @@
     source.addEventListener('open', () => setLive('live', 'live'));
     source.addEventListener('hello', (e) => checkInstance(JSON.parse(e.data).instanceId));
     source.addEventListener('faults', (e) => renderFaults(JSON.parse(e.data)));
-    source.addEventListener('error', () => setLive('down', 'sandbox not answering, reconnecting…'));
+    source.addEventListener('error', () => {
+      setLive('down', 'sandbox not answering, reconnecting…');
+      // The browser retries by itself after a network error, but not after an HTTP error (a proxy's
+      // 502, a server on its way down): then open a new stream.
+      if (source.readyState === EventSource.CLOSED) setTimeout(connectStream, 2000);
+    });
     source.addEventListener('traffic', (e) => addTraffic(JSON.parse(e.data)));
     source.addEventListener('wechat', (e) => onWeChatChange(JSON.parse(e.data)));
     source.addEventListener('vonage', (e) => onVonageChange(JSON.parse(e.data)));

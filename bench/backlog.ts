@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { inboundJobs } from '../src/bridge/accept-inbound';
-import { SqliteStore } from '../src/store/sqlite-store';
+import { SqliteStore } from '../src/store/sqlite/store';
 import type { NewJob } from '../src/store/store';
 import { readWeChatMessage } from '../src/wechat/message';
 import { startFakeVonage, type FakeVonage } from '../test/support/fake-vonage';

@@ -10,8 +10,8 @@
  * The URL is never echoed in an error: it may carry a password.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { PostgresStore, type PostgresStoreOptions } from './postgres-store';
-import { SqliteStore, type SqliteStoreOptions } from './sqlite-store';
+import { PostgresStore, type PostgresStoreOptions } from './postgres/store';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite/store';
 import type { Store } from './store';
 
 export interface OpenStoreOptions {

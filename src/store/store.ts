@@ -331,6 +331,19 @@ export interface Store
 }
 
 /**
+ * A wake-up between the processes on one database: one publishes a key, every subscriber hears it
+ * at once. Best effort (a subscriber that is disconnected misses keys), so whoever waits for
+ * something stored still looks at the store now and then; the signal only makes it fast.
+ */
+export interface StoreSignal {
+  /** Tells every listener (this process's included) about `key`. */
+  publish(key: string): Promise<void>;
+  /** Calls `listener` with every key published; returns a function that removes it. */
+  subscribe(listener: (key: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+/**
  * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
  * forgotten at once (`markSeen`'s contract), so the probe leaves nothing behind.
  */

@@ -13,7 +13,7 @@ import { planOutbound } from '../../../src/bridge/outbound';
 import { createApp } from '../../../src/http/app';
 import { createLogger } from '../../../src/logger';
 import { createMetrics } from '../../../src/metrics';
-import { SqliteStore } from '../../../src/store/sqlite-store';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 import type { Store } from '../../../src/store/store';
 import { TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, captureLogs } from '../../support/bridge-harness';
 import { outboundMessage, postRtcEvent } from '../../support/rtc-events';

@@ -4,7 +4,7 @@
  * A migration is never edited once released: a schema change is a new entry at the end.
  * `schema_migrations` records which versions a database has; `applyMigrations` brings it up to
  * date in one transaction at open, so a crash mid-upgrade leaves the previous schema intact.
- * The PostgreSQL store has its own list (postgres-migrations.ts): same tables, same meaning, and
+ * The PostgreSQL store has its own list (postgres/migrations.ts): same tables, same meaning, and
  * its own version numbers (its version 1 already has what SQLite's version 2 adds).
  */
 import type { DatabaseSync } from 'node:sqlite';

@@ -3,11 +3,11 @@ import { existsSync, fstatSync, fsync, mkdtempSync, rmSync, statSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { applyMigrations, sqliteMigrations } from '../../../src/store/migrations';
-import { openStore } from '../../../src/store/open-store';
-import { SqliteStore, type SqliteStoreOptions } from '../../../src/store/sqlite-store';
-import { wasSeen, type NewJob } from '../../../src/store/store';
-import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
+import { applyMigrations, sqliteMigrations } from '../../../../src/store/sqlite/migrations';
+import { openStore } from '../../../../src/store/open-store';
+import { SqliteStore, type SqliteStoreOptions } from '../../../../src/store/sqlite/store';
+import { wasSeen, type NewJob } from '../../../../src/store/store';
+import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
 const DAY = 24 * 60 * 60 * 1000;
@@ -199,8 +199,8 @@ describe('SqliteStore group commit', () => {
   test('an acknowledged enqueue survives kill -9 of the process right after', async () => {
     const path = join(tempDir(), 'crash.db');
     // A child process loads the store from source, enqueues, reports, and kills itself with SIGKILL.
-    const child = spawn(process.execPath, ['-e', CRASHING_CHILD, join(__dirname, '../../../src/store/sqlite-store.ts'), path], {
-      cwd: join(__dirname, '../../..'),
+    const child = spawn(process.execPath, ['-e', CRASHING_CHILD, join(__dirname, '../../../../src/store/sqlite/store.ts'), path], {
+      cwd: join(__dirname, '../../../..'),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -3,12 +3,13 @@
  * buys passive replies: a push held on one instance wakes as soon as another stores the reply,
  * without waiting for its next look at the store.
  */
-import { createPassiveReplies } from '../../../src/bridge/passive-replies';
-import { createLogger } from '../../../src/logger';
-import { openPostgresSignal, type StoreSignal } from '../../../src/store/postgres-signal';
-import { PostgresStore } from '../../../src/store/postgres-store';
-import { createTestDatabase, type TestDatabase } from '../../support/postgres';
-import { waitFor } from '../../support/wait';
+import { createPassiveReplies } from '../../../../src/bridge/passive-replies';
+import { createLogger } from '../../../../src/logger';
+import { openPostgresSignal } from '../../../../src/store/postgres/signal';
+import { PostgresStore } from '../../../../src/store/postgres/store';
+import type { StoreSignal } from '../../../../src/store/store';
+import { createTestDatabase, type TestDatabase } from '../../../support/postgres';
+import { waitFor } from '../../../support/wait';
 
 const logger = createLogger({ level: 'silent' });
 

@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL schema, as an ordered list of versioned migrations (the counterpart of
- * migrations.ts for SQLite: same tables, same meaning, its own version numbers).
+ * sqlite/migrations.ts: same tables, same meaning, its own version numbers).
  *
  * A migration is never edited once released: a schema change is a new entry at the end.
  * `applyPostgresMigrations` runs at every start. Several instances may start at once against one

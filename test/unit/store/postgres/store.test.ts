@@ -4,12 +4,12 @@
  * concurrent migrations, group commit, connections that break, statements that hang.
  */
 import { Client } from 'pg';
-import { openStore } from '../../../src/store/open-store';
-import { PostgresStore, type PostgresStoreOptions } from '../../../src/store/postgres-store';
-import { wasSeen, type NewJob, type Store } from '../../../src/store/store';
-import { freePort } from '../../support/net';
-import { createTestDatabase, POSTGRES_ADMIN_URL, runQuery, type TestDatabase } from '../../support/postgres';
-import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../support/store-contract';
+import { openStore } from '../../../../src/store/open-store';
+import { PostgresStore, type PostgresStoreOptions } from '../../../../src/store/postgres/store';
+import { wasSeen, type NewJob, type Store } from '../../../../src/store/store';
+import { freePort } from '../../../support/net';
+import { createTestDatabase, POSTGRES_ADMIN_URL, runQuery, type TestDatabase } from '../../../support/postgres';
+import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../../support/store-contract';
 
 const T0 = 1_700_000_000_000;
 

@@ -4,7 +4,7 @@
  * Sharing: a claim takes runnable heads with `FOR UPDATE SKIP LOCKED`, so concurrent claims from
  * any number of instances never hand out the same job and never wait for each other; per-key order
  * comes from `is_head`, kept right across instances by per-key advisory locks (see
- * postgres-migrations.ts). Leases are not released at open (other instances are alive and may hold
+ * migrations.ts). Leases are not released at open (other instances are alive and may hold
  * them): a crashed instance's jobs are taken over when their lease runs out, and its late outcome
  * calls, if it was only stalled, are no-ops because the lease token changed.
  *
@@ -28,10 +28,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolConfig } from 'pg';
-import { applyPostgresMigrations, postgresMigrations } from './postgres-migrations';
-import { checkMappingUpdate } from './mapping';
-import { prepareJob as prepareStoredJob, type PreparedJob } from './prepared-job';
-import { isStorableText, toStorableText } from './storable-text';
+import { applyPostgresMigrations, postgresMigrations } from './migrations';
+import { checkMappingUpdate } from '../mapping';
+import { prepareJob as prepareStoredJob, type PreparedJob } from '../prepared-job';
+import { isStorableText, toStorableText } from '../storable-text';
 import type {
   ConversationMapping,
   ConversationMappingUpdate,
@@ -47,8 +47,8 @@ import type {
   StoredToken,
   UploadedMedia,
   SendAllowance,
-} from './store';
-import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from './store';
+} from '../store';
+import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Upper bound of rows deleted by one prune statement. */

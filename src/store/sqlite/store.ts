@@ -1,0 +1,847 @@
+/**
+ * The durable store on SQLite (node:sqlite, no native build): one file, one process.
+ *
+ * Durability: WAL journal, every commit with `synchronous=NORMAL` (it survives a crash or kill -9 of
+ * the process as soon as it returns). `enqueue` resolves only once its commit is also fsynced
+ * (survives a power loss): the fsync of the WAL file runs on libuv's thread pool, so the event loop
+ * goes on answering requests while the disk works, and one fsync covers every batch committed before
+ * it started. Claims, completions and retries are not waited for (a power cut may undo the last few,
+ * which only makes a job run again). Without a WAL file (`:memory:`, a file system that refuses WAL)
+ * enqueues commit with `synchronous=FULL` instead, in the loop.
+ *
+ * Group commit: `enqueue` calls made in the same event-loop turn are written in one transaction
+ * (flushed on `setImmediate`), and the batches committed while an fsync runs share the next one. Each
+ * call still gets exactly its own results, and its jobs are all-or-nothing (a savepoint per call): a
+ * call that fails is rejected on its own; a failed commit or fsync rejects every call of the batch.
+ *
+ * Ordering: the jobs table holds live jobs only, and `is_head` marks the oldest live job of each
+ * order key. Only heads are claimable, so a job waiting for its retry blocks the later jobs of its
+ * key, and a completed or dead-lettered head hands over to the next job of the key.
+ * `available_at` (run_at while pending, lease_until while leased) lets claim read the runnable heads
+ * from one partial index instead of scanning the queue.
+ *
+ * Leases: every claim writes a fresh `lease_token`; outcome calls and lease renewals match on it,
+ * so a process whose lease was taken over changes nothing. `running` marks a claim whose outcome
+ * is not recorded yet; a claim that finds it still set knows the run before it was interrupted.
+ *
+ * Everything runs synchronously on the one connection, so no two operations of this process ever
+ * interleave inside a transaction; other processes on the same file are kept out by SQLite's write
+ * lock (`BEGIN IMMEDIATE`, with a busy timeout).
+ */
+import { randomUUID } from 'node:crypto';
+import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { applyMigrations, sqliteMigrations } from './migrations';
+import { checkMappingUpdate } from '../mapping';
+import { prepareJob, type PreparedJob } from '../prepared-job';
+import type {
+  ConversationMapping,
+  ConversationMappingUpdate,
+  DeadLetter,
+  EnqueueOptions,
+  EnqueueResult,
+  Job,
+  JobKind,
+  JobLease,
+  NewJob,
+  QueueStats,
+  Store,
+  StoredToken,
+  UploadedMedia,
+  SendAllowance,
+} from '../store';
+import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const SYNC_FULL = 'FULL';
+const SYNC_NORMAL = 'NORMAL';
+
+export interface SqliteStoreOptions {
+  /** Clock (epoch ms); tests move time with it. Default `Date.now`. */
+  now?: () => number;
+  /** How long a dedup key is remembered. Default 7 days. */
+  dedupRetentionMs?: number;
+  /** Expired dedup and seen keys are pruned after an enqueue at most this often. Default 10 minutes. */
+  pruneIntervalMs?: number;
+  /** How long to wait for another process's write lock before failing. Default 5 s. */
+  busyTimeoutMs?: number;
+  /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
+  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
+  /**
+   * Hand every leased job back at open. A SQLite file belongs to one bridge process, so leases found
+   * at start were held by a process that died (kill -9, power cut): without this its jobs would wait
+   * out their lease (a minute) before anyone retried them. Store locks (the WeChat token-refresh
+   * lock) found at open are dropped for the same reason. Only the process that runs the workers
+   * sets it; tools that open the file beside a running bridge must not.
+   */
+  releaseLeasesOnOpen?: boolean;
+  /** Where background failures (pruning) are reported; they never fail a caller. */
+  logger?: { warn(details: object, message: string): void };
+  /** Flushes a file to the disk (the WAL file, before an enqueue resolves). Default `fs.fsync`; tests slow or fail it. */
+  syncFile?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
+}
+
+interface PendingEnqueue {
+  jobs: PreparedJob[];
+  seenKeys: Array<{ key: string; expiresAt: number }>;
+  resolve: (results: EnqueueResult[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Upper bound of rows deleted by one prune pass, so pruning never stalls the loop for long. */
+const PRUNE_BATCH = 5000;
+
+const SQL = {
+  claimDedupKey: `
+    INSERT INTO dedup_keys (key, created_at) VALUES (:key, :now)
+    ON CONFLICT (key) DO UPDATE SET created_at = excluded.created_at
+    WHERE dedup_keys.created_at <= :expired_before`,
+  insertJob: `
+    INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, available_at, is_head)
+    VALUES (:kind, :order_key, :payload, 0, :created_at, :run_at, :run_at,
+            NOT EXISTS (SELECT 1 FROM jobs WHERE order_key = :order_key))`,
+  claim: `
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until,
+      lease_token = :lease_token, interrupted = interrupted OR running, running = 1
+    WHERE seq IN (
+      SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
+      ORDER BY available_at, seq LIMIT :limit)
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, interrupted`,
+  claimKinds: `
+    UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until,
+      lease_token = :lease_token, interrupted = interrupted OR running, running = 1
+    WHERE seq IN (
+      SELECT seq FROM jobs WHERE is_head = 1 AND available_at <= :now
+        AND kind IN (SELECT value FROM json_each(:kinds))
+      ORDER BY available_at, seq LIMIT :limit)
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, interrupted`,
+  renewLease: `
+    UPDATE jobs SET lease_until = :lease_until, available_at = :lease_until
+    WHERE seq = :seq AND lease_token = :lease_token AND running = 1`,
+  deleteJob: `
+    DELETE FROM jobs WHERE seq = :seq AND lease_token = :lease_token
+    RETURNING seq, kind, order_key, payload, attempts, created_at, last_error, is_head`,
+  promoteHead: `
+    UPDATE jobs SET is_head = 1
+    WHERE seq = (SELECT seq FROM jobs WHERE order_key = ? ORDER BY seq LIMIT 1)`,
+  retry: `
+    UPDATE jobs SET run_at = :run_at, available_at = :run_at, lease_until = NULL, last_error = :error, running = 0
+    WHERE seq = :seq AND lease_token = :lease_token`,
+  insertDeadLetter: `
+    INSERT INTO dead_letters (id, kind, order_key, payload, attempts, created_at, dead_at, reason, last_error)
+    VALUES (:id, :kind, :order_key, :payload, :attempts, :created_at, :dead_at, :reason, :last_error)`,
+  listDeadLetters: `
+    SELECT id, kind, order_key, payload, attempts, created_at, dead_at, reason
+    FROM dead_letters ORDER BY dead_at DESC, id DESC LIMIT ?`,
+  getDeadLetter: `
+    SELECT id, kind, order_key, payload, attempts, created_at, dead_at, reason FROM dead_letters WHERE id = ?`,
+  deleteDeadLetter: `
+    DELETE FROM dead_letters WHERE id = ? RETURNING kind, order_key, payload`,
+  depthByKind: `SELECT kind, COUNT(*) AS depth, MIN(created_at) AS oldest FROM jobs GROUP BY kind`,
+  countDeadLetters: `SELECT COUNT(*) AS count FROM dead_letters`,
+  markSeen: `
+    INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+    WHERE seen_keys.expires_at <= :now`,
+  isSeen: `SELECT 1 AS seen FROM seen_keys WHERE key = :key AND expires_at > :now`,
+  recordSeen: `
+    INSERT INTO seen_keys (key, expires_at) VALUES (:key, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET expires_at = max(seen_keys.expires_at, excluded.expires_at)`,
+  getToken: `SELECT value, expires_at FROM tokens WHERE name = ?`,
+  putToken: `
+    INSERT INTO tokens (name, value, expires_at) VALUES (:name, :value, :expires_at)
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  tryLock: `
+    INSERT INTO locks (name, owner, expires_at) VALUES (:name, :owner, :expires_at)
+    ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    WHERE locks.expires_at <= :now OR locks.owner = excluded.owner`,
+  unlock: `DELETE FROM locks WHERE name = ? AND owner = ?`,
+  getMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at, updated_at
+    FROM conversation_mappings WHERE openid = ?`,
+  findMapping: `
+    SELECT openid, conversation_id, user_id, member_id, created_at, updated_at
+    FROM conversation_mappings WHERE conversation_id = ?`,
+  // First writer wins: the conversation id never changes once stored; user and member ids are
+  // only filled in while empty, and only by an update about the stored conversation.
+  saveMapping: `
+    INSERT INTO conversation_mappings (openid, conversation_id, user_id, member_id, created_at, updated_at)
+    VALUES (:openid, :conversation_id, :user_id, :member_id, :now, :now)
+    ON CONFLICT (openid) DO UPDATE SET
+      user_id = CASE WHEN conversation_mappings.conversation_id = excluded.conversation_id
+                     THEN coalesce(conversation_mappings.user_id, excluded.user_id) ELSE conversation_mappings.user_id END,
+      member_id = CASE WHEN conversation_mappings.conversation_id = excluded.conversation_id
+                       THEN coalesce(conversation_mappings.member_id, excluded.member_id) ELSE conversation_mappings.member_id END,
+      updated_at = excluded.updated_at
+    RETURNING openid, conversation_id, user_id, member_id, created_at, updated_at`,
+  getUploadedMedia: `SELECT key, media_id, type, expires_at FROM uploaded_media WHERE key = ? AND expires_at > ?`,
+  putUploadedMedia: `
+    INSERT INTO uploaded_media (key, media_id, type, expires_at) VALUES (:key, :media_id, :type, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET media_id = excluded.media_id, type = excluded.type, expires_at = excluded.expires_at`,
+  pruneUploadedMedia: `
+    DELETE FROM uploaded_media WHERE rowid IN (
+      SELECT rowid FROM uploaded_media WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
+  grantAllowance: `
+    INSERT INTO send_allowances (scope, kind, opened_at, closes_at, remaining)
+    VALUES (:scope, :kind, :opened_at, :closes_at, :remaining)
+    ON CONFLICT (scope, kind) DO UPDATE SET
+      opened_at = excluded.opened_at, closes_at = excluded.closes_at, remaining = excluded.remaining
+    WHERE send_allowances.opened_at < excluded.opened_at`,
+  takeAllowance: `
+    UPDATE send_allowances SET remaining = remaining - 1 WHERE rowid = (
+      SELECT rowid FROM send_allowances WHERE scope = :scope AND closes_at > :now AND remaining > 0
+      ORDER BY closes_at, kind LIMIT 1)`,
+  revokeAllowances: `UPDATE send_allowances SET remaining = 0 WHERE scope = ?`,
+  listAllowances: `
+    SELECT scope, kind, opened_at, closes_at, remaining FROM send_allowances WHERE scope = ? ORDER BY closes_at, kind`,
+  pruneAllowances: `
+    DELETE FROM send_allowances WHERE rowid IN (
+      SELECT rowid FROM send_allowances WHERE closes_at <= ? LIMIT ${PRUNE_BATCH})`,
+  rememberValue: `
+    INSERT INTO remembered_values (key, value, expires_at) VALUES (:key, :value, :expires_at)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  recallValue: `SELECT value FROM remembered_values WHERE key = ? AND expires_at > ?`,
+  pruneRememberedValues: `
+    DELETE FROM remembered_values WHERE rowid IN (
+      SELECT rowid FROM remembered_values WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
+  ping: `SELECT version FROM schema_migrations LIMIT 1`,
+  pruneDedupKeys: `
+    DELETE FROM dedup_keys WHERE rowid IN (
+      SELECT rowid FROM dedup_keys WHERE created_at <= ? LIMIT ${PRUNE_BATCH})`,
+  pruneSeenKeys: `
+    DELETE FROM seen_keys WHERE rowid IN (
+      SELECT rowid FROM seen_keys WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
+  pruneLocks: `DELETE FROM locks WHERE expires_at <= ?`,
+} as const;
+
+interface PendingCompletion {
+  seq: number;
+  leaseToken: string;
+  resolve: (removed: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+type Statements = { -readonly [K in keyof typeof SQL]: StatementSync };
+
+export class SqliteStore implements Store {
+  private readonly db: DatabaseSync;
+  private readonly statements: Statements;
+  private readonly now: () => number;
+  private readonly dedupRetentionMs: number;
+  private readonly pruneIntervalMs: number;
+  private readonly onBatchCommit: SqliteStoreOptions['onBatchCommit'];
+  private readonly logger: SqliteStoreOptions['logger'];
+  private pending: PendingEnqueue[] = [];
+  private flushHandle: NodeJS.Immediate | undefined;
+  /** Completions waiting for their commit: one transaction per turn of the event loop (see `flushCompletions`). */
+  private pendingCompletions: PendingCompletion[] = [];
+  private completionHandle: NodeJS.Immediate | undefined;
+  private lastPruneAt: number;
+  private closed = false;
+  /** The WAL file, fsynced before an enqueue resolves; undefined without WAL (then enqueues commit with FULL). */
+  private readonly walFd: number | undefined;
+  private readonly syncFile: NonNullable<SqliteStoreOptions['syncFile']>;
+  /** Committed enqueue batches waiting for an fsync that starts after their commit. */
+  private syncWaiters: Array<(error: Error | undefined) => void> = [];
+  /** The fsync running now, if any. */
+  private syncInFlight: Promise<void> | undefined;
+
+  /** Opens (creating if needed) the database at `path` (`:memory:` allowed) and migrates it. */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new DatabaseSync(path);
+    try {
+      // busy_timeout first: the pragmas and the migration below may wait for another process.
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      db.exec('PRAGMA journal_mode = WAL');
+      // NORMAL by default: in WAL mode a commit then survives a crash or kill -9 of the process,
+      // only not a power loss. Enqueues (what WeChat is told `success` about) switch to FULL for
+      // their own commit; see `flush`. A claim or completion lost to a power cut only runs a job again.
+      db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+      applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
+      if (options.releaseLeasesOnOpen) {
+        // `running` stays set: the next claim of such a job reports it `interrupted`.
+        db.exec('UPDATE jobs SET lease_until = NULL, available_at = run_at WHERE lease_until IS NOT NULL');
+        // Locks found at open were held by the same dead process (the token-refresh lock): drop them.
+        db.exec('DELETE FROM locks');
+      }
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new SqliteStore(db, openWalFile(db, path), options);
+  }
+
+  private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
+    this.db = db;
+    this.walFd = walFd;
+    this.syncFile = options.syncFile ?? fsync;
+    this.now = options.now ?? Date.now;
+    this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
+    this.onBatchCommit = options.onBatchCommit;
+    this.logger = options.logger;
+    const statements = {} as Statements;
+    for (const name of Object.keys(SQL) as (keyof typeof SQL)[]) statements[name] = db.prepare(SQL[name]);
+    this.statements = statements;
+    this.lastPruneAt = this.now();
+    this.pruneQuietly(this.lastPruneAt);
+  }
+
+  // ---- jobs ----------------------------------------------------------------------------------
+
+  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    return new Promise((resolve, reject) => {
+      this.assertOpen();
+      const prepared = jobs.map(prepareJob);
+      const seenKeys = options.seenKeys ?? [];
+      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
+      this.pending.push({ jobs: prepared, seenKeys, resolve, reject });
+      this.flushHandle ??= setImmediate(() => this.flush());
+    });
+  }
+
+  async claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]> {
+    this.assertOpen();
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0) || options.kinds?.length === 0) return [];
+    const now = this.now();
+    const leaseToken = randomUUID();
+    const params = { now, lease_until: now + Math.floor(options.leaseMs), limit, lease_token: leaseToken };
+    const rows = options.kinds
+      ? this.statements.claimKinds.all({ ...params, kinds: JSON.stringify(options.kinds) })
+      : this.statements.claim.all(params);
+    return rows
+      .map((row) => ({
+        id: String(row.seq),
+        kind: text(row.kind),
+        orderKey: text(row.order_key),
+        payload: JSON.parse(text(row.payload)) as unknown,
+        // The row already counts this claim; the job reports the attempts before it.
+        attempts: int(row.attempts) - 1,
+        createdAt: int(row.created_at),
+        lastError: row.last_error === null ? undefined : text(row.last_error),
+        leaseToken,
+        interrupted: int(row.interrupted) === 1,
+      }))
+      .sort((a, b) => Number(a.id) - Number(b.id));
+  }
+
+  async renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]> {
+    this.assertOpen();
+    const leaseUntil = this.now() + Math.floor(leaseMs);
+    return this.transaction(() =>
+      leases
+        .filter((lease) => {
+          const seq = parseJobId(lease.id);
+          if (seq === undefined) return false;
+          const result = this.statements.renewLease.run({ seq, lease_token: lease.leaseToken, lease_until: leaseUntil });
+          return Number(result.changes) > 0;
+        })
+        .map((lease) => lease.id),
+    );
+  }
+
+  async complete(lease: JobLease): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
+    return new Promise((resolve, reject) => {
+      this.pendingCompletions.push({ seq, leaseToken: lease.leaseToken, resolve, reject });
+      this.completionHandle ??= setImmediate(() => this.flushCompletions());
+    });
+  }
+
+  async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
+    const result = this.statements.retry.run({ seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error });
+    return Number(result.changes) > 0;
+  }
+
+  async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(lease.id);
+    if (seq === undefined) return false;
+    const deadAt = this.now();
+    return this.transaction(() => {
+      const row = this.removeJob(seq, lease.leaseToken);
+      if (!row) return false;
+      this.statements.insertDeadLetter.run({
+        id: seq,
+        kind: text(row.kind),
+        order_key: text(row.order_key),
+        payload: text(row.payload),
+        attempts: int(row.attempts),
+        created_at: int(row.created_at),
+        dead_at: deadAt,
+        reason,
+        last_error: row.last_error === null ? null : text(row.last_error),
+      });
+      return true;
+    });
+  }
+
+  async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
+    this.assertOpen();
+    const limit = Math.max(0, Math.floor(options.limit ?? 100));
+    return this.statements.listDeadLetters.all(limit).map(toDeadLetter);
+  }
+
+  async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return undefined;
+    const row = this.statements.getDeadLetter.get(seq);
+    return row ? toDeadLetter(row) : undefined;
+  }
+
+  async purgeDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return false;
+    return this.statements.deleteDeadLetter.all(seq).length > 0;
+  }
+
+  async replayDeadLetter(id: string): Promise<boolean> {
+    this.assertOpen();
+    const seq = parseJobId(id);
+    if (seq === undefined) return false;
+    const now = this.now();
+    return this.transaction(() => {
+      const row = this.statements.deleteDeadLetter.all(seq)[0];
+      if (!row) return false;
+      this.statements.insertJob.run({
+        kind: text(row.kind),
+        order_key: text(row.order_key),
+        payload: text(row.payload),
+        created_at: now,
+        run_at: now,
+      });
+      return true;
+    });
+  }
+
+  async stats(): Promise<QueueStats> {
+    this.assertOpen();
+    const now = this.now();
+    const depth: Record<JobKind, number> = {};
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const row of this.statements.depthByKind.all()) {
+      depth[text(row.kind)] = int(row.depth);
+      oldest = Math.min(oldest, int(row.oldest));
+    }
+    const deadLetters = int(this.statements.countDeadLetters.get()?.count ?? 0);
+    return { depth, oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0, deadLetters };
+  }
+
+  // ---- seen keys, tokens, locks ------------------------------------------------------------
+
+  async markSeen(key: string, expiresAt: number): Promise<boolean> {
+    this.assertOpen();
+    const now = this.now();
+    // A key recorded until the past is forgotten at once: only whether it is remembered now counts,
+    // and a read answers that without a write transaction (the replay guard asks it on every push).
+    if (expiresAt <= now) return this.statements.isSeen.get({ key, now }) === undefined;
+    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now });
+    return Number(result.changes) > 0;
+  }
+
+  /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */
+  async getToken(name: string): Promise<StoredToken | undefined> {
+    this.assertOpen();
+    const row = this.statements.getToken.get(name);
+    return row ? { value: text(row.value), expiresAt: int(row.expires_at) } : undefined;
+  }
+
+  async putToken(name: string, token: StoredToken): Promise<void> {
+    this.assertOpen();
+    this.statements.putToken.run({ name, value: token.value, expires_at: Math.floor(token.expiresAt) });
+  }
+
+  /** Taking a lock you already hold succeeds and extends it to `ttlMs` from now. */
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    this.assertOpen();
+    const now = this.now();
+    const result = this.statements.tryLock.run({ name, owner, expires_at: now + Math.floor(ttlMs), now });
+    return Number(result.changes) > 0;
+  }
+
+  async unlock(name: string, owner: string): Promise<void> {
+    this.assertOpen();
+    this.statements.unlock.run(name, owner);
+  }
+
+  // ---- conversation mappings, uploaded media ------------------------------------------------
+
+  async getConversationMapping(openid: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    const row = this.statements.getMapping.get(openid);
+    return row ? toMapping(row) : undefined;
+  }
+
+  async findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined> {
+    this.assertOpen();
+    const row = this.statements.findMapping.get(conversationId);
+    return row ? toMapping(row) : undefined;
+  }
+
+  async saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping> {
+    this.assertOpen();
+    checkMappingUpdate(update);
+    const row = this.statements.saveMapping.get({
+      openid: update.openid,
+      conversation_id: update.conversationId,
+      user_id: update.userId ?? null,
+      member_id: update.memberId ?? null,
+      now: this.now(),
+    });
+    if (!row) throw new Error('saving the conversation mapping returned no row');
+    return toMapping(row);
+  }
+
+  async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
+    this.assertOpen();
+    const row = this.statements.getUploadedMedia.get(key, this.now());
+    return row
+      ? { key: text(row.key), mediaId: text(row.media_id), type: text(row.type), expiresAt: int(row.expires_at) }
+      : undefined;
+  }
+
+  async putUploadedMedia(media: UploadedMedia): Promise<void> {
+    this.assertOpen();
+    this.statements.putUploadedMedia.run({
+      key: media.key,
+      media_id: media.mediaId,
+      type: media.type,
+      expires_at: Math.floor(media.expiresAt),
+    });
+  }
+
+  // ---- send allowances and remembered values -----------------------------------------------
+
+  async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
+    this.assertOpen();
+    const result = this.statements.grantAllowance.run({
+      scope: allowance.scope,
+      kind: allowance.kind,
+      opened_at: Math.floor(allowance.openedAt),
+      closes_at: Math.floor(allowance.closesAt),
+      remaining: Math.max(0, Math.floor(allowance.remaining)),
+    });
+    return Number(result.changes) > 0;
+  }
+
+  async takeSendAllowance(scope: string, now: number): Promise<boolean> {
+    this.assertOpen();
+    return Number(this.statements.takeAllowance.run({ scope, now: Math.floor(now) }).changes) > 0;
+  }
+
+  async revokeSendAllowances(scope: string): Promise<void> {
+    this.assertOpen();
+    this.statements.revokeAllowances.run(scope);
+  }
+
+  async listSendAllowances(scope: string): Promise<SendAllowance[]> {
+    this.assertOpen();
+    return this.statements.listAllowances.all(scope).map((row) => ({
+      scope: text(row.scope),
+      kind: text(row.kind),
+      openedAt: int(row.opened_at),
+      closesAt: int(row.closes_at),
+      remaining: int(row.remaining),
+    }));
+  }
+
+  async rememberValue(key: string, value: unknown, expiresAt: number): Promise<void> {
+    this.assertOpen();
+    this.statements.rememberValue.run({ key, value: JSON.stringify(value ?? null), expires_at: Math.floor(expiresAt) });
+  }
+
+  async recallValue(key: string): Promise<unknown> {
+    this.assertOpen();
+    const row = this.statements.recallValue.get(key, this.now());
+    return row ? (JSON.parse(text(row.value)) as unknown) : undefined;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+    this.statements.ping.get();
+  }
+
+  /** Writes any pending enqueue batch, then closes the database. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.flushCompletions();
+    this.closed = true;
+    // The last batches resolve once fsynced; the file descriptor stays open until then.
+    while (this.syncInFlight !== undefined) await this.syncInFlight;
+    if (this.walFd !== undefined) closeSync(this.walFd);
+    this.db.close();
+  }
+
+  /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
+  async pruneExpired(): Promise<{ dedupKeys: number; seenKeys: number }> {
+    this.assertOpen();
+    return this.prune(this.now());
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  /**
+   * Every completion of this turn of the event loop in one transaction: under load the worker
+   * finishes dozens of jobs per turn, and one commit each was a tenth of the bridge's CPU time. A
+   * completion resolves only once committed, as before; one lost to a crash only runs its job again.
+   */
+  private flushCompletions(): void {
+    if (this.completionHandle) clearImmediate(this.completionHandle);
+    this.completionHandle = undefined;
+    const batch = this.pendingCompletions;
+    this.pendingCompletions = [];
+    if (batch.length === 0) return;
+    let removed: boolean[];
+    try {
+      removed = this.transaction(() => batch.map((call) => this.removeJob(call.seq, call.leaseToken) !== undefined));
+    } catch {
+      // One failing completion must not fail the others: each on its own, with its own outcome.
+      for (const call of batch) {
+        try {
+          call.resolve(this.transaction(() => this.removeJob(call.seq, call.leaseToken) !== undefined));
+        } catch (error) {
+          call.reject(error);
+        }
+      }
+      return;
+    }
+    batch.forEach((call, index) => call.resolve(removed[index]!));
+  }
+
+  private flush(): void {
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+
+    const now = this.now();
+    const expiredBefore = now - this.dedupRetentionMs;
+    const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
+    try {
+      // Without a WAL file to fsync afterwards, this commit itself is fsynced.
+      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
+      this.db.exec('BEGIN IMMEDIATE');
+      for (const call of batch) {
+        // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
+        this.db.exec('SAVEPOINT enqueue_call');
+        try {
+          const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
+          for (const seen of call.seenKeys) {
+            this.statements.recordSeen.run({ key: seen.key, expires_at: Math.floor(seen.expiresAt) });
+          }
+          this.db.exec('RELEASE enqueue_call');
+          outcomes.push({ ok: true, results });
+        } catch (error) {
+          this.db.exec('ROLLBACK TO enqueue_call');
+          this.db.exec('RELEASE enqueue_call');
+          outcomes.push({ ok: false, error });
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.rollbackQuietly();
+      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+      // Nothing of this batch is known to be stored: acknowledge none of it.
+      batch.forEach((call, index) => {
+        const own = outcomes[index];
+        call.reject(own && !own.ok ? own.error : error);
+      });
+      return;
+    }
+
+    if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+    let jobs = 0;
+    let stored = 0;
+    batch.forEach((call, index) => {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) {
+        jobs += call.jobs.length;
+        stored += outcome.results.filter((result) => result.outcome === 'stored').length;
+      } else {
+        call.reject(outcome.error);
+      }
+    });
+    // A call's results are final now; it resolves once they are on the disk too.
+    this.whenDurable((error) => {
+      batch.forEach((call, index) => {
+        const outcome = outcomes[index]!;
+        if (!outcome.ok) return;
+        if (error === undefined) call.resolve(outcome.results);
+        else call.reject(error);
+      });
+    });
+    try {
+      this.onBatchCommit?.({ calls: batch.length, jobs, stored });
+    } catch (error) {
+      // A metrics hook must never turn a committed batch into an uncaught exception.
+      this.logger?.warn({ error: errorMessage(error) }, 'onBatchCommit hook threw');
+    }
+    if (now - this.lastPruneAt >= this.pruneIntervalMs) {
+      this.lastPruneAt = now;
+      this.pruneQuietly(now);
+    }
+  }
+
+  /** Calls `done` once everything committed so far is fsynced (at once without a WAL file: the commit was). */
+  private whenDurable(done: (error: Error | undefined) => void): void {
+    if (this.walFd === undefined) return done(undefined);
+    this.syncWaiters.push(done);
+    if (this.syncInFlight === undefined) this.startSync(this.walFd);
+  }
+
+  /** One fsync for every batch waiting; the batches committed while it runs wait for the next one. */
+  private startSync(fd: number): void {
+    const waiters = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncInFlight = new Promise((resolve) => {
+      this.syncFile(fd, (error) => {
+        this.syncInFlight = undefined;
+        // An fsync that failed says nothing reliable about these frames: their callers get the error.
+        for (const done of waiters) done(error ?? undefined);
+        if (this.syncWaiters.length > 0) this.startSync(fd);
+        resolve();
+      });
+    });
+  }
+
+  private insertNewJob(job: PreparedJob, now: number, expiredBefore: number): EnqueueResult {
+    if (job.dedupKey !== undefined) {
+      const claimed = this.statements.claimDedupKey.run({ key: job.dedupKey, now, expired_before: expiredBefore });
+      if (Number(claimed.changes) === 0) return { outcome: 'duplicate' };
+    }
+    this.statements.insertJob.run({
+      kind: job.kind,
+      order_key: job.orderKey,
+      payload: job.payloadJson,
+      created_at: now,
+      run_at: job.runAt ?? now,
+    });
+    return { outcome: 'stored' };
+  }
+
+  /**
+   * Deletes a live job still held by `leaseToken` and, if it was the head of its key, makes the
+   * next job of the key the head.
+   */
+  private removeJob(seq: number, leaseToken: string): Record<string, SQLOutputValue> | undefined {
+    const row = this.statements.deleteJob.all({ seq, lease_token: leaseToken })[0];
+    if (row && int(row.is_head) === 1) this.statements.promoteHead.run(text(row.order_key));
+    return row;
+  }
+
+  private prune(now: number): { dedupKeys: number; seenKeys: number } {
+    const dedupKeys = Number(this.statements.pruneDedupKeys.run(now - this.dedupRetentionMs).changes);
+    const seenKeys = Number(this.statements.pruneSeenKeys.run(now).changes);
+    this.statements.pruneLocks.run(now);
+    this.statements.pruneUploadedMedia.run(now);
+    this.statements.pruneAllowances.run(now - SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS);
+    this.statements.pruneRememberedValues.run(now);
+    return { dedupKeys, seenKeys };
+  }
+
+  private pruneQuietly(now: number): void {
+    try {
+      this.prune(now);
+    } catch (error) {
+      this.logger?.warn({ error: errorMessage(error) }, 'pruning expired dedup keys failed; will retry later');
+    }
+  }
+
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.rollbackQuietly();
+      throw error;
+    }
+  }
+
+  private rollbackQuietly(): void {
+    try {
+      // isTransaction is undefined before Node 22.16: then try, a ROLLBACK outside a transaction only throws.
+      if (this.db.isTransaction !== false) this.db.exec('ROLLBACK');
+    } catch {
+      // The connection already rolled back (e.g. after an I/O error); nothing left to undo.
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the store is closed');
+  }
+}
+
+
+function toDeadLetter(row: Record<string, SQLOutputValue>): DeadLetter {
+  return {
+    id: String(row.id),
+    kind: text(row.kind),
+    orderKey: text(row.order_key),
+    payload: JSON.parse(text(row.payload)) as unknown,
+    attempts: int(row.attempts),
+    createdAt: int(row.created_at),
+    deadAt: int(row.dead_at),
+    reason: text(row.reason),
+  };
+}
+
+function toMapping(row: Record<string, SQLOutputValue>): ConversationMapping {
+  return {
+    openid: text(row.openid),
+    conversationId: text(row.conversation_id),
+    userId: row.user_id === null ? undefined : text(row.user_id),
+    memberId: row.member_id === null ? undefined : text(row.member_id),
+    createdAt: int(row.created_at),
+    updatedAt: int(row.updated_at),
+  };
+}
+
+/** Job ids are the decimal rendering of the row's sequence number; anything else names no job. */
+function parseJobId(id: string): number | undefined {
+  return /^[1-9][0-9]{0,15}$/.test(id) ? Number(id) : undefined;
+}
+
+function text(value: SQLOutputValue | undefined): string {
+  if (typeof value !== 'string') throw new Error(`expected a text column, got ${typeof value}`);
+  return value;
+}
+
+function int(value: SQLOutputValue | undefined): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint') return Number(value);
+  throw new Error(`expected an integer column, got ${typeof value}`);
+}
+
+/**
+ * The WAL file, to fsync before an enqueue resolves, or undefined without one (`:memory:`, a file
+ * system that refused WAL mode): enqueues then commit with `synchronous=FULL`. SQLite creates the
+ * file when the connection first reads in WAL mode and keeps it while any connection is open.
+ */
+function openWalFile(db: DatabaseSync, path: string): number | undefined {
+  if (path === ':memory:' || db.prepare('PRAGMA journal_mode').get()?.journal_mode !== 'wal') return undefined;
+  try {
+    return openSync(`${path}-wal`, 'r');
+  } catch {
+    return undefined;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

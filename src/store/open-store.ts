@@ -10,6 +10,7 @@
  * The URL is never echoed in an error: it may carry a password.
  */
 import { isAbsolute, resolve } from 'node:path';
+import { errorWithCode, messageOf } from './error-details';
 import { PostgresStore, type PostgresStoreOptions } from './postgres/store';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite/store';
 import type { Store } from './store';
@@ -82,17 +83,14 @@ function checkPostgresUrl(url: string): void {
 
 /** The error to surface: its message, with the URL's password blanked should it appear in it. */
 function withoutPassword(error: unknown, url: string): Error {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   let password = '';
   try {
     password = decodeURIComponent(new URL(url).password);
   } catch {
     // Already checked; nothing to blank.
   }
-  const clean = new Error(password ? message.split(password).join('***') : message);
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  if (typeof code === 'string') (clean as Error & { code?: string }).code = code;
-  return clean;
+  return errorWithCode(password ? message.split(password).join('***') : message, error);
 }
 
 function sqlitePath(rest: string, cwd: string): string {

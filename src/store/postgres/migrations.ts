@@ -19,17 +19,12 @@
  * statement inside sees what committed before it acquired its lock.
  */
 import type { ClientBase } from 'pg';
-
-export interface PostgresMigration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import { pendingMigrations, type Migration } from '../migrations';
 
 /** The advisory lock (two-int form, its own key space) held while migrating: "wcb" + 1. */
 const MIGRATION_LOCK: readonly [number, number] = [0x776362, 1];
 
-export const postgresMigrations: readonly PostgresMigration[] = [
+export const postgresMigrations: readonly Migration[] = [
   {
     version: 1,
     name: 'jobs with leases, dead letters, dedup keys, seen keys, tokens, locks',
@@ -247,9 +242,8 @@ export const postgresMigrations: readonly PostgresMigration[] = [
  */
 export async function applyPostgresMigrations(
   client: ClientBase,
-  migrations: readonly PostgresMigration[],
+  migrations: readonly Migration[],
 ): Promise<number[]> {
-  const latestKnown = migrations.reduce((max, migration) => Math.max(max, migration.version), 0);
   const applied: number[] = [];
   await client.query('BEGIN');
   try {
@@ -261,14 +255,7 @@ export async function applyPostgresMigrations(
       applied_at bigint  NOT NULL
     )`);
     const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
-    const current = rows[0]?.version ?? 0;
-    if (current > latestKnown) {
-      throw new Error(
-        `database schema version ${current} is newer than this build supports (${latestKnown}); upgrade the bridge`,
-      );
-    }
-    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (migration.version <= current) continue;
+    for (const migration of pendingMigrations(migrations, rows[0]?.version ?? 0)) {
       await client.query(migration.sql);
       await client.query(
         'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, bridge_now_ms())',

@@ -28,18 +28,36 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolConfig } from 'pg';
-import { applyPostgresMigrations, postgresMigrations } from './migrations';
+import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions } from '../backend-options';
+import { describeError, errorWithCode, messageOf } from '../error-details';
+import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
 import { checkMappingUpdate } from '../mapping';
-import { prepareJob as prepareStoredJob, type PreparedJob } from '../prepared-job';
+import {
+  fromStoredJson,
+  toClaimedJobs,
+  toDeadLetter,
+  toMapping,
+  toQueueStats,
+  toSendAllowance,
+  toSendAllowanceRow,
+  toStoredJson,
+  toUploadedMedia,
+  type ClaimedJobRow,
+  type DeadLetterRow,
+  type KindDepthRow,
+  type MappingRow,
+  type SendAllowanceRow,
+  type UploadedMediaRow,
+} from '../rows';
 import { isStorableText, toStorableText } from '../storable-text';
 import type {
+  ClaimOptions,
   ConversationMapping,
   ConversationMappingUpdate,
   DeadLetter,
   EnqueueOptions,
   EnqueueResult,
   Job,
-  JobKind,
   JobLease,
   NewJob,
   QueueStats,
@@ -49,18 +67,16 @@ import type {
   SendAllowance,
 } from '../store';
 import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
+import { applyPostgresMigrations, postgresMigrations } from './migrations';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+/** PostgreSQL text cannot hold NUL characters or unpaired surrogates: keys with them are refused. */
+const STORABLE = { refuseUnstorableText: true } as const;
+
 /** Upper bound of rows deleted by one prune statement. */
 const PRUNE_BATCH = 5000;
 
-export interface PostgresStoreOptions {
-  /** Clock (epoch ms) for tests; by default the database's clock. */
-  now?: () => number;
-  /** How long a dedup key is remembered. Default 7 days. */
-  dedupRetentionMs?: number;
-  /** Expired dedup and seen keys are pruned after an enqueue at most this often. Default 10 minutes. */
-  pruneIntervalMs?: number;
+/** `now` defaults to the database's clock. */
+export interface PostgresStoreOptions extends BackendOptions {
   /** Connections in this instance's pool. Default 10 (instances × this must stay under `max_connections`). */
   poolSize?: number;
   /** Taking a pooled connection (including connecting) fails after this. Default 2 s. */
@@ -73,10 +89,6 @@ export interface PostgresStoreOptions {
   maxConcurrentBatches?: number;
   /** Jobs in one enqueue batch at most. Default 500. */
   maxBatchJobs?: number;
-  /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
-  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
-  /** Where connection losses and background failures are reported; they never fail a caller by themselves. */
-  logger?: { warn(details: object, message: string): void };
   /** Shown in pg_stat_activity. Default `wechat-conversation-bridge`. */
   applicationName?: string;
   /** How long the schema migration at open may take (waiting for another instance's included). Default 5 min. */
@@ -281,8 +293,8 @@ export class PostgresStore implements Store {
   private constructor(pool: Pool, options: PostgresStoreOptions) {
     this.pool = pool;
     this.now = options.now;
-    this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
-    this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
+    this.dedupRetentionMs = options.dedupRetentionMs ?? DEFAULT_DEDUP_RETENTION_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
     this.enqueueTimeoutMs = options.enqueueTimeoutMs ?? 3_500;
     this.maxConcurrentBatches = Math.max(1, Math.floor(options.maxConcurrentBatches ?? 4));
     this.maxBatchJobs = Math.max(1, Math.floor(options.maxBatchJobs ?? 500));
@@ -301,7 +313,7 @@ export class PostgresStore implements Store {
   enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
-      const prepared = jobs.map(prepareJob);
+      const prepared = jobs.map((job) => prepareJob(job, STORABLE));
       const seenKeys = (options.seenKeys ?? []).map((seen) => ({ key: toStorableText(seen.key), expiresAt: Math.floor(seen.expiresAt) }));
       if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
       const call: PendingEnqueue = {
@@ -331,35 +343,19 @@ export class PostgresStore implements Store {
     });
   }
 
-  async claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]> {
+  async claim(options: ClaimOptions): Promise<Job[]> {
     this.assertOpen();
-    const limit = Math.floor(options.limit);
-    if (!(limit > 0) || options.kinds?.length === 0) return [];
+    const limit = claimLimit(options);
+    if (limit === 0) return [];
     const leaseToken = randomUUID();
-    const { rows } = await this.pool.query<{
-      seq: string;
-      kind: string;
-      order_key: string;
-      payload: string;
-      attempts: number;
-      created_at: number;
-      last_error: string | null;
-      interrupted: boolean;
-    }>(SQL.claim, [this.clock(), limit, Math.floor(options.leaseMs), options.kinds ?? null, leaseToken]);
-    return rows
-      .map((row) => ({
-        id: row.seq,
-        kind: row.kind,
-        orderKey: row.order_key,
-        payload: JSON.parse(row.payload) as unknown,
-        // The row already counts this claim; the job reports the attempts before it.
-        attempts: row.attempts - 1,
-        createdAt: row.created_at,
-        lastError: row.last_error ?? undefined,
-        leaseToken,
-        interrupted: row.interrupted,
-      }))
-      .sort((a, b) => compareIds(a.id, b.id));
+    const { rows } = await this.pool.query<ClaimedJobRow>(SQL.claim, [
+      this.clock(),
+      limit,
+      Math.floor(options.leaseMs),
+      options.kinds ?? null,
+      leaseToken,
+    ]);
+    return toClaimedJobs(rows, leaseToken);
   }
 
   async renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]> {
@@ -393,8 +389,7 @@ export class PostgresStore implements Store {
 
   async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
     this.assertOpen();
-    const limit = Math.max(0, Math.floor(options.limit ?? 100));
-    const { rows } = await this.pool.query<DeadLetterRow>(SQL.listDeadLetters, [limit]);
+    const { rows } = await this.pool.query<DeadLetterRow>(SQL.listDeadLetters, [deadLetterListLimit(options)]);
     return rows.map(toDeadLetter);
   }
 
@@ -421,23 +416,10 @@ export class PostgresStore implements Store {
 
   async stats(): Promise<QueueStats> {
     this.assertOpen();
-    const { rows } = await this.pool.query<{
-      now: number;
-      dead_letters: number;
-      kinds: Array<{ kind: string; depth: number; oldest: number }>;
-    }>(SQL.stats, [this.clock()]);
+    const { rows } = await this.pool.query<{ now: number; dead_letters: number; kinds: KindDepthRow[] }>(SQL.stats, [this.clock()]);
     const row = rows[0]!;
-    const depth: Record<JobKind, number> = {};
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const each of row.kinds) {
-      depth[each.kind] = Number(each.depth);
-      oldest = Math.min(oldest, Number(each.oldest));
-    }
-    return {
-      depth,
-      oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, row.now - oldest) : 0,
-      deadLetters: row.dead_letters,
-    };
+    const kinds = row.kinds.map((each) => ({ kind: each.kind, depth: Number(each.depth), oldest: Number(each.oldest) }));
+    return toQueueStats(row.now, kinds, row.dead_letters);
   }
 
   // ---- seen keys, tokens, locks ------------------------------------------------------------
@@ -491,12 +473,7 @@ export class PostgresStore implements Store {
 
   async saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping> {
     this.assertOpen();
-    checkMappingUpdate(update);
-    for (const value of [update.openid, update.conversationId, update.userId, update.memberId]) {
-      if (value !== undefined && !isStorableText(value)) {
-        throw new TypeError('conversation mapping ids must not contain NUL characters or unpaired surrogates');
-      }
-    }
+    checkMappingUpdate(update, STORABLE);
     const { rows } = await this.pool.query<MappingRow>(SQL.saveMapping, [
       update.openid,
       update.conversationId,
@@ -511,12 +488,8 @@ export class PostgresStore implements Store {
   async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
     this.assertOpen();
     if (!isStorableText(key)) return undefined;
-    const { rows } = await this.pool.query<{ key: string; media_id: string; type: string; expires_at: number }>(SQL.getUploadedMedia, [
-      key,
-      this.clock(),
-    ]);
-    const row = rows[0];
-    return row ? { key: row.key, mediaId: row.media_id, type: row.type, expiresAt: row.expires_at } : undefined;
+    const { rows } = await this.pool.query<UploadedMediaRow>(SQL.getUploadedMedia, [key, this.clock()]);
+    return rows[0] ? toUploadedMedia(rows[0]) : undefined;
   }
 
   async putUploadedMedia(media: UploadedMedia): Promise<void> {
@@ -528,12 +501,13 @@ export class PostgresStore implements Store {
 
   async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
     this.assertOpen();
+    const row = toSendAllowanceRow(allowance);
     const result = await this.pool.query(SQL.grantAllowance, [
-      toStorableText(allowance.scope),
-      toStorableText(allowance.kind),
-      Math.floor(allowance.openedAt),
-      Math.floor(allowance.closesAt),
-      Math.max(0, Math.floor(allowance.remaining)),
+      toStorableText(row.scope),
+      toStorableText(row.kind),
+      row.opened_at,
+      row.closes_at,
+      row.remaining,
     ]);
     return (result.rowCount ?? 0) > 0;
   }
@@ -554,23 +528,20 @@ export class PostgresStore implements Store {
   async listSendAllowances(scope: string): Promise<SendAllowance[]> {
     this.assertOpen();
     if (!isStorableText(scope)) return [];
-    const { rows } = await this.pool.query<{ scope: string; kind: string; opened_at: number; closes_at: number; remaining: number }>(
-      SQL.listAllowances,
-      [scope],
-    );
-    return rows.map((row) => ({ scope: row.scope, kind: row.kind, openedAt: row.opened_at, closesAt: row.closes_at, remaining: row.remaining }));
+    const { rows } = await this.pool.query<SendAllowanceRow>(SQL.listAllowances, [scope]);
+    return rows.map(toSendAllowance);
   }
 
   async rememberValue(key: string, value: unknown, expiresAt: number): Promise<void> {
     this.assertOpen();
-    await this.pool.query(SQL.rememberValue, [toStorableText(key), toStorableText(JSON.stringify(value ?? null)), Math.floor(expiresAt)]);
+    await this.pool.query(SQL.rememberValue, [toStorableText(key), toStorableText(toStoredJson(value)), Math.floor(expiresAt)]);
   }
 
   async recallValue(key: string): Promise<unknown> {
     this.assertOpen();
     if (!isStorableText(key)) return undefined;
     const { rows } = await this.pool.query<{ value: string }>(SQL.recallValue, [key, this.clock()]);
-    return rows[0] ? (JSON.parse(rows[0].value) as unknown) : undefined;
+    return rows[0] ? fromStoredJson(rows[0].value) : undefined;
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -715,85 +686,9 @@ export class PostgresStore implements Store {
 }
 
 /**
- * PostgreSQL text cannot hold NUL characters or unpaired surrogates (they would fail the whole batch,
- * or be changed silently), so keys with them are refused here too; in the payload JSON escapes them.
- */
-function prepareJob(job: NewJob): PreparedJob {
-  for (const [name, value] of [['kind', job.kind], ['orderKey', job.orderKey], ['dedupKey', job.dedupKey]] as const) {
-    if (typeof value === 'string' && !isStorableText(value)) {
-      throw new TypeError(`job ${name} must not contain NUL characters or unpaired surrogates`);
-    }
-  }
-  return prepareStoredJob(job);
-}
-
-interface MappingRow {
-  openid: string;
-  conversation_id: string;
-  user_id: string | null;
-  member_id: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-function toMapping(row: MappingRow): ConversationMapping {
-  return {
-    openid: row.openid,
-    conversationId: row.conversation_id,
-    userId: row.user_id ?? undefined,
-    memberId: row.member_id ?? undefined,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-interface DeadLetterRow {
-  id: string;
-  kind: string;
-  order_key: string;
-  payload: string;
-  attempts: number;
-  created_at: number;
-  dead_at: number;
-  reason: string;
-}
-
-function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return {
-    id: row.id,
-    kind: row.kind,
-    orderKey: row.order_key,
-    payload: JSON.parse(row.payload) as unknown,
-    attempts: row.attempts,
-    createdAt: row.created_at,
-    deadAt: row.dead_at,
-    reason: row.reason,
-  };
-}
-
-/** Job ids are the decimal rendering of the row's sequence number; anything else names no job. */
-function parseJobId(id: string): string | undefined {
-  return /^[1-9][0-9]{0,17}$/.test(id) ? id : undefined;
-}
-
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-}
-
-function describeError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { message: String(error) };
-  const code = (error as { code?: unknown }).code;
-  return { name: error.name, message: error.message, ...(typeof code === 'string' ? { code } : {}) };
-}
-
-/**
  * The error to throw from `open`: pg's own message (it names host and port at most, never the
  * password), without the URL that some parse errors carry in extra fields.
  */
 function describeConnectionError(error: unknown): Error {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  const clean = new Error(`PostgreSQL: ${message}`);
-  if (typeof code === 'string') (clean as Error & { code?: string }).code = code;
-  return clean;
+  return errorWithCode(`PostgreSQL: ${messageOf(error)}`, error);
 }

@@ -1,19 +1,11 @@
 /**
- * The SQLite schema, as an ordered list of versioned migrations.
- *
- * A migration is never edited once released: a schema change is a new entry at the end.
- * `schema_migrations` records which versions a database has; `applyMigrations` brings it up to
- * date in one transaction at open, so a crash mid-upgrade leaves the previous schema intact.
- * The PostgreSQL store has its own list (postgres/migrations.ts): same tables, same meaning, and
- * its own version numbers (its version 1 already has what SQLite's version 2 adds).
+ * The SQLite schema, as an ordered list of versioned migrations (see ../migrations.ts).
+ * `applySqliteMigrations` brings a database up to date in one transaction at open, so a crash
+ * mid-upgrade leaves the previous schema intact. The PostgreSQL list (postgres/migrations.ts) has
+ * the same tables and its own version numbers (its version 1 already has what SQLite's version 2 adds).
  */
 import type { DatabaseSync } from 'node:sqlite';
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-}
+import { pendingMigrations, type Migration } from '../migrations';
 
 export const sqliteMigrations: readonly Migration[] = [
   {
@@ -148,26 +140,18 @@ export const sqliteMigrations: readonly Migration[] = [
  * Applies the migrations `db` does not have yet, all in one IMMEDIATE transaction (so two
  * processes opening the same new file cannot both migrate). Returns the versions applied.
  */
-export function applyMigrations(db: DatabaseSync, migrations: readonly Migration[], now: number): number[] {
+export function applySqliteMigrations(db: DatabaseSync, migrations: readonly Migration[], now: number): number[] {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT    NOT NULL,
     applied_at INTEGER NOT NULL
   )`);
-  const latestKnown = migrations.reduce((max, migration) => Math.max(max, migration.version), 0);
   const applied: number[] = [];
   db.exec('BEGIN IMMEDIATE');
   try {
     const row = db.prepare('SELECT MAX(version) AS version FROM schema_migrations').get();
-    const current = Number(row?.version ?? 0);
-    if (current > latestKnown) {
-      throw new Error(
-        `database schema version ${current} is newer than this build supports (${latestKnown}); upgrade the bridge`,
-      );
-    }
     const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (migration.version <= current) continue;
+    for (const migration of pendingMigrations(migrations, Number(row?.version ?? 0))) {
       db.exec(migration.sql);
       record.run(migration.version, migration.name, now);
       applied.push(migration.version);

@@ -31,18 +31,30 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLOutputValue, type StatementSync } from 'node:sqlite';
-import { applyMigrations, sqliteMigrations } from './migrations';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions } from '../backend-options';
+import { describeError } from '../error-details';
+import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
 import { checkMappingUpdate } from '../mapping';
-import { prepareJob, type PreparedJob } from '../prepared-job';
+import {
+  fromStoredJson,
+  toClaimedJobs,
+  toDeadLetter,
+  toMapping,
+  toQueueStats,
+  toSendAllowance,
+  toSendAllowanceRow,
+  toStoredJson,
+  toUploadedMedia,
+} from '../rows';
 import type {
+  ClaimOptions,
   ConversationMapping,
   ConversationMappingUpdate,
   DeadLetter,
   EnqueueOptions,
   EnqueueResult,
   Job,
-  JobKind,
   JobLease,
   NewJob,
   QueueStats,
@@ -52,22 +64,27 @@ import type {
   SendAllowance,
 } from '../store';
 import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
+import {
+  claimedJobRow,
+  deadLetterRow,
+  int,
+  kindDepthRow,
+  mappingRow,
+  sendAllowanceRow,
+  text,
+  textOrNull,
+  uploadedMediaRow,
+  type SqliteRow,
+} from './columns';
+import { applySqliteMigrations, sqliteMigrations } from './migrations';
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const SYNC_FULL = 'FULL';
 const SYNC_NORMAL = 'NORMAL';
 
-export interface SqliteStoreOptions {
-  /** Clock (epoch ms); tests move time with it. Default `Date.now`. */
-  now?: () => number;
-  /** How long a dedup key is remembered. Default 7 days. */
-  dedupRetentionMs?: number;
-  /** Expired dedup and seen keys are pruned after an enqueue at most this often. Default 10 minutes. */
-  pruneIntervalMs?: number;
+/** `now` defaults to `Date.now`. */
+export interface SqliteStoreOptions extends BackendOptions {
   /** How long to wait for another process's write lock before failing. Default 5 s. */
   busyTimeoutMs?: number;
-  /** Called after each group commit (a metrics hook): enqueue calls, jobs in them, jobs newly stored. */
-  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
   /**
    * Hand every leased job back at open. A SQLite file belongs to one bridge process, so leases found
    * at start were held by a process that died (kill -9, power cut): without this its jobs would wait
@@ -76,8 +93,6 @@ export interface SqliteStoreOptions {
    * sets it; tools that open the file beside a running bridge must not.
    */
   releaseLeasesOnOpen?: boolean;
-  /** Where background failures (pruning) are reported; they never fail a caller. */
-  logger?: { warn(details: object, message: string): void };
   /** Flushes a file to the disk (the WAL file, before an enqueue resolves). Default `fs.fsync`; tests slow or fail it. */
   syncFile?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
 }
@@ -216,7 +231,7 @@ const SQL = {
 } as const;
 
 interface PendingCompletion {
-  seq: number;
+  seq: bigint;
   leaseToken: string;
   resolve: (removed: boolean) => void;
   reject: (error: unknown) => void;
@@ -259,7 +274,7 @@ export class SqliteStore implements Store {
       // only not a power loss. Enqueues (what WeChat is told `success` about) switch to FULL for
       // their own commit; see `flush`. A claim or completion lost to a power cut only runs a job again.
       db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
-      applyMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
+      applySqliteMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
       if (options.releaseLeasesOnOpen) {
         // `running` stays set: the next claim of such a job reports it `interrupted`.
         db.exec('UPDATE jobs SET lease_until = NULL, available_at = run_at WHERE lease_until IS NOT NULL');
@@ -278,8 +293,8 @@ export class SqliteStore implements Store {
     this.walFd = walFd;
     this.syncFile = options.syncFile ?? fsync;
     this.now = options.now ?? Date.now;
-    this.dedupRetentionMs = options.dedupRetentionMs ?? 7 * DAY_MS;
-    this.pruneIntervalMs = options.pruneIntervalMs ?? 10 * 60 * 1000;
+    this.dedupRetentionMs = options.dedupRetentionMs ?? DEFAULT_DEDUP_RETENTION_MS;
+    this.pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
     this.onBatchCommit = options.onBatchCommit;
     this.logger = options.logger;
     const statements = {} as Statements;
@@ -294,7 +309,7 @@ export class SqliteStore implements Store {
   enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     return new Promise((resolve, reject) => {
       this.assertOpen();
-      const prepared = jobs.map(prepareJob);
+      const prepared = jobs.map((job) => prepareJob(job));
       const seenKeys = options.seenKeys ?? [];
       if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
       this.pending.push({ jobs: prepared, seenKeys, resolve, reject });
@@ -302,30 +317,17 @@ export class SqliteStore implements Store {
     });
   }
 
-  async claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]> {
+  async claim(options: ClaimOptions): Promise<Job[]> {
     this.assertOpen();
-    const limit = Math.floor(options.limit);
-    if (!(limit > 0) || options.kinds?.length === 0) return [];
+    const limit = claimLimit(options);
+    if (limit === 0) return [];
     const now = this.now();
     const leaseToken = randomUUID();
     const params = { now, lease_until: now + Math.floor(options.leaseMs), limit, lease_token: leaseToken };
     const rows = options.kinds
       ? this.statements.claimKinds.all({ ...params, kinds: JSON.stringify(options.kinds) })
       : this.statements.claim.all(params);
-    return rows
-      .map((row) => ({
-        id: String(row.seq),
-        kind: text(row.kind),
-        orderKey: text(row.order_key),
-        payload: JSON.parse(text(row.payload)) as unknown,
-        // The row already counts this claim; the job reports the attempts before it.
-        attempts: int(row.attempts) - 1,
-        createdAt: int(row.created_at),
-        lastError: row.last_error === null ? undefined : text(row.last_error),
-        leaseToken,
-        interrupted: int(row.interrupted) === 1,
-      }))
-      .sort((a, b) => Number(a.id) - Number(b.id));
+    return toClaimedJobs(rows.map(claimedJobRow), leaseToken);
   }
 
   async renewLeases(leases: JobLease[], leaseMs: number): Promise<string[]> {
@@ -334,7 +336,7 @@ export class SqliteStore implements Store {
     return this.transaction(() =>
       leases
         .filter((lease) => {
-          const seq = parseJobId(lease.id);
+          const seq = seqOf(lease.id);
           if (seq === undefined) return false;
           const result = this.statements.renewLease.run({ seq, lease_token: lease.leaseToken, lease_until: leaseUntil });
           return Number(result.changes) > 0;
@@ -345,7 +347,7 @@ export class SqliteStore implements Store {
 
   async complete(lease: JobLease): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(lease.id);
+    const seq = seqOf(lease.id);
     if (seq === undefined) return false;
     return new Promise((resolve, reject) => {
       this.pendingCompletions.push({ seq, leaseToken: lease.leaseToken, resolve, reject });
@@ -355,7 +357,7 @@ export class SqliteStore implements Store {
 
   async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(lease.id);
+    const seq = seqOf(lease.id);
     if (seq === undefined) return false;
     const result = this.statements.retry.run({ seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error });
     return Number(result.changes) > 0;
@@ -363,7 +365,7 @@ export class SqliteStore implements Store {
 
   async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(lease.id);
+    const seq = seqOf(lease.id);
     if (seq === undefined) return false;
     const deadAt = this.now();
     return this.transaction(() => {
@@ -378,7 +380,7 @@ export class SqliteStore implements Store {
         created_at: int(row.created_at),
         dead_at: deadAt,
         reason,
-        last_error: row.last_error === null ? null : text(row.last_error),
+        last_error: textOrNull(row.last_error),
       });
       return true;
     });
@@ -386,28 +388,27 @@ export class SqliteStore implements Store {
 
   async listDeadLetters(options: { limit?: number } = {}): Promise<DeadLetter[]> {
     this.assertOpen();
-    const limit = Math.max(0, Math.floor(options.limit ?? 100));
-    return this.statements.listDeadLetters.all(limit).map(toDeadLetter);
+    return this.statements.listDeadLetters.all(deadLetterListLimit(options)).map((row) => toDeadLetter(deadLetterRow(row)));
   }
 
   async getDeadLetter(id: string): Promise<DeadLetter | undefined> {
     this.assertOpen();
-    const seq = parseJobId(id);
+    const seq = seqOf(id);
     if (seq === undefined) return undefined;
     const row = this.statements.getDeadLetter.get(seq);
-    return row ? toDeadLetter(row) : undefined;
+    return row ? toDeadLetter(deadLetterRow(row)) : undefined;
   }
 
   async purgeDeadLetter(id: string): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(id);
+    const seq = seqOf(id);
     if (seq === undefined) return false;
     return this.statements.deleteDeadLetter.all(seq).length > 0;
   }
 
   async replayDeadLetter(id: string): Promise<boolean> {
     this.assertOpen();
-    const seq = parseJobId(id);
+    const seq = seqOf(id);
     if (seq === undefined) return false;
     const now = this.now();
     return this.transaction(() => {
@@ -427,14 +428,8 @@ export class SqliteStore implements Store {
   async stats(): Promise<QueueStats> {
     this.assertOpen();
     const now = this.now();
-    const depth: Record<JobKind, number> = {};
-    let oldest = Number.POSITIVE_INFINITY;
-    for (const row of this.statements.depthByKind.all()) {
-      depth[text(row.kind)] = int(row.depth);
-      oldest = Math.min(oldest, int(row.oldest));
-    }
-    const deadLetters = int(this.statements.countDeadLetters.get()?.count ?? 0);
-    return { depth, oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, now - oldest) : 0, deadLetters };
+    const kinds = this.statements.depthByKind.all().map(kindDepthRow);
+    return toQueueStats(now, kinds, int(this.statements.countDeadLetters.get()?.count ?? 0));
   }
 
   // ---- seen keys, tokens, locks ------------------------------------------------------------
@@ -479,13 +474,13 @@ export class SqliteStore implements Store {
   async getConversationMapping(openid: string): Promise<ConversationMapping | undefined> {
     this.assertOpen();
     const row = this.statements.getMapping.get(openid);
-    return row ? toMapping(row) : undefined;
+    return row ? toMapping(mappingRow(row)) : undefined;
   }
 
   async findConversationMapping(conversationId: string): Promise<ConversationMapping | undefined> {
     this.assertOpen();
     const row = this.statements.findMapping.get(conversationId);
-    return row ? toMapping(row) : undefined;
+    return row ? toMapping(mappingRow(row)) : undefined;
   }
 
   async saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping> {
@@ -499,15 +494,13 @@ export class SqliteStore implements Store {
       now: this.now(),
     });
     if (!row) throw new Error('saving the conversation mapping returned no row');
-    return toMapping(row);
+    return toMapping(mappingRow(row));
   }
 
   async getUploadedMedia(key: string): Promise<UploadedMedia | undefined> {
     this.assertOpen();
     const row = this.statements.getUploadedMedia.get(key, this.now());
-    return row
-      ? { key: text(row.key), mediaId: text(row.media_id), type: text(row.type), expiresAt: int(row.expires_at) }
-      : undefined;
+    return row ? toUploadedMedia(uploadedMediaRow(row)) : undefined;
   }
 
   async putUploadedMedia(media: UploadedMedia): Promise<void> {
@@ -524,13 +517,7 @@ export class SqliteStore implements Store {
 
   async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
     this.assertOpen();
-    const result = this.statements.grantAllowance.run({
-      scope: allowance.scope,
-      kind: allowance.kind,
-      opened_at: Math.floor(allowance.openedAt),
-      closes_at: Math.floor(allowance.closesAt),
-      remaining: Math.max(0, Math.floor(allowance.remaining)),
-    });
+    const result = this.statements.grantAllowance.run({ ...toSendAllowanceRow(allowance) });
     return Number(result.changes) > 0;
   }
 
@@ -546,24 +533,18 @@ export class SqliteStore implements Store {
 
   async listSendAllowances(scope: string): Promise<SendAllowance[]> {
     this.assertOpen();
-    return this.statements.listAllowances.all(scope).map((row) => ({
-      scope: text(row.scope),
-      kind: text(row.kind),
-      openedAt: int(row.opened_at),
-      closesAt: int(row.closes_at),
-      remaining: int(row.remaining),
-    }));
+    return this.statements.listAllowances.all(scope).map((row) => toSendAllowance(sendAllowanceRow(row)));
   }
 
   async rememberValue(key: string, value: unknown, expiresAt: number): Promise<void> {
     this.assertOpen();
-    this.statements.rememberValue.run({ key, value: JSON.stringify(value ?? null), expires_at: Math.floor(expiresAt) });
+    this.statements.rememberValue.run({ key, value: toStoredJson(value), expires_at: Math.floor(expiresAt) });
   }
 
   async recallValue(key: string): Promise<unknown> {
     this.assertOpen();
     const row = this.statements.recallValue.get(key, this.now());
-    return row ? (JSON.parse(text(row.value)) as unknown) : undefined;
+    return row ? fromStoredJson(text(row.value)) : undefined;
   }
 
   // ---- lifecycle -----------------------------------------------------------------------------
@@ -688,7 +669,7 @@ export class SqliteStore implements Store {
       this.onBatchCommit?.({ calls: batch.length, jobs, stored });
     } catch (error) {
       // A metrics hook must never turn a committed batch into an uncaught exception.
-      this.logger?.warn({ error: errorMessage(error) }, 'onBatchCommit hook threw');
+      this.logger?.warn({ error: describeError(error) }, 'onBatchCommit hook threw');
     }
     if (now - this.lastPruneAt >= this.pruneIntervalMs) {
       this.lastPruneAt = now;
@@ -737,7 +718,7 @@ export class SqliteStore implements Store {
    * Deletes a live job still held by `leaseToken` and, if it was the head of its key, makes the
    * next job of the key the head.
    */
-  private removeJob(seq: number, leaseToken: string): Record<string, SQLOutputValue> | undefined {
+  private removeJob(seq: bigint, leaseToken: string): SqliteRow | undefined {
     const row = this.statements.deleteJob.all({ seq, lease_token: leaseToken })[0];
     if (row && int(row.is_head) === 1) this.statements.promoteHead.run(text(row.order_key));
     return row;
@@ -757,7 +738,7 @@ export class SqliteStore implements Store {
     try {
       this.prune(now);
     } catch (error) {
-      this.logger?.warn({ error: errorMessage(error) }, 'pruning expired dedup keys failed; will retry later');
+      this.logger?.warn({ error: describeError(error) }, 'pruning expired dedup keys failed; will retry later');
     }
   }
 
@@ -788,44 +769,10 @@ export class SqliteStore implements Store {
 }
 
 
-function toDeadLetter(row: Record<string, SQLOutputValue>): DeadLetter {
-  return {
-    id: String(row.id),
-    kind: text(row.kind),
-    orderKey: text(row.order_key),
-    payload: JSON.parse(text(row.payload)) as unknown,
-    attempts: int(row.attempts),
-    createdAt: int(row.created_at),
-    deadAt: int(row.dead_at),
-    reason: text(row.reason),
-  };
-}
-
-function toMapping(row: Record<string, SQLOutputValue>): ConversationMapping {
-  return {
-    openid: text(row.openid),
-    conversationId: text(row.conversation_id),
-    userId: row.user_id === null ? undefined : text(row.user_id),
-    memberId: row.member_id === null ? undefined : text(row.member_id),
-    createdAt: int(row.created_at),
-    updatedAt: int(row.updated_at),
-  };
-}
-
-/** Job ids are the decimal rendering of the row's sequence number; anything else names no job. */
-function parseJobId(id: string): number | undefined {
-  return /^[1-9][0-9]{0,15}$/.test(id) ? Number(id) : undefined;
-}
-
-function text(value: SQLOutputValue | undefined): string {
-  if (typeof value !== 'string') throw new Error(`expected a text column, got ${typeof value}`);
-  return value;
-}
-
-function int(value: SQLOutputValue | undefined): number {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
-  throw new Error(`expected an integer column, got ${typeof value}`);
+/** The row's sequence number a job id names, or undefined when the id names no job. */
+function seqOf(id: string): bigint | undefined {
+  const seq = parseJobId(id);
+  return seq === undefined ? undefined : BigInt(seq);
 }
 
 /**
@@ -840,8 +787,4 @@ function openWalFile(db: DatabaseSync, path: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

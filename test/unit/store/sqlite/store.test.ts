@@ -3,7 +3,7 @@ import { existsSync, fstatSync, fsync, mkdtempSync, rmSync, statSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { applyMigrations, sqliteMigrations } from '../../../../src/store/sqlite/migrations';
+import { applySqliteMigrations, sqliteMigrations } from '../../../../src/store/sqlite/migrations';
 import { openStore } from '../../../../src/store/open-store';
 import { SqliteStore, type SqliteStoreOptions } from '../../../../src/store/sqlite/store';
 import { wasSeen, type NewJob } from '../../../../src/store/store';
@@ -314,7 +314,7 @@ describe('SqliteStore schema and files', () => {
   test('a version 1 database is upgraded in place: its jobs stay, leased ones included', async () => {
     const path = join(tempDir(), 'v1.db');
     const db = new DatabaseSync(path);
-    applyMigrations(db, sqliteMigrations.filter((migration) => migration.version === 1), T0);
+    applySqliteMigrations(db, sqliteMigrations.filter((migration) => migration.version === 1), T0);
     db.exec(`INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, lease_until, is_head, available_at)
              VALUES ('deliver', 'a', '"leased by the old version"', 1, ${T0}, ${T0}, ${T0 + 60_000}, 1, ${T0 + 60_000}),
                     ('deliver', 'b', '"waiting"', 0, ${T0}, ${T0}, NULL, 1, ${T0})`);

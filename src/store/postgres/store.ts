@@ -28,10 +28,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Pool, type PoolConfig } from 'pg';
-import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions } from '../backend-options';
+import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions, type BatchCommit } from '../backend-options';
 import { describeError, errorWithCode, messageOf } from '../error-details';
-import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
+import { GroupCommit, type PendingEnqueue } from '../group-commit';
+import { claimLimit, deadLetterListLimit, parseJobId, prepareJob } from '../jobs';
 import { checkMappingUpdate } from '../mapping';
+import { EXPIRING_ROWS, keptAfterMs, PRUNE_BATCH, PruneSchedule, toPruneResult, type PruneResult } from '../pruning';
 import {
   fromStoredJson,
   toClaimedJobs,
@@ -66,14 +68,10 @@ import type {
   UploadedMedia,
   SendAllowance,
 } from '../store';
-import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
 import { applyPostgresMigrations, postgresMigrations } from './migrations';
 
 /** PostgreSQL text cannot hold NUL characters or unpaired surrogates: keys with them are refused. */
 const STORABLE = { refuseUnstorableText: true } as const;
-
-/** Upper bound of rows deleted by one prune statement. */
-const PRUNE_BATCH = 5000;
 
 /** `now` defaults to the database's clock. */
 export interface PostgresStoreOptions extends BackendOptions {
@@ -93,15 +91,6 @@ export interface PostgresStoreOptions extends BackendOptions {
   applicationName?: string;
   /** How long the schema migration at open may take (waiting for another instance's included). Default 5 min. */
   migrationTimeoutMs?: number;
-}
-
-interface PendingEnqueue {
-  jobs: PreparedJob[];
-  seenKeys: Array<{ key: string; expiresAt: number }>;
-  settled: boolean;
-  timer: NodeJS.Timeout;
-  resolve: (results: EnqueueResult[]) => void;
-  reject: (error: unknown) => void;
 }
 
 /** `$n::bigint` for the clock: the test clock's value, or NULL for the database's own. */
@@ -210,44 +199,32 @@ const SQL = {
   listAllowances: `
     SELECT scope, kind, opened_at::float8 AS opened_at, closes_at::float8 AS closes_at, remaining
     FROM send_allowances WHERE scope = $1 ORDER BY closes_at, kind`,
-  pruneAllowances: `
-    DELETE FROM send_allowances WHERE (scope, kind) IN (
-      SELECT scope, kind FROM send_allowances WHERE closes_at <= ${NOW(1)} - $2::bigint LIMIT ${PRUNE_BATCH})`,
   rememberValue: `
     INSERT INTO remembered_values (key, value, expires_at) VALUES ($1, $2, $3)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
   recallValue: `SELECT value FROM remembered_values WHERE key = $1 AND expires_at > ${NOW(2)}`,
-  pruneRememberedValues: `
-    DELETE FROM remembered_values WHERE key IN (
-      SELECT key FROM remembered_values WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
-  pruneUploadedMedia: `
-    DELETE FROM uploaded_media WHERE key IN (
-      SELECT key FROM uploaded_media WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
   ping: `SELECT version FROM schema_migrations LIMIT 1`,
-  pruneDedupKeys: `
-    DELETE FROM dedup_keys WHERE key IN (
-      SELECT key FROM dedup_keys WHERE created_at <= ${NOW(1)} - $2::bigint LIMIT ${PRUNE_BATCH})`,
-  pruneSeenKeys: `
-    DELETE FROM seen_keys WHERE key IN (
-      SELECT key FROM seen_keys WHERE expires_at <= ${NOW(1)} LIMIT ${PRUNE_BATCH})`,
-  pruneLocks: `DELETE FROM locks WHERE expires_at <= ${NOW(1)}`,
 } as const;
+
+/**
+ * One DELETE per table of expiring rows, a batch at a time: $1 the test clock (or NULL), $2 how long
+ * rows are kept after their time.
+ */
+function pruneStatement(table: string, key: string, column: string): string {
+  return `
+    DELETE FROM ${table} WHERE (${key}) IN (
+      SELECT ${key} FROM ${table} WHERE ${column} <= ${NOW(1)} - $2::bigint LIMIT ${PRUNE_BATCH})`;
+}
+
+const PRUNE_STATEMENTS = EXPIRING_ROWS.map((rows) => ({ rows, sql: pruneStatement(rows.table, rows.key, rows.column) }));
 
 export class PostgresStore implements Store {
   private readonly pool: Pool;
   private readonly now: (() => number) | undefined;
   private readonly dedupRetentionMs: number;
-  private readonly pruneIntervalMs: number;
-  private readonly enqueueTimeoutMs: number;
-  private readonly maxConcurrentBatches: number;
-  private readonly maxBatchJobs: number;
-  private readonly onBatchCommit: PostgresStoreOptions['onBatchCommit'];
   private readonly logger: PostgresStoreOptions['logger'];
-  private pending: PendingEnqueue[] = [];
-  private flushHandle: NodeJS.Immediate | undefined;
-  private readonly batchesInFlight = new Set<Promise<void>>();
-  private lastPruneAt = Date.now();
-  private pruning = false;
+  private readonly batches: GroupCommit;
+  private readonly pruning: PruneSchedule;
   private closed = false;
 
   /**
@@ -294,12 +271,17 @@ export class PostgresStore implements Store {
     this.pool = pool;
     this.now = options.now;
     this.dedupRetentionMs = options.dedupRetentionMs ?? DEFAULT_DEDUP_RETENTION_MS;
-    this.pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
-    this.enqueueTimeoutMs = options.enqueueTimeoutMs ?? 3_500;
-    this.maxConcurrentBatches = Math.max(1, Math.floor(options.maxConcurrentBatches ?? 4));
-    this.maxBatchJobs = Math.max(1, Math.floor(options.maxBatchJobs ?? 500));
-    this.onBatchCommit = options.onBatchCommit;
     this.logger = options.logger;
+    this.batches = new GroupCommit({
+      write: (batch, committed) => this.writeBatch(batch, committed),
+      maxConcurrentBatches: options.maxConcurrentBatches ?? 4,
+      maxBatchJobs: options.maxBatchJobs ?? 500,
+      timeoutMs: options.enqueueTimeoutMs ?? 3_500,
+      ...(options.onBatchCommit ? { onBatchCommit: options.onBatchCommit } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+    // Pruning is paced on this process's clock, not the database's: it only needs to be rare.
+    this.pruning = new PruneSchedule(options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS, Date.now(), options.logger);
     // An idle connection that breaks (database restarted, network cut) emits 'error' on the pool;
     // without a listener that would crash the process. The pool drops the connection and opens a
     // new one on the next query.
@@ -310,37 +292,11 @@ export class PostgresStore implements Store {
 
   // ---- jobs ----------------------------------------------------------------------------------
 
-  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
-    return new Promise((resolve, reject) => {
-      this.assertOpen();
-      const prepared = jobs.map((job) => prepareJob(job, STORABLE));
-      const seenKeys = (options.seenKeys ?? []).map((seen) => ({ key: toStorableText(seen.key), expiresAt: Math.floor(seen.expiresAt) }));
-      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
-      const call: PendingEnqueue = {
-        jobs: prepared,
-        seenKeys,
-        settled: false,
-        resolve: (results) => {
-          if (call.settled) return;
-          call.settled = true;
-          clearTimeout(call.timer);
-          resolve(results);
-        },
-        reject: (error) => {
-          if (call.settled) return;
-          call.settled = true;
-          clearTimeout(call.timer);
-          reject(error);
-        },
-        timer: setTimeout(() => {
-          // Not known to be stored: never let the caller acknowledge it. If the commit lands later,
-          // the retried message finds its dedup key.
-          call.reject(new Error(`enqueue not committed within ${this.enqueueTimeoutMs} ms (database slow or unreachable)`));
-        }, this.enqueueTimeoutMs),
-      };
-      this.pending.push(call);
-      this.scheduleFlush();
-    });
+  async enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    this.assertOpen();
+    const prepared = jobs.map((job) => prepareJob(job, STORABLE));
+    const seenKeys = (options.seenKeys ?? []).map((seen) => ({ key: toStorableText(seen.key), expiresAt: Math.floor(seen.expiresAt) }));
+    return this.batches.add(prepared, seenKeys);
   }
 
   async claim(options: ClaimOptions): Promise<Job[]> {
@@ -554,28 +510,21 @@ export class PostgresStore implements Store {
   /** Writes any pending enqueue batch, waits for the batches in flight, then closes the pool. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
-    for (;;) {
-      this.startBatches();
-      if (this.batchesInFlight.size === 0) break;
-      await Promise.race(this.batchesInFlight);
-    }
+    await this.batches.drain();
     this.closed = true;
     await this.pool.end();
   }
 
   /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
-  async pruneExpired(): Promise<{ dedupKeys: number; seenKeys: number }> {
+  async pruneExpired(): Promise<PruneResult> {
     this.assertOpen();
     const now = this.clock();
-    const dedup = await this.pool.query(SQL.pruneDedupKeys, [now, this.dedupRetentionMs]);
-    const seen = await this.pool.query(SQL.pruneSeenKeys, [now]);
-    await this.pool.query(SQL.pruneLocks, [now]);
-    await this.pool.query(SQL.pruneUploadedMedia, [now]);
-    await this.pool.query(SQL.pruneAllowances, [now, SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS]);
-    await this.pool.query(SQL.pruneRememberedValues, [now]);
-    return { dedupKeys: dedup.rowCount ?? 0, seenKeys: seen.rowCount ?? 0 };
+    const deleted = new Map<string, number>();
+    for (const { rows, sql } of PRUNE_STATEMENTS) {
+      const result = await this.pool.query(sql, [now, keptAfterMs(rows, this.dedupRetentionMs)]);
+      deleted.set(rows.table, result.rowCount ?? 0);
+    }
+    return toPruneResult(deleted);
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -584,37 +533,8 @@ export class PostgresStore implements Store {
     return this.now ? Math.floor(this.now()) : null;
   }
 
-  /** Gathers the calls of this event-loop turn before writing (the first batch of a burst). */
-  private scheduleFlush(): void {
-    this.flushHandle ??= setImmediate(() => {
-      this.flushHandle = undefined;
-      this.startBatches();
-    });
-  }
-
-  /** Starts batches while there is pending work and room for another batch in flight. */
-  private startBatches(): void {
-    while (this.batchesInFlight.size < this.maxConcurrentBatches) {
-      // Calls that timed out while waiting are already rejected: leave them out.
-      this.pending = this.pending.filter((call) => !call.settled);
-      if (this.pending.length === 0) return;
-      const batch: PendingEnqueue[] = [];
-      let jobs = 0;
-      while (this.pending.length > 0 && (batch.length === 0 || jobs + this.pending[0]!.jobs.length <= this.maxBatchJobs)) {
-        const call = this.pending.shift()!;
-        batch.push(call);
-        jobs += call.jobs.length;
-      }
-      const running: Promise<void> = this.writeBatch(batch).finally(() => {
-        this.batchesInFlight.delete(running);
-        // Whatever arrived meanwhile is the next batch: under load batches grow, idle they stay small.
-        if (!this.closed) this.startBatches();
-      });
-      this.batchesInFlight.add(running);
-    }
-  }
-
-  private async writeBatch(batch: PendingEnqueue[]): Promise<void> {
+  /** Writes a batch with one `bridge_enqueue` call: one statement, one commit, all or nothing. */
+  private async writeBatch(batch: PendingEnqueue[], committed: (tally: BatchCommit) => void): Promise<void> {
     const jobs = batch.flatMap((call) => call.jobs);
     // One row per key (an upsert may not touch a row twice); the latest expiry wins.
     const seen = new Map<string, number>();
@@ -651,12 +571,8 @@ export class PostgresStore implements Store {
       offset += call.jobs.length;
       call.resolve(results);
     }
-    try {
-      this.onBatchCommit?.({ calls: batch.length, jobs: jobs.length, stored: storedCount });
-    } catch (error) {
-      this.logger?.warn({ error: describeError(error) }, 'onBatchCommit hook threw');
-    }
-    this.pruneWhenDue();
+    committed({ calls: batch.length, jobs: jobs.length, stored: storedCount });
+    this.pruning.runIfDue(Date.now(), () => this.pruneExpired());
   }
 
   private async finish(lease: JobLease, deadReason: string | null): Promise<boolean> {
@@ -664,20 +580,6 @@ export class PostgresStore implements Store {
     if (parseJobId(lease.id) === undefined) return false;
     const { rows } = await this.pool.query<{ done: boolean }>(SQL.finish, [lease.id, lease.leaseToken, deadReason, this.clock()]);
     return rows[0]?.done === true;
-  }
-
-  private pruneWhenDue(): void {
-    const now = Date.now();
-    if (this.pruning || now - this.lastPruneAt < this.pruneIntervalMs) return;
-    this.lastPruneAt = now;
-    this.pruning = true;
-    this.pruneExpired()
-      .catch((error: unknown) => {
-        this.logger?.warn({ error: describeError(error) }, 'pruning expired dedup keys failed; will retry later');
-      })
-      .finally(() => {
-        this.pruning = false;
-      });
   }
 
   private assertOpen(): void {

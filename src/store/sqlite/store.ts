@@ -29,13 +29,14 @@
  * lock (`BEGIN IMMEDIATE`, with a busy timeout).
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsync, mkdirSync, openSync } from 'node:fs';
+import { fsync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions } from '../backend-options';
-import { describeError } from '../error-details';
+import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions, type BatchCommit } from '../backend-options';
 import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
+import { GroupCommit, type PendingEnqueue } from '../group-commit';
 import { checkMappingUpdate } from '../mapping';
+import { EXPIRING_ROWS, keptAfterMs, PRUNE_BATCH, PruneSchedule, toPruneResult, type PruneResult } from '../pruning';
 import {
   fromStoredJson,
   toClaimedJobs,
@@ -63,7 +64,6 @@ import type {
   UploadedMedia,
   SendAllowance,
 } from '../store';
-import { SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS } from '../store';
 import {
   claimedJobRow,
   deadLetterRow,
@@ -77,6 +77,7 @@ import {
   type SqliteRow,
 } from './columns';
 import { applySqliteMigrations, sqliteMigrations } from './migrations';
+import { openWalFile, WalSync, type SyncFile } from './wal-sync';
 
 const SYNC_FULL = 'FULL';
 const SYNC_NORMAL = 'NORMAL';
@@ -94,18 +95,8 @@ export interface SqliteStoreOptions extends BackendOptions {
    */
   releaseLeasesOnOpen?: boolean;
   /** Flushes a file to the disk (the WAL file, before an enqueue resolves). Default `fs.fsync`; tests slow or fail it. */
-  syncFile?: (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => void;
+  syncFile?: SyncFile;
 }
-
-interface PendingEnqueue {
-  jobs: PreparedJob[];
-  seenKeys: Array<{ key: string; expiresAt: number }>;
-  resolve: (results: EnqueueResult[]) => void;
-  reject: (error: unknown) => void;
-}
-
-/** Upper bound of rows deleted by one prune pass, so pruning never stalls the loop for long. */
-const PRUNE_BATCH = 5000;
 
 const SQL = {
   claimDedupKey: `
@@ -194,9 +185,6 @@ const SQL = {
   putUploadedMedia: `
     INSERT INTO uploaded_media (key, media_id, type, expires_at) VALUES (:key, :media_id, :type, :expires_at)
     ON CONFLICT (key) DO UPDATE SET media_id = excluded.media_id, type = excluded.type, expires_at = excluded.expires_at`,
-  pruneUploadedMedia: `
-    DELETE FROM uploaded_media WHERE rowid IN (
-      SELECT rowid FROM uploaded_media WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
   grantAllowance: `
     INSERT INTO send_allowances (scope, kind, opened_at, closes_at, remaining)
     VALUES (:scope, :kind, :opened_at, :closes_at, :remaining)
@@ -210,24 +198,11 @@ const SQL = {
   revokeAllowances: `UPDATE send_allowances SET remaining = 0 WHERE scope = ?`,
   listAllowances: `
     SELECT scope, kind, opened_at, closes_at, remaining FROM send_allowances WHERE scope = ? ORDER BY closes_at, kind`,
-  pruneAllowances: `
-    DELETE FROM send_allowances WHERE rowid IN (
-      SELECT rowid FROM send_allowances WHERE closes_at <= ? LIMIT ${PRUNE_BATCH})`,
   rememberValue: `
     INSERT INTO remembered_values (key, value, expires_at) VALUES (:key, :value, :expires_at)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
   recallValue: `SELECT value FROM remembered_values WHERE key = ? AND expires_at > ?`,
-  pruneRememberedValues: `
-    DELETE FROM remembered_values WHERE rowid IN (
-      SELECT rowid FROM remembered_values WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
   ping: `SELECT version FROM schema_migrations LIMIT 1`,
-  pruneDedupKeys: `
-    DELETE FROM dedup_keys WHERE rowid IN (
-      SELECT rowid FROM dedup_keys WHERE created_at <= ? LIMIT ${PRUNE_BATCH})`,
-  pruneSeenKeys: `
-    DELETE FROM seen_keys WHERE rowid IN (
-      SELECT rowid FROM seen_keys WHERE expires_at <= ? LIMIT ${PRUNE_BATCH})`,
-  pruneLocks: `DELETE FROM locks WHERE expires_at <= ?`,
 } as const;
 
 interface PendingCompletion {
@@ -239,28 +214,25 @@ interface PendingCompletion {
 
 type Statements = { -readonly [K in keyof typeof SQL]: StatementSync };
 
+/** One DELETE per table of expiring rows, a batch at a time (SQLite deletes by rowid). */
+function pruneStatement(table: string, column: string): string {
+  return `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${column} <= ? LIMIT ${PRUNE_BATCH})`;
+}
+
 export class SqliteStore implements Store {
   private readonly db: DatabaseSync;
   private readonly statements: Statements;
   private readonly now: () => number;
   private readonly dedupRetentionMs: number;
-  private readonly pruneIntervalMs: number;
-  private readonly onBatchCommit: SqliteStoreOptions['onBatchCommit'];
-  private readonly logger: SqliteStoreOptions['logger'];
-  private pending: PendingEnqueue[] = [];
-  private flushHandle: NodeJS.Immediate | undefined;
+  private readonly pruneStatements: Array<{ table: string; keptAfterMs: number; statement: StatementSync }>;
+  private readonly batches: GroupCommit;
+  private readonly pruning: PruneSchedule;
   /** Completions waiting for their commit: one transaction per turn of the event loop (see `flushCompletions`). */
   private pendingCompletions: PendingCompletion[] = [];
   private completionHandle: NodeJS.Immediate | undefined;
-  private lastPruneAt: number;
   private closed = false;
-  /** The WAL file, fsynced before an enqueue resolves; undefined without WAL (then enqueues commit with FULL). */
-  private readonly walFd: number | undefined;
-  private readonly syncFile: NonNullable<SqliteStoreOptions['syncFile']>;
-  /** Committed enqueue batches waiting for an fsync that starts after their commit. */
-  private syncWaiters: Array<(error: Error | undefined) => void> = [];
-  /** The fsync running now, if any. */
-  private syncInFlight: Promise<void> | undefined;
+  /** Fsyncs the WAL file before an enqueue resolves; without WAL, enqueues commit with FULL instead. */
+  private readonly wal: WalSync;
 
   /** Opens (creating if needed) the database at `path` (`:memory:` allowed) and migrates it. */
   static open(path: string, options: SqliteStoreOptions = {}): SqliteStore {
@@ -285,36 +257,41 @@ export class SqliteStore implements Store {
       db.close();
       throw error;
     }
-    return new SqliteStore(db, openWalFile(db, path), options);
+    return new SqliteStore(db, new WalSync(openWalFile(db, path), options.syncFile ?? fsync), options);
   }
 
-  private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
+  private constructor(db: DatabaseSync, wal: WalSync, options: SqliteStoreOptions) {
     this.db = db;
-    this.walFd = walFd;
-    this.syncFile = options.syncFile ?? fsync;
+    this.wal = wal;
     this.now = options.now ?? Date.now;
     this.dedupRetentionMs = options.dedupRetentionMs ?? DEFAULT_DEDUP_RETENTION_MS;
-    this.pruneIntervalMs = options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS;
-    this.onBatchCommit = options.onBatchCommit;
-    this.logger = options.logger;
     const statements = {} as Statements;
     for (const name of Object.keys(SQL) as (keyof typeof SQL)[]) statements[name] = db.prepare(SQL[name]);
     this.statements = statements;
-    this.lastPruneAt = this.now();
-    this.pruneQuietly(this.lastPruneAt);
+    this.pruneStatements = EXPIRING_ROWS.map((rows) => ({
+      table: rows.table,
+      keptAfterMs: keptAfterMs(rows, this.dedupRetentionMs),
+      statement: db.prepare(pruneStatement(rows.table, rows.column)),
+    }));
+    // No limits: a batch is written synchronously, so two never overlap, and the next one need not
+    // wait for the fsync of the one before.
+    this.batches = new GroupCommit({
+      write: (batch, committed) => this.writeBatch(batch, committed),
+      ...(options.onBatchCommit ? { onBatchCommit: options.onBatchCommit } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+    const openedAt = this.now();
+    this.pruning = new PruneSchedule(options.pruneIntervalMs ?? DEFAULT_PRUNE_INTERVAL_MS, openedAt, options.logger);
+    this.pruning.run(() => this.prune(openedAt));
   }
 
   // ---- jobs ----------------------------------------------------------------------------------
 
-  enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
-    return new Promise((resolve, reject) => {
-      this.assertOpen();
-      const prepared = jobs.map((job) => prepareJob(job));
-      const seenKeys = options.seenKeys ?? [];
-      if (prepared.length === 0 && seenKeys.length === 0) return resolve([]);
-      this.pending.push({ jobs: prepared, seenKeys, resolve, reject });
-      this.flushHandle ??= setImmediate(() => this.flush());
-    });
+  async enqueue(jobs: NewJob[], options: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    this.assertOpen();
+    const prepared = jobs.map((job) => prepareJob(job));
+    const seenKeys = (options.seenKeys ?? []).map((seen) => ({ key: seen.key, expiresAt: Math.floor(seen.expiresAt) }));
+    return this.batches.add(prepared, seenKeys);
   }
 
   async claim(options: ClaimOptions): Promise<Job[]> {
@@ -557,17 +534,17 @@ export class SqliteStore implements Store {
   /** Writes any pending enqueue batch, then closes the database. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    this.batches.flush();
     this.flushCompletions();
     this.closed = true;
     // The last batches resolve once fsynced; the file descriptor stays open until then.
-    while (this.syncInFlight !== undefined) await this.syncInFlight;
-    if (this.walFd !== undefined) closeSync(this.walFd);
+    await this.batches.drain();
+    await this.wal.close();
     this.db.close();
   }
 
   /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
-  async pruneExpired(): Promise<{ dedupKeys: number; seenKeys: number }> {
+  async pruneExpired(): Promise<PruneResult> {
     this.assertOpen();
     return this.prune(this.now());
   }
@@ -602,19 +579,18 @@ export class SqliteStore implements Store {
     batch.forEach((call, index) => call.resolve(removed[index]!));
   }
 
-  private flush(): void {
-    if (this.flushHandle) clearImmediate(this.flushHandle);
-    this.flushHandle = undefined;
-    const batch = this.pending;
-    this.pending = [];
-    if (batch.length === 0) return;
-
+  /**
+   * Writes a batch in one transaction, synchronously, with a savepoint per call: a call that fails
+   * is rejected on its own; a failed commit or fsync rejects every call of the batch. Resolves once
+   * the committed calls are fsynced too.
+   */
+  private writeBatch(batch: PendingEnqueue[], committed: (tally: BatchCommit) => void): Promise<void> {
     const now = this.now();
     const expiredBefore = now - this.dedupRetentionMs;
     const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
     try {
       // Without a WAL file to fsync afterwards, this commit itself is fsynced.
-      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
+      if (!this.wal.hasWalFile) this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
       this.db.exec('BEGIN IMMEDIATE');
       for (const call of batch) {
         // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
@@ -622,7 +598,7 @@ export class SqliteStore implements Store {
         try {
           const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
           for (const seen of call.seenKeys) {
-            this.statements.recordSeen.run({ key: seen.key, expires_at: Math.floor(seen.expiresAt) });
+            this.statements.recordSeen.run({ key: seen.key, expires_at: seen.expiresAt });
           }
           this.db.exec('RELEASE enqueue_call');
           outcomes.push({ ok: true, results });
@@ -635,16 +611,16 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (error) {
       this.rollbackQuietly();
-      if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+      if (!this.wal.hasWalFile) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       // Nothing of this batch is known to be stored: acknowledge none of it.
       batch.forEach((call, index) => {
         const own = outcomes[index];
         call.reject(own && !own.ok ? own.error : error);
       });
-      return;
+      return Promise.resolve();
     }
 
-    if (this.walFd === undefined) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
+    if (!this.wal.hasWalFile) this.db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
     let jobs = 0;
     let stored = 0;
     batch.forEach((call, index) => {
@@ -657,46 +633,20 @@ export class SqliteStore implements Store {
       }
     });
     // A call's results are final now; it resolves once they are on the disk too.
-    this.whenDurable((error) => {
-      batch.forEach((call, index) => {
-        const outcome = outcomes[index]!;
-        if (!outcome.ok) return;
-        if (error === undefined) call.resolve(outcome.results);
-        else call.reject(error);
-      });
-    });
-    try {
-      this.onBatchCommit?.({ calls: batch.length, jobs, stored });
-    } catch (error) {
-      // A metrics hook must never turn a committed batch into an uncaught exception.
-      this.logger?.warn({ error: describeError(error) }, 'onBatchCommit hook threw');
-    }
-    if (now - this.lastPruneAt >= this.pruneIntervalMs) {
-      this.lastPruneAt = now;
-      this.pruneQuietly(now);
-    }
-  }
-
-  /** Calls `done` once everything committed so far is fsynced (at once without a WAL file: the commit was). */
-  private whenDurable(done: (error: Error | undefined) => void): void {
-    if (this.walFd === undefined) return done(undefined);
-    this.syncWaiters.push(done);
-    if (this.syncInFlight === undefined) this.startSync(this.walFd);
-  }
-
-  /** One fsync for every batch waiting; the batches committed while it runs wait for the next one. */
-  private startSync(fd: number): void {
-    const waiters = this.syncWaiters;
-    this.syncWaiters = [];
-    this.syncInFlight = new Promise((resolve) => {
-      this.syncFile(fd, (error) => {
-        this.syncInFlight = undefined;
-        // An fsync that failed says nothing reliable about these frames: their callers get the error.
-        for (const done of waiters) done(error ?? undefined);
-        if (this.syncWaiters.length > 0) this.startSync(fd);
+    const durable = new Promise<void>((resolve) => {
+      this.wal.whenDurable((error) => {
+        batch.forEach((call, index) => {
+          const outcome = outcomes[index]!;
+          if (!outcome.ok) return;
+          if (error === undefined) call.resolve(outcome.results);
+          else call.reject(error);
+        });
         resolve();
       });
     });
+    committed({ calls: batch.length, jobs, stored });
+    this.pruning.runIfDue(now, () => this.prune(now));
+    return durable;
   }
 
   private insertNewJob(job: PreparedJob, now: number, expiredBefore: number): EnqueueResult {
@@ -724,22 +674,12 @@ export class SqliteStore implements Store {
     return row;
   }
 
-  private prune(now: number): { dedupKeys: number; seenKeys: number } {
-    const dedupKeys = Number(this.statements.pruneDedupKeys.run(now - this.dedupRetentionMs).changes);
-    const seenKeys = Number(this.statements.pruneSeenKeys.run(now).changes);
-    this.statements.pruneLocks.run(now);
-    this.statements.pruneUploadedMedia.run(now);
-    this.statements.pruneAllowances.run(now - SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS);
-    this.statements.pruneRememberedValues.run(now);
-    return { dedupKeys, seenKeys };
-  }
-
-  private pruneQuietly(now: number): void {
-    try {
-      this.prune(now);
-    } catch (error) {
-      this.logger?.warn({ error: describeError(error) }, 'pruning expired dedup keys failed; will retry later');
+  private prune(now: number): PruneResult {
+    const deleted = new Map<string, number>();
+    for (const { table, keptAfterMs, statement } of this.pruneStatements) {
+      deleted.set(table, Number(statement.run(now - keptAfterMs).changes));
     }
+    return toPruneResult(deleted);
   }
 
   private transaction<T>(work: () => T): T {
@@ -773,18 +713,4 @@ export class SqliteStore implements Store {
 function seqOf(id: string): bigint | undefined {
   const seq = parseJobId(id);
   return seq === undefined ? undefined : BigInt(seq);
-}
-
-/**
- * The WAL file, to fsync before an enqueue resolves, or undefined without one (`:memory:`, a file
- * system that refused WAL mode): enqueues then commit with `synchronous=FULL`. SQLite creates the
- * file when the connection first reads in WAL mode and keeps it while any connection is open.
- */
-function openWalFile(db: DatabaseSync, path: string): number | undefined {
-  if (path === ':memory:' || db.prepare('PRAGMA journal_mode').get()?.journal_mode !== 'wal') return undefined;
-  try {
-    return openSync(`${path}-wal`, 'r');
-  } catch {
-    return undefined;
-  }
 }

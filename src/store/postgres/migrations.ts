@@ -16,7 +16,8 @@
  * key's set of jobs (enqueue, complete, dead-letter, replay) first takes a transaction advisory lock
  * on the key (`hashtextextended(order_key, 0)`; a hash collision only makes two keys take turns).
  * These writes are PL/pgSQL functions: one round trip and one atomic statement each, and each
- * statement inside sees what committed before it acquired its lock.
+ * statement inside sees what committed before it acquired its lock. Should a write ever get it
+ * wrong, a partial unique index (`jobs_one_head_per_order_key`) refuses a second head for a key.
  */
 import type { ClientBase } from 'pg';
 import { pendingMigrations, type Migration } from '../migrations';
@@ -232,6 +233,20 @@ export const postgresMigrations: readonly Migration[] = [
         expires_at bigint NOT NULL
       );
       CREATE INDEX remembered_values_expires_at ON remembered_values (expires_at);
+    `,
+  },
+  {
+    version: 4,
+    name: 'one head job per order key, enforced',
+    sql: `
+      -- The head of an order key is the job that may run next: always its oldest live job. Every
+      -- write keeps that so under the key's advisory lock; from here on the database also refuses a
+      -- second head for a key. Marks that went wrong anyway are put right first, so that the index
+      -- can be built.
+      UPDATE jobs SET is_head = (jobs.seq = oldest.seq)
+      FROM (SELECT order_key, min(seq) AS seq FROM jobs GROUP BY order_key) AS oldest
+      WHERE jobs.order_key = oldest.order_key AND jobs.is_head <> (jobs.seq = oldest.seq);
+      CREATE UNIQUE INDEX jobs_one_head_per_order_key ON jobs (order_key) WHERE is_head;
     `,
   },
 ];

@@ -134,6 +134,18 @@ export const sqliteMigrations: readonly Migration[] = [
       CREATE INDEX remembered_values_expires_at ON remembered_values (expires_at);
     `,
   },
+  {
+    version: 5,
+    name: 'one head job per order key, enforced',
+    sql: `
+      -- The head of an order key is the job that may run next: always its oldest live job. Every
+      -- write keeps that so; from here on the database also refuses a second head for a key. Marks
+      -- that went wrong anyway are put right first, so that the index can be built.
+      UPDATE jobs SET is_head = (seq = (SELECT min(oldest.seq) FROM jobs AS oldest WHERE oldest.order_key = jobs.order_key))
+      WHERE is_head <> (seq = (SELECT min(oldest.seq) FROM jobs AS oldest WHERE oldest.order_key = jobs.order_key));
+      CREATE UNIQUE INDEX jobs_one_head_per_order_key ON jobs (order_key) WHERE is_head = 1;
+    `,
+  },
 ];
 
 /**

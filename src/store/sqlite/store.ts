@@ -16,7 +16,8 @@
  *
  * Ordering: the jobs table holds live jobs only, and `is_head` marks the oldest live job of each
  * order key. Only heads are claimable, so a job waiting for its retry blocks the later jobs of its
- * key, and a completed or dead-lettered head hands over to the next job of the key.
+ * key, and a completed or dead-lettered head hands over to the next job of the key. A partial
+ * unique index (`jobs_one_head_per_order_key`) makes the database refuse a second head for a key.
  * `available_at` (run_at while pending, lease_until while leased) lets claim read the runnable heads
  * from one partial index instead of scanning the queue.
  *

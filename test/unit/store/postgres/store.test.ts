@@ -5,6 +5,7 @@
  */
 import { Client } from 'pg';
 import { openStore } from '../../../../src/store/open-store';
+import { applyPostgresMigrations, postgresMigrations } from '../../../../src/store/postgres/migrations';
 import { PostgresStore, type PostgresStoreOptions } from '../../../../src/store/postgres/store';
 import { wasSeen, type NewJob, type Store } from '../../../../src/store/store';
 import { freePort } from '../../../support/net';
@@ -84,13 +85,66 @@ describe('PostgresStore on a server', () => {
     const fresh = await createTestDatabase();
     try {
       const stores = await Promise.all(Array.from({ length: 5 }, () => open({}, fresh.url)));
-      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }]);
+      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
       await stores[0]!.enqueue([job('a', 'from one instance')]);
       expect((await stores[4]!.claim({ limit: 5, leaseMs: 1_000 })).map((claimed) => claimed.payload)).toEqual(['from one instance']);
       for (const store of opened.splice(0)) await store.close();
     } finally {
       await fresh.drop();
     }
+  });
+
+  test('a version 3 database migrates to 4: its jobs keep their order, and marks gone wrong are put right', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const client = new Client({ connectionString: fresh.url });
+      await client.connect();
+      try {
+        await applyPostgresMigrations(client, postgresMigrations.filter((migration) => migration.version <= 3));
+      } finally {
+        await client.end();
+      }
+      // Key a as version 3 leaves it; key b with a second head and key c with none, as no write makes them.
+      await fresh.query(`SELECT bridge_enqueue(ARRAY['deliver','deliver'], ARRAY['a','a'], ARRAY['"a1"','"a2"'],
+                                               ARRAY[NULL,NULL]::text[], ARRAY[NULL,NULL]::bigint[], $1, 0)`, [T0]);
+      await fresh.query(`INSERT INTO jobs (kind, order_key, payload, created_at, run_at, available_at, is_head) VALUES
+                           ('deliver', 'b', '"b1"', $1, $1, $1, true), ('deliver', 'b', '"b2"', $1, $1, $1, true),
+                           ('deliver', 'c', '"c1"', $1, $1, $1, false)`, [T0]);
+
+      const store = await open({ now: clock(T0).now }, fresh.url);
+      expect(await fresh.query('SELECT version FROM schema_migrations ORDER BY version')).toEqual([
+        { version: 1 },
+        { version: 2 },
+        { version: 3 },
+        { version: 4 },
+      ]);
+      const first = await store.claim({ limit: 10, leaseMs: 1_000 });
+      expect(first.map((each) => each.payload)).toEqual(['a1', 'b1', 'c1']);
+      for (const each of first) await expect(store.complete(each)).resolves.toBe(true);
+      expect((await store.claim({ limit: 10, leaseMs: 1_000 })).map((each) => each.payload)).toEqual(['a2', 'b2']);
+      for (const each of opened.splice(0)) await each.close();
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  test('the database itself refuses a second head job for an order key', async () => {
+    const store = await open({ now: () => T0 });
+    await store.enqueue([job('a', 'a1'), job('a', 'a2'), job('b', 'b1')]);
+    await expect(db.query(`UPDATE jobs SET is_head = true WHERE order_key = 'a' AND NOT is_head`)).rejects.toThrow(
+      /duplicate key value violates unique constraint "jobs_one_head_per_order_key"/,
+    );
+    await expect(
+      db.query(`INSERT INTO jobs (kind, order_key, payload, created_at, run_at, available_at, is_head) VALUES ('deliver', 'b', '"b2"', $1, $1, $1, true)`, [T0]),
+    ).rejects.toThrow(/jobs_one_head_per_order_key/);
+    // A job that is not a head is as welcome as ever, and heads of other keys too.
+    await db.query(`INSERT INTO jobs (kind, order_key, payload, created_at, run_at, available_at, is_head)
+                    VALUES ('deliver', 'b', '"b2"', $1, $1, $1, false), ('deliver', 'c', '"c1"', $1, $1, $1, true)`, [T0]);
+    expect(await db.query(`SELECT order_key, count(*)::int AS heads FROM jobs WHERE is_head GROUP BY order_key ORDER BY order_key`)).toEqual([
+      { order_key: 'a', heads: 1 },
+      { order_key: 'b', heads: 1 },
+      { order_key: 'c', heads: 1 },
+    ]);
   });
 
   test('refuses a database migrated by a newer version', async () => {

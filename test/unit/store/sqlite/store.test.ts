@@ -306,7 +306,7 @@ describe('SqliteStore schema and files', () => {
     expect(existsSync(path)).toBe(true);
 
     const db = new DatabaseSync(path);
-    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((row) => row.version)).toEqual([1, 2, 3, 4]);
+    expect(db.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
     expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
     db.close();
   });
@@ -330,6 +330,60 @@ describe('SqliteStore schema and files', () => {
       ]);
       for (const each of claimed) await expect(store.complete(each)).resolves.toBe(true);
     } finally {
+      await store.close();
+    }
+  });
+
+  test('a version 4 database migrates to 5: its jobs keep their order, and marks gone wrong are put right', async () => {
+    const path = join(tempDir(), 'v4.db');
+    const db = new DatabaseSync(path);
+    applySqliteMigrations(db, sqliteMigrations.filter((migration) => migration.version <= 4), T0);
+    // Key a as version 4 leaves it; key b with a second head and key c with none, as no write makes them.
+    db.exec(`INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, is_head, available_at) VALUES
+               ('deliver', 'a', '"a1"', 0, ${T0}, ${T0}, 1, ${T0}),
+               ('deliver', 'a', '"a2"', 0, ${T0}, ${T0}, 0, ${T0}),
+               ('deliver', 'b', '"b1"', 0, ${T0}, ${T0}, 1, ${T0}),
+               ('deliver', 'b', '"b2"', 0, ${T0}, ${T0}, 1, ${T0}),
+               ('deliver', 'c', '"c1"', 0, ${T0}, ${T0}, 0, ${T0})`);
+    db.close();
+
+    const store = SqliteStore.open(path, { now: clock(T0).now });
+    try {
+      const first = await store.claim({ limit: 10, leaseMs: 1_000 });
+      expect(first.map((each) => each.payload)).toEqual(['a1', 'b1', 'c1']);
+      for (const each of first) await expect(store.complete(each)).resolves.toBe(true);
+      expect((await store.claim({ limit: 10, leaseMs: 1_000 })).map((each) => each.payload)).toEqual(['a2', 'b2']);
+    } finally {
+      await store.close();
+    }
+    const reopened = new DatabaseSync(path);
+    expect(reopened.prepare('SELECT version FROM schema_migrations ORDER BY version').all().map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
+    reopened.close();
+  });
+
+  test('the database itself refuses a second head job for an order key', async () => {
+    const path = join(tempDir(), 'heads.db');
+    const store = SqliteStore.open(path, { now: () => T0 });
+    await store.enqueue([job('a', 'a1'), job('a', 'a2'), job('b', 'b1')]);
+    const db = new DatabaseSync(path);
+    try {
+      expect(() => db.exec(`UPDATE jobs SET is_head = 1 WHERE order_key = 'a' AND is_head = 0`)).toThrow(
+        /UNIQUE constraint failed: jobs\.order_key/,
+      );
+      expect(() =>
+        db.exec(`INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, is_head, available_at)
+                 VALUES ('deliver', 'b', '"b2"', 0, ${T0}, ${T0}, 1, ${T0})`),
+      ).toThrow(/UNIQUE constraint failed: jobs\.order_key/);
+      // A job that is not a head is as welcome as ever, and heads of other keys too.
+      db.exec(`INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, is_head, available_at)
+               VALUES ('deliver', 'b', '"b2"', 0, ${T0}, ${T0}, 0, ${T0}), ('deliver', 'c', '"c1"', 0, ${T0}, ${T0}, 1, ${T0})`);
+      expect(db.prepare(`SELECT order_key, count(*) AS heads FROM jobs WHERE is_head = 1 GROUP BY order_key ORDER BY order_key`).all()).toEqual([
+        { order_key: 'a', heads: 1 },
+        { order_key: 'b', heads: 1 },
+        { order_key: 'c', heads: 1 },
+      ]);
+    } finally {
+      db.close();
       await store.close();
     }
   });

@@ -57,8 +57,10 @@ export async function openStore(databaseUrl: string, options: OpenStoreOptions =
       throw withoutPassword(error, url);
     }
   }
-  if (/^sqlite:/i.test(url)) {
-    return SqliteStore.open(sqlitePath(url.slice('sqlite:'.length), options.cwd ?? process.cwd()), {
+  const sqlite = sqliteLocation(url, options.cwd ?? process.cwd());
+  if (sqlite !== undefined) {
+    if (sqlite.kind === 'invalid') throw new Error(`DATABASE_URL: ${sqlite.reason}; expected ${ACCEPTED_FORMS}`);
+    return SqliteStore.open(sqlite.kind === 'memory' ? ':memory:' : sqlite.path, {
       ...options.sqlite,
       ...common,
       ...(options.releaseLeasesOnOpen ? { releaseLeasesOnOpen: true } : {}),
@@ -93,13 +95,21 @@ function withoutPassword(error: unknown, url: string): Error {
   return errorWithCode(password ? message.split(password).join('***') : message, error);
 }
 
-function sqlitePath(rest: string, cwd: string): string {
-  if (rest === ':memory:') return ':memory:';
-  if (rest === '') throw new Error(`DATABASE_URL: the sqlite path is empty; expected ${ACCEPTED_FORMS}`);
+/** What a `sqlite:` DATABASE_URL names; undefined for a URL of another kind. */
+export type SqliteLocation = { kind: 'memory' } | { kind: 'file'; path: string } | { kind: 'invalid'; reason: string };
+
+/**
+ * Where a `sqlite:` URL points: `sqlite::memory:`, or a file path relative to `cwd` (or absolute,
+ * also spelled `sqlite:///abs/path`). Operator tools use it to find the file the bridge opens.
+ */
+export function sqliteLocation(databaseUrl: string, cwd: string): SqliteLocation | undefined {
+  const url = databaseUrl.trim();
+  if (!/^sqlite:/i.test(url)) return undefined;
+  const rest = url.slice('sqlite:'.length);
+  if (rest === ':memory:') return { kind: 'memory' };
+  if (rest === '') return { kind: 'invalid', reason: 'the sqlite path is empty' };
   // `sqlite:///abs/path` is a common spelling of an absolute path; `sqlite://host/…` names a host we cannot use.
-  if (rest.startsWith('//') && !rest.startsWith('///')) {
-    throw new Error(`DATABASE_URL: sqlite takes a file path, not a host; expected ${ACCEPTED_FORMS}`);
-  }
+  if (rest.startsWith('//') && !rest.startsWith('///')) return { kind: 'invalid', reason: 'sqlite takes a file path, not a host' };
   const path = rest.startsWith('///') ? rest.slice(2) : rest;
-  return isAbsolute(path) ? path : resolve(cwd, path);
+  return { kind: 'file', path: isAbsolute(path) ? path : resolve(cwd, path) };
 }

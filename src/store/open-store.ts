@@ -10,22 +10,18 @@
  * The URL is never echoed in an error: it may carry a password.
  */
 import { isAbsolute, resolve } from 'node:path';
+import type { BackendOptions } from './backend-options';
 import { errorWithCode, messageOf } from './error-details';
 import { PostgresStore, type PostgresStoreOptions } from './postgres/store';
 import { SqliteStore, type SqliteStoreOptions } from './sqlite/store';
 import type { Store } from './store';
 
-export interface OpenStoreOptions {
+/** What both backends take, given once here; `pruneIntervalMs` per backend below. */
+type SharedOptions = Omit<BackendOptions, 'pruneIntervalMs'>;
+
+export interface OpenStoreOptions extends SharedOptions {
   /** Base for relative `sqlite:` paths. Default `process.cwd()`. */
   cwd?: string;
-  /** Clock (epoch ms); tests move time with it. Default: the process clock (SQLite), the database's (PostgreSQL). */
-  now?: () => number;
-  /** How long a dedup key is remembered. Default 7 days. */
-  dedupRetentionMs?: number;
-  /** Called after each enqueue group commit (a metrics hook). */
-  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
-  /** Where background failures and lost connections are reported. */
-  logger?: { warn(details: object, message: string): void };
   /**
    * SQLite only: hand every leased job back at open, because a SQLite file belongs to one running
    * bridge (see SqliteStoreOptions). Ignored for PostgreSQL, where other instances may be alive and
@@ -35,7 +31,7 @@ export interface OpenStoreOptions {
   /** SQLite only: see SqliteStoreOptions. */
   sqlite?: Pick<SqliteStoreOptions, 'busyTimeoutMs' | 'pruneIntervalMs'>;
   /** PostgreSQL only: pool size, timeouts, batching; see PostgresStoreOptions. */
-  postgres?: Omit<PostgresStoreOptions, 'now' | 'dedupRetentionMs' | 'onBatchCommit' | 'logger'>;
+  postgres?: Omit<PostgresStoreOptions, keyof SharedOptions>;
 }
 
 const ACCEPTED_FORMS =

@@ -10,7 +10,7 @@
  *
  * Durability: `synchronous_commit` stays on; `enqueue` resolves only after its commit returned.
  *
- * Group commit: enqueue calls are gathered while earlier batches are in flight and written by one
+ * Group commit (../group-commit.ts): enqueue calls are gathered while earlier batches are in flight and written by one
  * `bridge_enqueue` call (one statement, one commit, one WAL flush), at most `maxConcurrentBatches`
  * at a time. Each call still gets exactly its own results. A batch that fails rejects every call in
  * it; nothing of it was acknowledged, and a retried message finds its dedup key if the commit did
@@ -391,7 +391,7 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 
-  /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
+  /** Prunes every table of expiring rows now (normally done after enqueues, at a low rate). */
   async pruneExpired(): Promise<PruneResult> {
     this.assertOpen();
     const now = this.clock();

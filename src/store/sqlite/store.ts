@@ -9,8 +9,8 @@
  * which only makes a job run again). Without a WAL file (`:memory:`, a file system that refuses WAL)
  * enqueues commit with `synchronous=FULL` instead, in the loop.
  *
- * Group commit: `enqueue` calls made in the same event-loop turn are written in one transaction
- * (flushed on `setImmediate`), and the batches committed while an fsync runs share the next one. Each
+ * Group commit (../group-commit.ts): `enqueue` calls made in the same event-loop turn are written in
+ * one transaction, and the batches committed while an fsync runs share the next one. Each
  * call still gets exactly its own results, and its jobs are all-or-nothing (a savepoint per call): a
  * call that fails is rejected on its own; a failed commit or fsync rejects every call of the batch.
  *
@@ -34,8 +34,8 @@ import { fsync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions, type BatchCommit } from '../backend-options';
-import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
 import { GroupCommit, type PendingEnqueue } from '../group-commit';
+import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
 import { checkMappingUpdate } from '../mapping';
 import { PruneSchedule, toPruneResult, type PruneResult } from '../pruning';
 import {
@@ -132,8 +132,9 @@ export class SqliteStore implements Store {
       db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
       db.exec('PRAGMA journal_mode = WAL');
       // NORMAL by default: in WAL mode a commit then survives a crash or kill -9 of the process,
-      // only not a power loss. Enqueues (what WeChat is told `success` about) switch to FULL for
-      // their own commit; see `flush`. A claim or completion lost to a power cut only runs a job again.
+      // only not a power loss. Enqueues (what WeChat is told `success` about) wait for an fsync of
+      // the WAL file, or without one commit with FULL; see `writeBatch`. A claim or completion lost
+      // to a power cut only runs a job again.
       db.exec(`PRAGMA synchronous = ${SYNC_NORMAL}`);
       applySqliteMigrations(db, sqliteMigrations, (options.now ?? Date.now)());
       if (options.releaseLeasesOnOpen) {
@@ -426,7 +427,7 @@ export class SqliteStore implements Store {
     this.db.close();
   }
 
-  /** Deletes expired dedup keys, seen keys and locks now (normally done after enqueues, at a low rate). */
+  /** Prunes every table of expiring rows now (normally done after enqueues, at a low rate). */
   async pruneExpired(): Promise<PruneResult> {
     this.assertOpen();
     return this.prune(this.now());

@@ -5,13 +5,13 @@
  */
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
+import { createDeliverToVonageHandler } from './bridge/to-vonage/deliver-to-vonage';
 import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
 import { createReplyWindowTracker, withReplyWindow } from './bridge/reply-window';
-import { createSendToWeChatHandler } from './bridge/send-to-wechat';
-import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/template-result';
-import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
-import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/passive-replies';
+import { createSendToWeChatHandler } from './bridge/to-wechat/send-to-wechat';
+import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/to-wechat/template-result';
+import { createSendTypingToWeChatHandler } from './bridge/to-wechat/send-typing-to-wechat';
+import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/to-wechat/passive-replies';
 import { createPassiveAnswerer } from './http/passive-answer';
 import { openPostgresSignal } from './store/postgres-signal';
 import { isDefaultAccount } from './accounts';

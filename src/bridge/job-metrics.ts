@@ -6,7 +6,7 @@
 import type { JobOutcome } from '../queue/worker';
 import type { BridgeMetrics, Direction } from '../metrics';
 import type { Job } from '../store/store';
-import { WECHAT_MESSAGE_EVENT } from './inbound';
+import { WECHAT_MESSAGE_EVENT } from './to-vonage/event-body';
 import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
 
 function directionOf(job: Job): Direction {

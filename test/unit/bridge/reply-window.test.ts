@@ -11,7 +11,7 @@ import {
   withReplyWindow,
 } from '../../../src/bridge/reply-window';
 import type { DeliverToVonagePayload } from '../../../src/bridge/ports';
-import { inboundJobs } from '../../../src/bridge/accept-inbound';
+import { inboundJobs } from '../../../src/bridge/to-vonage/inbound-jobs';
 import { readWeChatMessage } from '../../../src/wechat/message';
 import { SqliteStore } from '../../../src/store/sqlite-store';
 import type { Job } from '../../../src/store/store';

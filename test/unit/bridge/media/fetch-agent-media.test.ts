@@ -11,7 +11,7 @@ import {
   identifyMedia,
   isPrivateAddress,
   OUTBOUND_MEDIA_RULES,
-} from '../../../src/bridge/fetch-agent-media';
+} from '../../../../src/bridge/media/fetch-agent-media';
 
 const PNG = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(64, 7)]);
 const JPEG = Buffer.concat([Buffer.from('ffd8ffe000104a464946', 'hex'), Buffer.alloc(32, 1)]);

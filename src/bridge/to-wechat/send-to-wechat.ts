@@ -30,12 +30,12 @@
  * `failed` status instead, so that every outbound event gets a status even when WeChat is down.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
-import { InvalidInputError, PermanentError, RetryableError } from '../errors';
-import { scrubSecrets, type Logger, type SecretScrubber } from '../logger';
-import { wasSeen, type Job, type Store } from '../store/store';
-import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../wechat/api-client';
-import { buildCustomSendBody } from '../wechat/custom-message';
+import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
+import { InvalidInputError, PermanentError, RetryableError } from '../../errors';
+import { scrubSecrets, type Logger, type SecretScrubber } from '../../logger';
+import { wasSeen, type Job, type Store } from '../../store/store';
+import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../../wechat/api-client';
+import { buildCustomSendBody } from '../../wechat/custom-message';
 import {
   buildSubscribeSendBody,
   buildTemplateSendBody,
@@ -43,16 +43,16 @@ import {
   isNotificationType,
   TEMPLATE_MSG_TYPE,
   type NotificationKind,
-} from '../wechat/template-message';
-import { statusJob, type SendOutcome, type StatusDetails } from './outbound';
-import type { ReplyWindowTracker } from './reply-window';
+} from '../../wechat/template-message';
+import { statusJob, type SendOutcome, type StatusDetails } from './status';
+import type { ReplyWindowTracker } from '../reply-window';
 import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
-import type { BridgeMetrics } from '../metrics';
-import type { OutboundMedia } from './outbound-media';
-import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
-import type { OutboundEventPayload } from './ports';
+import type { BridgeMetrics } from '../../metrics';
+import type { OutboundMedia } from '../media/outbound-media';
+import { recipientFromBody, type RecipientResolver } from './recipient';
+import type { OutboundEventPayload } from '../ports';
 import type { PassiveReplies } from './passive-replies';
-import { passiveReplyProblem } from '../wechat/passive-reply';
+import { passiveReplyProblem } from '../../wechat/passive-reply';
 
 /** What the handler sends with: customer-service messages, and (when given) templates and notifications. */
 type WeChatSender = Pick<WeChatApi, 'sendCustomMessage'> & Partial<Pick<WeChatApi, 'sendTemplateMessage' | 'sendSubscribeMessage'>>;

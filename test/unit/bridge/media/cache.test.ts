@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { MediaFileCache, MediaTooLargeError } from '../../../src/bridge/media-cache';
+import { MediaFileCache, MediaTooLargeError } from '../../../../src/bridge/media/cache';
 
 const T0 = 1_700_000_000_000;
 const DAY = 24 * 60 * 60 * 1000;

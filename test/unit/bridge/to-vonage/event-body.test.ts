@@ -1,10 +1,10 @@
-import { splitEventBody, toInboundEventBody, toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES } from '../../../src/bridge/inbound';
+import { splitEventBody, toInboundEventBody, toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES } from '../../../../src/bridge/to-vonage/event-body';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { readWeChatMessage, weChatContentDigest } from '../../../src/wechat/message';
+import { readWeChatMessage, weChatContentDigest } from '../../../../src/wechat/message';
 
 /** Samples written from WeChat's documentation (test/fixtures/messages/documented/index.json names each page). */
-const documented = (file: string) => readFileSync(path.join(__dirname, '../../fixtures/messages/documented', file), 'utf8');
+const documented = (file: string) => readFileSync(path.join(__dirname, '../../../fixtures/messages/documented', file), 'utf8');
 
 const xml = (inner: string) =>
   `<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName><CreateTime>1700000000</CreateTime>${inner}</xml>`;

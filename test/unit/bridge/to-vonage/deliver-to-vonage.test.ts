@@ -2,14 +2,14 @@
  * The deliver-to-vonage handler against the fake Conversation API: a retry first looks for its own
  * event, so an event whose first post went through (but whose answer was lost) is not posted twice.
  */
-import { createDeliverToVonageHandler, reconcileMarkName } from '../../../src/bridge/deliver-to-vonage';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../../../src/bridge/ports';
-import type { Job } from '../../../src/store/store';
-import { createVonageClient } from '../../../src/vonage/client';
-import { createApplicationTokenSource } from '../../../src/vonage/jwt';
-import { startFakeVonage, type FakeVonage } from '../../support/fake-vonage';
-import { testKeyPair } from '../../support/keys';
+import { createDeliverToVonageHandler, reconcileMarkName } from '../../../../src/bridge/to-vonage/deliver-to-vonage';
+import { SqliteStore } from '../../../../src/store/sqlite-store';
+import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../../../../src/bridge/ports';
+import type { Job } from '../../../../src/store/store';
+import { createVonageClient } from '../../../../src/vonage/client';
+import { createApplicationTokenSource } from '../../../../src/vonage/jwt';
+import { startFakeVonage, type FakeVonage } from '../../../support/fake-vonage';
+import { testKeyPair } from '../../../support/keys';
 
 const APP_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
 const CONVERSATION = 'CON-deliver-test';

@@ -12,7 +12,7 @@
  * links change when the secret is reset.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { isDefaultAccount } from '../accounts';
+import { isDefaultAccount } from '../../accounts';
 
 /** Where the route is mounted. */
 export const MEDIA_ROUTE_PATH = '/media';

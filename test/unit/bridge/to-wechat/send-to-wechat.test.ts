@@ -3,15 +3,15 @@
  * requests. "Crashes" are simulated the way they happen: a run that never finishes (or whose
  * status write fails), then the job claimed again once its lease has expired.
  */
-import { planOutbound } from '../../../src/bridge/outbound';
-import { createPassiveReplies } from '../../../src/bridge/passive-replies';
-import { createSendToWeChatHandler } from '../../../src/bridge/send-to-wechat';
-import { RetryableError } from '../../../src/errors';
-import { createLogger } from '../../../src/logger';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import type { Job, Store } from '../../../src/store/store';
-import { parseRtcEvent } from '../../../src/vonage/webhook';
-import { UncertainDeliveryError, WeChatApiError } from '../../../src/wechat/api-client';
+import { planOutbound } from '../../../../src/bridge/to-wechat/plan-outbound';
+import { createPassiveReplies } from '../../../../src/bridge/to-wechat/passive-replies';
+import { createSendToWeChatHandler } from '../../../../src/bridge/to-wechat/send-to-wechat';
+import { RetryableError } from '../../../../src/errors';
+import { createLogger } from '../../../../src/logger';
+import { SqliteStore } from '../../../../src/store/sqlite-store';
+import type { Job, Store } from '../../../../src/store/store';
+import { parseRtcEvent } from '../../../../src/vonage/webhook';
+import { UncertainDeliveryError, WeChatApiError } from '../../../../src/wechat/api-client';
 
 const CONV = 'CON-1';
 const LEASE_MS = 1_000;

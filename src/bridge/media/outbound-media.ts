@@ -14,11 +14,11 @@
  * is left alone: the explicit id wins.
  */
 import { createHash } from 'node:crypto';
-import { accountScopedKey, DEFAULT_ACCOUNT_ID } from '../accounts';
-import { InvalidInputError } from '../errors';
-import type { Logger } from '../logger';
-import type { Store } from '../store/store';
-import type { WeChatMediaClient } from '../wechat/media';
+import { accountScopedKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
+import { InvalidInputError } from '../../errors';
+import type { Logger } from '../../logger';
+import type { Store } from '../../store/store';
+import type { WeChatMediaClient } from '../../wechat/media';
 import type { FetchedMedia, OutboundMediaType } from './fetch-agent-media';
 
 const MEDIA_URL_TYPES: ReadonlySet<string> = new Set(['image', 'voice', 'video']);

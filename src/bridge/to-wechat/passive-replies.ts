@@ -26,13 +26,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { WeChatReplyMode } from '../config';
-import type { Logger } from '../logger';
-import type { BridgeMetrics } from '../metrics';
-import type { StoreSignal } from '../store/postgres-signal';
-import { wasSeen, type Job, type NewJob, type Store } from '../store/store';
-import { statusJob, type SendOutcome } from './outbound';
-import type { OutboundEventPayload } from './ports';
+import type { WeChatReplyMode } from '../../config';
+import type { Logger } from '../../logger';
+import type { BridgeMetrics } from '../../metrics';
+import type { StoreSignal } from '../../store/postgres-signal';
+import { wasSeen, type Job, type NewJob, type Store } from '../../store/store';
+import { statusJob, type SendOutcome } from './status';
+import type { OutboundEventPayload } from '../ports';
 
 
 export const JOB_EXPIRE_PASSIVE_REPLY = 'expire-passive-reply';

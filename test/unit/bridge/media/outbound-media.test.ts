@@ -1,6 +1,6 @@
-import { InvalidInputError } from '../../../src/errors';
-import { mediaUrlRequest, uploadKey, withMediaId } from '../../../src/bridge/outbound-media';
-import { buildCustomSendBody } from '../../../src/wechat/custom-message';
+import { InvalidInputError } from '../../../../src/errors';
+import { mediaUrlRequest, uploadKey, withMediaId } from '../../../../src/bridge/media/outbound-media';
+import { buildCustomSendBody } from '../../../../src/wechat/custom-message';
 
 describe('media_url in outbound bodies', () => {
   test('flat and nested forms for image, voice and video', () => {

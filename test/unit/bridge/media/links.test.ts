@@ -1,4 +1,4 @@
-import { isMediaId, MEDIA_LINK_MAX_TTL_MS, mediaLink, mediaLinkKey, verifyMediaLink } from '../../../src/bridge/media-links';
+import { isMediaId, MEDIA_LINK_MAX_TTL_MS, mediaLink, mediaLinkKey, verifyMediaLink } from '../../../../src/bridge/media/links';
 
 const T0 = 1_700_000_000_000;
 const key = mediaLinkKey({ appSecret: 'app-secret-0123456789' });

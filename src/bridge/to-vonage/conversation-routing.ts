@@ -26,11 +26,11 @@
  *   writers racing past all of the above converge on one.
  */
 import * as crypto from 'node:crypto';
-import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../accounts';
-import { PermanentError } from '../errors';
-import type { Logger } from '../logger';
-import type { ConversationMapping, Store } from '../store/store';
-import type { ConversationDirectory, WeChatUserRoute } from './ports';
+import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
+import { PermanentError } from '../../errors';
+import type { Logger } from '../../logger';
+import type { ConversationMapping, Store } from '../../store/store';
+import type { ConversationDirectory, WeChatUserRoute } from '../ports';
 
 /**
  * Vonage's limits on what the bridge names (Conversation API v1 reference: conversation and user

@@ -25,7 +25,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { BlockList, isIP } from 'node:net';
-import { PermanentError } from '../errors';
+import { PermanentError } from '../../errors';
 
 export type OutboundMediaType = 'image' | 'voice' | 'video' | 'thumb';
 

@@ -9,13 +9,13 @@
  * (`templateSendKey`), and the `report-template-result` job turns the push into a status for that
  * event, once (its own dedup key per outbound event).
  */
-import { RetryableError } from '../errors';
-import type { Logger } from '../logger';
-import type { Job, NewJob, Store } from '../store/store';
-import type { WeChatMessage } from '../wechat/message';
-import { weChatDedupKey } from '../wechat/message';
-import { statusJob, templateResultDedupKey, type SendOutcome } from './outbound';
-import { DEFAULT_ACCOUNT_ID } from '../accounts';
+import { RetryableError } from '../../errors';
+import type { Logger } from '../../logger';
+import type { Job, NewJob, Store } from '../../store/store';
+import type { WeChatMessage } from '../../wechat/message';
+import { weChatDedupKey } from '../../wechat/message';
+import { statusJob, templateResultDedupKey, type SendOutcome } from './status';
+import { DEFAULT_ACCOUNT_ID } from '../../accounts';
 
 export const JOB_REPORT_TEMPLATE_RESULT = 'report-template-result';
 

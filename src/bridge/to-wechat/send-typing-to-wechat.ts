@@ -9,14 +9,14 @@
  * inside the client. The job runs in the user's queue, so a Typing never overtakes the message it
  * announces, nor a CancelTyping the Typing before it.
  */
-import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
-import { InvalidInputError } from '../errors';
-import type { Logger } from '../logger';
-import type { Job } from '../store/store';
-import type { WeChatApiClient } from '../wechat/api-client';
-import { buildTypingBody, type TypingCommand } from '../wechat/custom-message';
-import { recipientFromBody, type RecipientResolver } from './outbound-recipient';
-import type { OutboundEventPayload } from './ports';
+import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
+import { InvalidInputError } from '../../errors';
+import type { Logger } from '../../logger';
+import type { Job } from '../../store/store';
+import type { WeChatApiClient } from '../../wechat/api-client';
+import { buildTypingBody, type TypingCommand } from '../../wechat/custom-message';
+import { recipientFromBody, type RecipientResolver } from './recipient';
+import type { OutboundEventPayload } from '../ports';
 
 export interface SendTypingToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendTyping'>;

@@ -5,13 +5,13 @@
  * The jobs are stored in one transaction, so a message is either fully queued or not at all; a
  * WeChat retry of the same message finds its dedup key and stores nothing.
  */
-import { accountScopedKey, accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../accounts';
-import type { NewJob } from '../store/store';
-import type { WeChatMessage } from '../wechat/message';
-import { weChatDedupKey } from '../wechat/message';
-import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './inbound';
-import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
-import { REPLY_WINDOW_BODY_BYTES, replyWindowGrantOf } from './reply-window';
+import { accountScopedKey, accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
+import type { NewJob } from '../../store/store';
+import type { WeChatMessage } from '../../wechat/message';
+import { weChatDedupKey } from '../../wechat/message';
+import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './event-body';
+import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../ports';
+import { REPLY_WINDOW_BODY_BYTES, replyWindowGrantOf } from '../reply-window';
 
 /**
  * Per-user order: every job about one WeChat user (of one account) waits for the previous one. The

@@ -1,10 +1,10 @@
 /** The `report-template-result` job over a real SQLite store in memory. */
-import { RetryableError } from '../../../src/errors';
-import { createLogger } from '../../../src/logger';
-import { createReportTemplateResultHandler, templateResultJob, templateSendKey, type TemplateResultPayload } from '../../../src/bridge/template-result';
-import { readWeChatMessage } from '../../../src/wechat/message';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import type { Job } from '../../../src/store/store';
+import { RetryableError } from '../../../../src/errors';
+import { createLogger } from '../../../../src/logger';
+import { createReportTemplateResultHandler, templateResultJob, templateSendKey, type TemplateResultPayload } from '../../../../src/bridge/to-wechat/template-result';
+import { readWeChatMessage } from '../../../../src/wechat/message';
+import { SqliteStore } from '../../../../src/store/sqlite-store';
+import type { Job } from '../../../../src/store/store';
 
 const T = Date.UTC(2026, 11, 2, 12, 0, 0);
 

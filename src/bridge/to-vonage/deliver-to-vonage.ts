@@ -27,10 +27,10 @@
  * conversation is not searched to the end, and the job then posts, accepting a possible duplicate
  * over a lost message.
  */
-import { PermanentError, RetryableError } from '../errors';
-import type { Job, Store } from '../store/store';
+import { PermanentError, RetryableError } from '../../errors';
+import type { Job, Store } from '../../store/store';
 import type { ConversationRouter } from './conversation-routing';
-import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from './ports';
+import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from '../ports';
 
 /** Vonage's largest page, and how many a retry reads at most. */
 export const RECONCILE_PAGE_SIZE = 100;

@@ -1,9 +1,9 @@
-import { createSendTypingToWeChatHandler } from '../../../src/bridge/send-typing-to-wechat';
-import { RetryableError } from '../../../src/errors';
-import type { Job } from '../../../src/store/store';
-import { createLogger } from '../../../src/logger';
-import { WeChatApiError } from '../../../src/wechat/api-client';
-import { captureLogs } from '../../support/bridge-harness';
+import { createSendTypingToWeChatHandler } from '../../../../src/bridge/to-wechat/send-typing-to-wechat';
+import { RetryableError } from '../../../../src/errors';
+import type { Job } from '../../../../src/store/store';
+import { createLogger } from '../../../../src/logger';
+import { WeChatApiError } from '../../../../src/wechat/api-client';
+import { captureLogs } from '../../../support/bridge-harness';
 
 const job = (body: Record<string, unknown>): Job => ({
   id: '1',

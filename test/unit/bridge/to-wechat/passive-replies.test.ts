@@ -2,10 +2,10 @@
  * The passive-reply mailbox against a real store: order, one taker per reply, idempotent deposits,
  * putting back, expiry with exactly one status, the auto-mode switch.
  */
-import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from '../../../src/bridge/passive-replies';
-import { createLogger } from '../../../src/logger';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import type { Job } from '../../../src/store/store';
+import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from '../../../../src/bridge/to-wechat/passive-replies';
+import { createLogger } from '../../../../src/logger';
+import { SqliteStore } from '../../../../src/store/sqlite-store';
+import type { Job } from '../../../../src/store/store';
 
 const logger = createLogger({ level: 'silent' });
 const outbound = (eventId: string, content = `reply ${eventId}`) => ({

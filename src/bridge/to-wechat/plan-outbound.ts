@@ -10,36 +10,23 @@
  * Everything else plans nothing, so the webhook answers 200 and stores nothing. The echo of our own
  * inbound event carries `direction: 'inbound'` and is therefore never sent back to WeChat.
  */
-import { DEFAULT_ACCOUNT_ID, type Account } from '../accounts';
-import type { NewJob } from '../store/store';
-import type { RtcEvent } from '../vonage/webhook';
-import { weChatUserOrderKey } from './accept-inbound';
-import { WECHAT_MESSAGE_EVENT } from './inbound';
-import { outboundRecipient, sharedConversationAccount } from './outbound-recipient';
-import {
-  JOB_DELIVER_TO_VONAGE,
-  JOB_SEND_TO_WECHAT,
-  JOB_SEND_TYPING_TO_WECHAT,
-  WECHAT_STATUS_EVENT,
-  WECHAT_TYPING_EVENT,
-  type DeliverToVonagePayload,
-  type OutboundEventPayload,
-  type WeChatStatusBody,
-} from './ports';
+import { DEFAULT_ACCOUNT_ID, type Account } from '../../accounts';
+import type { NewJob } from '../../store/store';
+import type { RtcEvent } from '../../vonage/webhook';
+import { weChatUserOrderKey } from '../to-vonage/inbound-jobs';
+import { WECHAT_MESSAGE_EVENT } from '../to-vonage/event-body';
+import { outboundRecipient, sharedConversationAccount } from './recipient';
+import { JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT, WECHAT_TYPING_EVENT, type OutboundEventPayload } from '../ports';
 
 /** Each RTC event is acted on once: Vonage's event ids are per conversation. */
 export const rtcEventDedupKey = (conversationId: string, eventId: string): string => `rtc:${conversationId}:${eventId}`;
-
-/** One status per outbound event, however often its job runs. */
-export const statusDedupKey = (conversationId: string, eventId: string): string => `status:${conversationId}:${eventId}`;
-
 
 export interface PlanOptions {
   /** Per-user conversation mode: each conversation is one WeChat user's (`to` may be omitted). */
   perUserConversations?: boolean;
   /**
    * Every configured account: a shared conversation's event is ordered behind its recipient of its
-   * account (outbound-recipient.ts `sharedConversationAccount`), a per-user conversation's behind the
+   * account (recipient.ts `sharedConversationAccount`), a per-user conversation's behind the
    * conversation. Supersedes `perUserConversations`.
    */
   accounts?: readonly Account[];
@@ -107,60 +94,4 @@ function jobKindFor(type: string, direction: unknown): string | undefined {
     default:
       return undefined;
   }
-}
-
-/** Longest `error_message` we post: the whole status body stays far below Vonage's 4096 bytes. */
-const MAX_ERROR_MESSAGE_CHARS = 1000;
-
-/** What a status may add: WeChat's msgid, the fallback that went instead, the reply window after a free-form send. */
-export interface StatusDetails {
-  msgId?: string;
-  /** The channel that carried it when not custom/send: a fallback (`template`, `subscribe`) or `passive` (a push's answer). */
-  via?: 'template' | 'subscribe' | 'passive';
-  replyWindow?: { closes_at: number; replies_left: number };
-}
-
-export type SendOutcome = ({ status: 'delivered' } | { status: 'failed'; errorCode: string; errorMessage: string }) & StatusDetails;
-
-/** The one later status per outbound template message: WeChat's TEMPLATESENDJOBFINISH result. */
-export const templateResultDedupKey = (conversationId: string, eventId: string): string => `template-result:${conversationId}:${eventId}`;
-
-/**
- * The `deliver-to-vonage` job that posts the outcome of an outbound event to its conversation.
- *
- * Statuses have their own per-user order key: a Vonage outage delays the statuses, never the
- * user's next WeChat sends. The dedup key makes the status unique per outbound event, so a job that
- * runs again after a crash cannot post a second, contradicting status. `recipient` is the openid the
- * send was resolved to, when it was (per-user events may not name it in `body.to`).
- */
-export function statusJob(
-  payload: OutboundEventPayload,
-  outcome: SendOutcome,
-  recipient?: string,
-  dedupKey = statusDedupKey(payload.conversationId, payload.eventId),
-): NewJob {
-  // Per-user mode: the event may omit `to`, the recipient is the conversation's own user.
-  const to = recipient ?? outboundRecipient(payload.body);
-  const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
-  if (outcome.status === 'failed') {
-    body.error_code = outcome.errorCode;
-    body.error_message = clip(outcome.errorMessage);
-  }
-  if (outcome.msgId !== undefined) body.msg_id = outcome.msgId;
-  if (outcome.via !== undefined) body.via = outcome.via;
-  if (outcome.replyWindow !== undefined) body.reply_window = outcome.replyWindow;
-  const deliver: DeliverToVonagePayload = {
-    conversationId: payload.conversationId,
-    event: { type: WECHAT_STATUS_EVENT, body },
-  };
-  return {
-    kind: JOB_DELIVER_TO_VONAGE,
-    orderKey: to !== undefined ? `wechat-status:${to}` : `conversation-status:${payload.conversationId}`,
-    payload: deliver,
-    dedupKey,
-  };
-}
-
-function clip(text: string): string {
-  return text.length <= MAX_ERROR_MESSAGE_CHARS ? text : `${text.slice(0, MAX_ERROR_MESSAGE_CHARS - 1)}…`;
 }

@@ -12,14 +12,14 @@ import {
   userNameFor,
   VONAGE_DISPLAY_NAME_MAX_CHARS,
   VONAGE_NAME_MAX_CHARS,
-} from '../../../src/bridge/conversation-routing';
-import { MAX_WECHAT_ID_LENGTH } from '../../../src/wechat/message';
-import { PermanentError } from '../../../src/errors';
-import { startVonageEmulator, type VonageEmulator } from '../../../src/sandbox/vonage-emulator';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import { createVonageClient, type VonageClient } from '../../../src/vonage/client';
-import { createApplicationTokenSource } from '../../../src/vonage/jwt';
-import { testKeyPair } from '../../support/keys';
+} from '../../../../src/bridge/to-vonage/conversation-routing';
+import { MAX_WECHAT_ID_LENGTH } from '../../../../src/wechat/message';
+import { PermanentError } from '../../../../src/errors';
+import { startVonageEmulator, type VonageEmulator } from '../../../../src/sandbox/vonage-emulator';
+import { SqliteStore } from '../../../../src/store/sqlite-store';
+import { createVonageClient, type VonageClient } from '../../../../src/vonage/client';
+import { createApplicationTokenSource } from '../../../../src/vonage/jwt';
+import { testKeyPair } from '../../../support/keys';
 
 const APP_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
 const ROUTE = { openid: 'oUser-0123456789abcdefghij', account: 'gh_0123456789ab' };

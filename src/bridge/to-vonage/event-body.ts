@@ -7,10 +7,10 @@
  * every part repeats, so there is always room for content).
  */
 import { createHash } from 'node:crypto';
-import { DEFAULT_ACCOUNT_ID } from '../accounts';
-import { InvalidInputError } from '../errors';
-import type { NestedValue, WeChatMessage } from '../wechat/message';
-import { weChatDedupKey } from '../wechat/message';
+import { DEFAULT_ACCOUNT_ID } from '../../accounts';
+import { InvalidInputError } from '../../errors';
+import type { NestedValue, WeChatMessage } from '../../wechat/message';
+import { weChatDedupKey } from '../../wechat/message';
 
 export const WECHAT_MESSAGE_EVENT = 'custom:wechat:message';
 export const VONAGE_BODY_LIMIT_BYTES = 4096;

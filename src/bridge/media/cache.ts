@@ -19,7 +19,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Logger } from '../logger';
+import type { Logger } from '../../logger';
 
 export interface CachedMedia {
   /** Absolute path of the bytes. */

@@ -8,9 +8,9 @@
  *   sends to someone else's WeChat. An event in a conversation the bridge did not make for a WeChat
  *   user has nobody to go to, and fails with a status saying so rather than silently.
  */
-import { DEFAULT_ACCOUNT_ID, parseAccountUserKey, type Account } from '../accounts';
-import type { Store } from '../store/store';
-import type { OutboundEventPayload } from './ports';
+import { DEFAULT_ACCOUNT_ID, parseAccountUserKey, type Account } from '../../accounts';
+import type { Store } from '../../store/store';
+import type { OutboundEventPayload } from '../ports';
 
 /** `accountId`: the configured id of the account that sends (its access token); `default` when the resolver does not know several. */
 export type Recipient = { ok: true; openid: string; accountId?: string } | { ok: false; errorCode: string; errorMessage: string };

@@ -6,12 +6,19 @@
 import type { Server } from 'node:http';
 import { once } from 'node:events';
 import { createDeliverToVonageHandler } from './bridge/to-vonage/deliver-to-vonage';
-import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
+import {
+  JOB_DELIVER_TO_VONAGE,
+  JOB_EXPIRE_PASSIVE_REPLY,
+  JOB_REPORT_TEMPLATE_RESULT,
+  JOB_SEND_TO_WECHAT,
+  JOB_SEND_TYPING_TO_WECHAT,
+  registerJobHandlers,
+} from './bridge/jobs';
 import { createReplyWindowTracker, withReplyWindow } from './bridge/reply-window';
 import { createSendToWeChatHandler } from './bridge/to-wechat/send-to-wechat';
-import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/to-wechat/template-result';
+import { createReportTemplateResultHandler } from './bridge/to-wechat/template-result';
 import { createSendTypingToWeChatHandler } from './bridge/to-wechat/send-typing-to-wechat';
-import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/to-wechat/passive-replies';
+import { createPassiveReplies } from './bridge/to-wechat/passive-replies';
 import { createPassiveAnswerer } from './http/passive-answer';
 import { openPostgresSignal } from './store/postgres-signal';
 import { isDefaultAccount } from './accounts';
@@ -149,7 +156,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
-    handlers: {
+    handlers: registerJobHandlers({
       [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }), replyWindows),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
@@ -175,7 +182,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         recipientOf: relay.recipientOf,
         ...(passive ? { isPassive: (openid: string) => passive.isPassive(openid) } : {}),
       }),
-    },
+    }),
   });
 
   wakeWorker = () => worker.notify();

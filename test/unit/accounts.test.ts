@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { accountScopedKey, accountUserKey, callbackPathOf, parseAccountsFile, parseAccountUserKey, type Account } from '../../src/accounts';
-import { weChatUserOrderKey } from '../../src/bridge/to-vonage/inbound-jobs';
+import { weChatUserOrderKey } from '../../src/bridge/jobs';
 import { conversationNameFor, userNameFor } from '../../src/bridge/to-vonage/conversation-routing';
 import { planOutbound } from '../../src/bridge/to-wechat/plan-outbound';
 import { createRecipientResolver } from '../../src/bridge/to-wechat/recipient';

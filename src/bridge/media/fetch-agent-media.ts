@@ -21,10 +21,10 @@
  * Every refusal is an AgentMediaError (a PermanentError): the agent gets a `failed` status saying
  * why (`media_too_large`, `unsupported_media_type`, `media_url_refused`, `media_download_failed`).
  */
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { PermanentError } from '../../errors';
 
 export type OutboundMediaType = 'image' | 'voice' | 'video' | 'thumb';
@@ -129,17 +129,18 @@ export function isPrivateAddress(address: string): boolean {
 }
 
 /** A `lookup` for http.request that fails when any resolved address is private. */
-function guardedLookup(resolve: typeof dnsLookup): NonNullable<http.RequestOptions['lookup']> {
-  return ((hostname: string, options: { all?: boolean; family?: number }, callback: (...args: unknown[]) => void) => {
-    resolve(hostname, { ...options, all: true }, (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => {
-      if (error) return callback(error);
+function guardedLookup(resolve: typeof dnsLookup): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses) => {
+      // On an error the socket reads no address: an empty one stands in.
+      if (error) return callback(error, '');
       if (addresses.length === 0 || addresses.some((entry) => isPrivateAddress(entry.address))) {
-        return callback(Object.assign(new Error('the host resolves to a private or reserved address'), { code: 'EPRIVATEADDRESS' }));
+        return callback(Object.assign(new Error('the host resolves to a private or reserved address'), { code: 'EPRIVATEADDRESS' }), '');
       }
       if (options.all) return callback(null, addresses);
       return callback(null, addresses[0]!.address, addresses[0]!.family);
     });
-  }) as unknown as NonNullable<http.RequestOptions['lookup']>;
+  };
 }
 
 // ------------------------------------------------------------------------------------------------

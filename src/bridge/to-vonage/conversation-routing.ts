@@ -30,7 +30,8 @@ import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../acco
 import { PermanentError } from '../../errors';
 import type { Logger } from '../../logger';
 import type { ConversationMapping, Store } from '../../store/store';
-import type { ConversationDirectory, WeChatUserRoute } from '../ports';
+import type { WeChatUserRoute } from '../jobs';
+import type { ConversationDirectory } from '../ports';
 
 /**
  * Vonage's limits on what the bridge names (Conversation API v1 reference: conversation and user

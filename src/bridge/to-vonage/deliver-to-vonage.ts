@@ -28,9 +28,10 @@
  * over a lost message.
  */
 import { PermanentError, RetryableError } from '../../errors';
-import type { Job, Store } from '../../store/store';
+import type { Store } from '../../store/store';
 import type { ConversationRouter } from './conversation-routing';
-import type { ConversationBackend, ConversationEvent, DeliverToVonagePayload } from '../ports';
+import type { DeliverToVonagePayload, JOB_DELIVER_TO_VONAGE, JobHandlerOf } from '../jobs';
+import type { ConversationBackend, ConversationEvent } from '../ports';
 
 /** Vonage's largest page, and how many a retry reads at most. */
 export const RECONCILE_PAGE_SIZE = 100;
@@ -77,7 +78,7 @@ export interface DeliverToVonageDeps {
   marks?: Pick<Store, 'getToken' | 'putToken'>;
 }
 
-export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
+export function createDeliverToVonageHandler(deps: DeliverToVonageDeps): JobHandlerOf<typeof JOB_DELIVER_TO_VONAGE> {
   /** Per conversation, the newest event id seen; insertion order makes the oldest entry the first to go. */
   const newestKnown = new Map<string, number>();
 
@@ -148,8 +149,8 @@ export function createDeliverToVonageHandler(deps: DeliverToVonageDeps) {
     return { conversationId, event: { ...payload.event, from: memberId } };
   }
 
-  return async function deliverToVonage(job: Job): Promise<void> {
-    const { conversationId, event } = await target(job.payload as DeliverToVonagePayload);
+  return async function deliverToVonage(job) {
+    const { conversationId, event } = await target(job.payload);
     const mark = job.attempts > 0 ? await readMark(job.id) : undefined;
     if (typeof mark === 'number') {
       if (await postedAfter(conversationId, event, mark)) return;

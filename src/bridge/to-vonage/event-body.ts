@@ -12,7 +12,6 @@ import { InvalidInputError } from '../../errors';
 import type { NestedValue, WeChatMessage } from '../../wechat/message';
 import { weChatDedupKey } from '../../wechat/message';
 
-export const WECHAT_MESSAGE_EVENT = 'custom:wechat:message';
 export const VONAGE_BODY_LIMIT_BYTES = 4096;
 
 /** Fields that identify the message: every part repeats them, and they are never moved into content. */

@@ -5,20 +5,13 @@
  * The jobs are stored in one transaction, so a message is either fully queued or not at all; a
  * WeChat retry of the same message finds its dedup key and stores nothing.
  */
-import { accountScopedKey, accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
-import type { NewJob } from '../../store/store';
+import { accountScopedKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
 import type { WeChatMessage } from '../../wechat/message';
 import { weChatDedupKey } from '../../wechat/message';
-import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, WECHAT_MESSAGE_EVENT, type InboundBodyOptions } from './event-body';
-import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../ports';
+import { WECHAT_MESSAGE_EVENT } from '../custom-events';
+import { JOB_DELIVER_TO_VONAGE, newJob, weChatUserOrderKey, type DeliverToVonagePayload, type NewJobOf } from '../jobs';
+import { toInboundEventBodies, VONAGE_BODY_LIMIT_BYTES, type InboundBodyOptions } from './event-body';
 import { REPLY_WINDOW_BODY_BYTES, replyWindowGrantOf } from '../reply-window';
-
-/**
- * Per-user order: every job about one WeChat user (of one account) waits for the previous one. The
- * default account's key is `wechat:<openid>`, as before accounts existed; others `wechat:<id>:<openid>`.
- */
-export const weChatUserOrderKey = (openid: string, accountId: string = DEFAULT_ACCOUNT_ID): string =>
-  `wechat:${accountUserKey(accountId, openid)}`;
 
 /**
  * Where the message goes: one fixed conversation (`VONAGE_CONVERSATION_ID`), or (undefined) the
@@ -40,7 +33,7 @@ export interface InboundJobOptions extends InboundBodyOptions {
  * window itself is added to the body when the job runs, so each part keeps room for it within
  * Vonage's limit.
  */
-export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundJobOptions = {}): NewJob[] {
+export function inboundJobs(message: WeChatMessage, target: InboundTarget, options: InboundJobOptions = {}): Array<NewJobOf<typeof JOB_DELIVER_TO_VONAGE>> {
   const accountId = target.accountId ?? DEFAULT_ACCOUNT_ID;
   // Two accounts may share a follower's openid only by chance, but their MsgIds are independent.
   const dedupKey = accountScopedKey(accountId, weChatDedupKey(message));
@@ -57,11 +50,10 @@ export function inboundJobs(message: WeChatMessage, target: InboundTarget, optio
             event,
             replyWindow,
           };
-    return {
-      kind: JOB_DELIVER_TO_VONAGE,
+    return newJob(JOB_DELIVER_TO_VONAGE, {
       orderKey: weChatUserOrderKey(message.fromUserName, accountId),
       payload,
       dedupKey: `${dedupKey}#${index}`,
-    };
+    });
   });
 }

@@ -30,12 +30,9 @@ import type { WeChatReplyMode } from '../../config';
 import type { Logger } from '../../logger';
 import type { BridgeMetrics } from '../../metrics';
 import type { StoreSignal } from '../../store/postgres-signal';
-import { wasSeen, type Job, type NewJob, type Store } from '../../store/store';
+import { wasSeen, type NewJob, type Store } from '../../store/store';
+import { JOB_EXPIRE_PASSIVE_REPLY, newJob, type JobOf, type OutboundEventPayload, type PassiveReplyExpiryPayload } from '../jobs';
 import { statusJob, type SendOutcome } from './status';
-import type { OutboundEventPayload } from '../ports';
-
-
-export const JOB_EXPIRE_PASSIVE_REPLY = 'expire-passive-reply';
 
 /** custom/send's answer for an account without the customer-service API (wechat.md §5). */
 export const API_UNAUTHORIZED_ERRCODE = '48001';
@@ -60,15 +57,6 @@ interface Mailbox {
   pending: PassiveReply[];
   /** Ids taken or expired, kept until their expiry so that a re-run of a deposit does not queue them again. */
   settled: Array<{ id: string; until: number }>;
-}
-
-interface ExpiryPayload {
-  /** The mailbox: `accountUserKey(account, openid)`. */
-  user: string;
-  /** The recipient's openid, for the status. */
-  openid: string;
-  replyId: string;
-  outbound: OutboundEventPayload;
 }
 
 export interface PassiveRepliesDeps {
@@ -196,16 +184,15 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
         mailbox.pending.push(reply);
         return true;
       });
-      const payload: ExpiryPayload = { user, openid, replyId: id, outbound };
+      const payload: PassiveReplyExpiryPayload = { user, openid, replyId: id, outbound };
       await enqueue([
-        {
-          kind: JOB_EXPIRE_PASSIVE_REPLY,
+        newJob(JOB_EXPIRE_PASSIVE_REPLY, {
           // Its own order key: a job that runs in a day must not hold up anything else.
           orderKey: `passive-expiry:${id}`,
           payload,
           dedupKey: `passive-expiry:${id}`,
           runAt: reply.expiresAt,
-        },
+        }),
       ]);
       if (queued) {
         logger.debug({ user, conversationId: outbound.conversationId, eventId: outbound.eventId }, 'reply queued for the next push');
@@ -263,10 +250,10 @@ export function createPassiveReplies(deps: PassiveRepliesDeps) {
     },
 
     /** The `expire-passive-reply` job's handler. */
-    async expire(job: Job): Promise<void> {
-      const { openid, replyId, outbound } = job.payload as ExpiryPayload;
+    async expire(job: JobOf<typeof JOB_EXPIRE_PASSIVE_REPLY>): Promise<void> {
+      const { openid, replyId, outbound } = job.payload;
       // Jobs stored before accounts name only the openid: the default account's key.
-      const user = (job.payload as ExpiryPayload).user ?? openid;
+      const user = job.payload.user ?? openid;
       const wasWaiting = await withMailbox(user, (mailbox) => {
         const index = mailbox.pending.findIndex((r) => r.id === replyId);
         if (index < 0) return false;

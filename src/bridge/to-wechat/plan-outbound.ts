@@ -11,12 +11,13 @@
  * inbound event carries `direction: 'inbound'` and is therefore never sent back to WeChat.
  */
 import { DEFAULT_ACCOUNT_ID, type Account } from '../../accounts';
-import type { NewJob } from '../../store/store';
 import type { RtcEvent } from '../../vonage/webhook';
-import { weChatUserOrderKey } from '../to-vonage/inbound-jobs';
-import { WECHAT_MESSAGE_EVENT } from '../to-vonage/event-body';
+import { WECHAT_MESSAGE_EVENT, WECHAT_TYPING_EVENT } from '../custom-events';
+import { JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT, newJob, weChatUserOrderKey, type NewJobOf, type OutboundEventPayload } from '../jobs';
 import { outboundRecipient, sharedConversationAccount } from './recipient';
-import { JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT, WECHAT_TYPING_EVENT, type OutboundEventPayload } from '../ports';
+
+/** The jobs an RTC event may become. */
+type OutboundJobKind = typeof JOB_SEND_TO_WECHAT | typeof JOB_SEND_TYPING_TO_WECHAT;
 
 /** Each RTC event is acted on once: Vonage's event ids are per conversation. */
 export const rtcEventDedupKey = (conversationId: string, eventId: string): string => `rtc:${conversationId}:${eventId}`;
@@ -51,18 +52,17 @@ function sharedAccountId(event: RtcEvent, options: PlanOptions): string | undefi
  * outbound event of the conversation runs in order behind the previous one, whether it names `to`
  * or leaves it to the conversation (decided here without a store read: the webhook stays pure).
  */
-export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJob | undefined {
+export function planOutbound(event: RtcEvent, options: PlanOptions = {}): NewJobOf<OutboundJobKind> | undefined {
   const kind = outboundJobKind(event);
   if (kind === undefined) return undefined;
   const to = outboundRecipient(event.body);
   const payload: OutboundEventPayload = { conversationId: event.conversationId, eventId: event.id, body: event.body };
   const accountId = sharedAccountId(event, options);
-  return {
-    kind,
+  return newJob(kind, {
     orderKey: to !== undefined && accountId !== undefined ? weChatUserOrderKey(to, accountId) : `conversation:${event.conversationId}`,
     payload,
     dedupKey: rtcEventDedupKey(event.conversationId, event.id),
-  };
+  });
 }
 
 /**
@@ -79,11 +79,11 @@ export function mayActOn(json: unknown): boolean {
   return jobKindFor(type, (body as Record<string, unknown>)['direction']) !== undefined;
 }
 
-function outboundJobKind(event: RtcEvent): string | undefined {
+function outboundJobKind(event: RtcEvent): OutboundJobKind | undefined {
   return jobKindFor(event.type, event.body['direction']);
 }
 
-function jobKindFor(type: string, direction: unknown): string | undefined {
+function jobKindFor(type: string, direction: unknown): OutboundJobKind | undefined {
   switch (type) {
     case WECHAT_MESSAGE_EVENT:
       // Strict: only an explicit `outbound`. Anything else may be our own inbound event coming back.

@@ -10,7 +10,7 @@
  */
 import { DEFAULT_ACCOUNT_ID, parseAccountUserKey, type Account } from '../../accounts';
 import type { Store } from '../../store/store';
-import type { OutboundEventPayload } from '../ports';
+import type { OutboundEventPayload } from '../jobs';
 
 /** `accountId`: the configured id of the account that sends (its access token); `default` when the resolver does not know several. */
 export type Recipient = { ok: true; openid: string; accountId?: string } | { ok: false; errorCode: string; errorMessage: string };

@@ -33,7 +33,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../../logger';
-import { wasSeen, type Job, type Store } from '../../store/store';
+import { wasSeen, type Store } from '../../store/store';
 import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../../wechat/api-client';
 import { buildCustomSendBody } from '../../wechat/custom-message';
 import {
@@ -50,7 +50,7 @@ import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './te
 import type { BridgeMetrics } from '../../metrics';
 import type { OutboundMedia } from '../media/outbound-media';
 import { recipientFromBody, type RecipientResolver } from './recipient';
-import type { OutboundEventPayload } from '../ports';
+import type { JOB_SEND_TO_WECHAT, JobHandlerOf, JobOf, OutboundEventPayload } from '../jobs';
 import type { PassiveReplies } from './passive-replies';
 import { passiveReplyProblem } from '../../wechat/passive-reply';
 
@@ -112,7 +112,9 @@ class AttemptAlreadySending extends Error {}
 const INTERRUPTED_MESSAGE =
   'delivery uncertain: the bridge stopped while this message was being sent, and it is not sent again to avoid a duplicate';
 
-export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
+type SendJob = JobOf<typeof JOB_SEND_TO_WECHAT>;
+
+export function createSendToWeChatHandler(deps: SendToWeChatDeps): JobHandlerOf<typeof JOB_SEND_TO_WECHAT> {
   const now = deps.now ?? Date.now;
   const giveUpAfterMs = deps.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
   const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
@@ -151,8 +153,8 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
   }
 
   /** `openid` and `accountId`: the recipient, once resolved (the status names it and shows its window). */
-  async function report(job: Job, outcome: SendOutcome, openid?: string, accountId = DEFAULT_ACCOUNT_ID): Promise<void> {
-    const payload = job.payload as OutboundEventPayload;
+  async function report(job: SendJob, outcome: SendOutcome, openid?: string, accountId = DEFAULT_ACCOUNT_ID): Promise<void> {
+    const { payload } = job;
     const withWindow: SendOutcome = { ...outcome, ...(await replyWindowNow(payload, openid, accountId)) };
     const shown: SendOutcome = withWindow.status === 'failed' ? { ...withWindow, errorMessage: scrub(withWindow.errorMessage) } : withWindow;
     const [result] = await store.enqueue([statusJob(payload, shown, openid)]);
@@ -172,18 +174,18 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
    * `report`, again and again until the store takes it. Once WeChat accepted a message, giving up
    * here would let the next run find the "sending" marker and call a delivered message uncertain.
    */
-  async function reportUntilRecorded(job: Job, outcome: SendOutcome, openid?: string, accountId?: string): Promise<void> {
+  async function reportUntilRecorded(job: SendJob, outcome: SendOutcome, openid?: string, accountId?: string): Promise<void> {
     await untilStored(job, () => report(job, outcome, openid, accountId), 'WeChat accepted the message but its status could not be stored; retrying');
   }
 
   /** A store write that must happen once WeChat accepted a message: tried again and again until it does. */
-  async function untilStored(job: Job, write: () => Promise<void>, warning: string): Promise<void> {
+  async function untilStored(job: SendJob, write: () => Promise<void>, warning: string): Promise<void> {
     for (let failures = 0; ; failures += 1) {
       try {
         return await write();
       } catch (error) {
         const delayMs = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_FIRST_MS * 2 ** Math.min(failures, 16));
-        const { conversationId, eventId } = job.payload as OutboundEventPayload;
+        const { conversationId, eventId } = job.payload;
         logger.warn({ conversationId, eventId, err: error, retryInMs: delayMs }, warning);
         await sleep(delayMs);
       }
@@ -191,11 +193,11 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps) {
   }
 
   /** Whether the worker's deadline comes before it could run the job again (plus a minute of slack for clock reads). */
-  const givesUpBeforeNextRun = (job: Job, error: RetryableError): boolean =>
+  const givesUpBeforeNextRun = (job: SendJob, error: RetryableError): boolean =>
     now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000 > job.createdAt + giveUpAfterMs;
 
-  return async function sendToWeChat(job: Job): Promise<void> {
-    const payload = job.payload as OutboundEventPayload;
+  return async function sendToWeChat(job) {
+    const { payload } = job;
     // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
     const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
 

@@ -12,11 +12,10 @@
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
 import { InvalidInputError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { Job } from '../../store/store';
 import type { WeChatApiClient } from '../../wechat/api-client';
 import { buildTypingBody, type TypingCommand } from '../../wechat/custom-message';
 import { recipientFromBody, type RecipientResolver } from './recipient';
-import type { OutboundEventPayload } from '../ports';
+import type { JOB_SEND_TYPING_TO_WECHAT, JobHandlerOf } from '../jobs';
 
 export interface SendTypingToWeChatDeps {
   weChat: Pick<WeChatApiClient, 'sendTyping'>;
@@ -29,9 +28,8 @@ export interface SendTypingToWeChatDeps {
   isPassive?: (user: string) => Promise<boolean>;
 }
 
-export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps) {
-  return async function sendTypingToWeChat(job: Job): Promise<void> {
-    const payload = job.payload as OutboundEventPayload;
+export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps): JobHandlerOf<typeof JOB_SEND_TYPING_TO_WECHAT> {
+  return async function sendTypingToWeChat({ payload }) {
     const context = { conversationId: payload.conversationId, eventId: payload.eventId };
 
     let request: Record<string, unknown>;

@@ -2,8 +2,8 @@
  * The outcome of an outbound event, posted back to its conversation as a `custom:wechat:status`
  * event (a `deliver-to-vonage` job). Pure: values in, values out.
  */
-import type { NewJob } from '../../store/store';
-import { JOB_DELIVER_TO_VONAGE, WECHAT_STATUS_EVENT, type DeliverToVonagePayload, type OutboundEventPayload, type WeChatStatusBody } from '../ports';
+import { WECHAT_STATUS_EVENT, type WeChatStatusBody } from '../custom-events';
+import { JOB_DELIVER_TO_VONAGE, newJob, type DeliverToVonagePayload, type NewJobOf, type OutboundEventPayload } from '../jobs';
 import { outboundRecipient } from './recipient';
 
 /** One status per outbound event, however often its job runs. */
@@ -38,7 +38,7 @@ export function statusJob(
   outcome: SendOutcome,
   recipient?: string,
   dedupKey = statusDedupKey(payload.conversationId, payload.eventId),
-): NewJob {
+): NewJobOf<typeof JOB_DELIVER_TO_VONAGE> {
   // Per-user mode: the event may omit `to`, the recipient is the conversation's own user.
   const to = recipient ?? outboundRecipient(payload.body);
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
@@ -53,12 +53,11 @@ export function statusJob(
     conversationId: payload.conversationId,
     event: { type: WECHAT_STATUS_EVENT, body },
   };
-  return {
-    kind: JOB_DELIVER_TO_VONAGE,
+  return newJob(JOB_DELIVER_TO_VONAGE, {
     orderKey: to !== undefined ? `wechat-status:${to}` : `conversation-status:${payload.conversationId}`,
     payload: deliver,
     dedupKey,
-  };
+  });
 }
 
 function clip(text: string): string {

@@ -11,13 +11,12 @@
  */
 import { RetryableError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { Job, NewJob, Store } from '../../store/store';
+import type { Store } from '../../store/store';
 import type { WeChatMessage } from '../../wechat/message';
 import { weChatDedupKey } from '../../wechat/message';
-import { statusJob, templateResultDedupKey, type SendOutcome } from './status';
 import { DEFAULT_ACCOUNT_ID } from '../../accounts';
-
-export const JOB_REPORT_TEMPLATE_RESULT = 'report-template-result';
+import { JOB_REPORT_TEMPLATE_RESULT, newJob, type JobHandlerOf, type NewJobOf, type TemplateResultPayload } from '../jobs';
+import { statusJob, templateResultDedupKey, type SendOutcome } from './status';
 
 /** How long a msgid is remembered: WeChat's result push comes within seconds or minutes. */
 export const TEMPLATE_REF_TTL_MS = 3 * 24 * 60 * 60 * 1000;
@@ -41,19 +40,11 @@ export interface TemplateSendRef {
 
 export const templateSendKey = (account: string, msgId: string): string => `wechat-template:${account}:${msgId}`;
 
-export interface TemplateResultPayload {
-  account: string;
-  msgId: string;
-  /** WeChat's Status text, as pushed. */
-  result: string;
-  openid: string;
-}
-
 const isTemplateResult = (message: WeChatMessage): boolean =>
   message.msgType === 'event' && (message.event ?? '').toUpperCase() === 'TEMPLATESENDJOBFINISH';
 
 /** The job for a TEMPLATESENDJOBFINISH push, or undefined for any other message. */
-export function templateResultJob(message: WeChatMessage, receivedAt: number, accountId = DEFAULT_ACCOUNT_ID): NewJob | undefined {
+export function templateResultJob(message: WeChatMessage, receivedAt: number, accountId = DEFAULT_ACCOUNT_ID): NewJobOf<typeof JOB_REPORT_TEMPLATE_RESULT> | undefined {
   if (!isTemplateResult(message) || message.msgId === undefined) return undefined;
   const payload: TemplateResultPayload = {
     account: accountId,
@@ -62,13 +53,12 @@ export function templateResultJob(message: WeChatMessage, receivedAt: number, ac
     openid: message.fromUserName,
   };
   // A queue of its own: a result waiting for its send to be recorded never holds up the user's statuses.
-  return {
-    kind: JOB_REPORT_TEMPLATE_RESULT,
+  return newJob(JOB_REPORT_TEMPLATE_RESULT, {
     orderKey: `wechat-template-result:${message.fromUserName}`,
     payload,
     dedupKey: weChatDedupKey(message),
     runAt: receivedAt + FIRST_LOOKUP_DELAY_MS,
-  };
+  });
 }
 
 /**
@@ -88,10 +78,10 @@ export function createReportTemplateResultHandler(deps: {
   store: Pick<Store, 'enqueue' | 'recallValue'>;
   logger: Logger;
   now?: () => number;
-}) {
+}): JobHandlerOf<typeof JOB_REPORT_TEMPLATE_RESULT> {
   const now = deps.now ?? Date.now;
-  return async function reportTemplateResult(job: Job): Promise<void> {
-    const payload = job.payload as TemplateResultPayload;
+  return async function reportTemplateResult(job) {
+    const { payload } = job;
     const ref = (await deps.store.recallValue(templateSendKey(payload.account, payload.msgId))) as TemplateSendRef | undefined;
     if (ref === undefined) {
       if (now() < job.createdAt + EARLY_PUSH_GRACE_MS) {

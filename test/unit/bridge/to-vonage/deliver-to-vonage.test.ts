@@ -4,8 +4,7 @@
  */
 import { createDeliverToVonageHandler, reconcileMarkName } from '../../../../src/bridge/to-vonage/deliver-to-vonage';
 import { SqliteStore } from '../../../../src/store/sqlite-store';
-import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from '../../../../src/bridge/ports';
-import type { Job } from '../../../../src/store/store';
+import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload, type JobOf } from '../../../../src/bridge/jobs';
 import { createVonageClient } from '../../../../src/vonage/client';
 import { createApplicationTokenSource } from '../../../../src/vonage/jwt';
 import { startFakeVonage, type FakeVonage } from '../../../support/fake-vonage';
@@ -29,7 +28,7 @@ describe('deliver-to-vonage', () => {
   });
   afterEach(() => vonage.close());
 
-  const job = (attempts: number, body: Record<string, unknown>): Job => ({
+  const job = (attempts: number, body: Record<string, unknown>): JobOf<typeof JOB_DELIVER_TO_VONAGE> => ({
     id: '1',
     kind: JOB_DELIVER_TO_VONAGE,
     orderKey: 'wechat:o1',

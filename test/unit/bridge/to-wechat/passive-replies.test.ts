@@ -2,7 +2,8 @@
  * The passive-reply mailbox against a real store: order, one taker per reply, idempotent deposits,
  * putting back, expiry with exactly one status, the auto-mode switch.
  */
-import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from '../../../../src/bridge/to-wechat/passive-replies';
+import { jobOf, JOB_EXPIRE_PASSIVE_REPLY } from '../../../../src/bridge/jobs';
+import { createPassiveReplies } from '../../../../src/bridge/to-wechat/passive-replies';
 import { createLogger } from '../../../../src/logger';
 import { SqliteStore } from '../../../../src/store/sqlite-store';
 import type { Job } from '../../../../src/store/store';
@@ -79,7 +80,7 @@ describe('the passive reply mailbox', () => {
     clock.now += 61_000;
     const expiries: Job[] = await store.claim({ limit: 10, leaseMs: 60_000, kinds: [JOB_EXPIRE_PASSIVE_REPLY] });
     expect(expiries).toHaveLength(2);
-    for (const job of expiries) await replies.expire(job);
+    for (const job of expiries) await replies.expire(jobOf(JOB_EXPIRE_PASSIVE_REPLY, job));
     const bodies = await statuses();
     expect(bodies).toHaveLength(2);
     expect(bodies.find((b) => b.ref_event_id === '1')).toMatchObject({ status: 'delivered', via: 'passive' });

@@ -3,13 +3,14 @@
  * requests. "Crashes" are simulated the way they happen: a run that never finishes (or whose
  * status write fails), then the job claimed again once its lease has expired.
  */
+import { jobOf, JOB_SEND_TO_WECHAT, type JobHandlerOf, type JobOf } from '../../../../src/bridge/jobs';
 import { planOutbound } from '../../../../src/bridge/to-wechat/plan-outbound';
 import { createPassiveReplies } from '../../../../src/bridge/to-wechat/passive-replies';
 import { createSendToWeChatHandler } from '../../../../src/bridge/to-wechat/send-to-wechat';
 import { RetryableError } from '../../../../src/errors';
 import { createLogger } from '../../../../src/logger';
 import { SqliteStore } from '../../../../src/store/sqlite-store';
-import type { Job, Store } from '../../../../src/store/store';
+import type { Store } from '../../../../src/store/store';
 import { parseRtcEvent } from '../../../../src/vonage/webhook';
 import { UncertainDeliveryError, WeChatApiError } from '../../../../src/wechat/api-client';
 
@@ -27,9 +28,9 @@ interface Setup {
   tokenBehaviours: Array<() => Promise<void>>;
   /** Each wait between tries to store a delivered status. */
   recordRetryDelays: number[];
-  handler: (job: Job) => Promise<void>;
+  handler: JobHandlerOf<typeof JOB_SEND_TO_WECHAT>;
   /** Claims the send job (after moving the clock past any lease). */
-  claimSend(): Promise<Job>;
+  claimSend(): Promise<JobOf<typeof JOB_SEND_TO_WECHAT>>;
   /** The status bodies stored so far. */
   statuses(): Promise<Array<Record<string, unknown>>>;
 }
@@ -78,7 +79,7 @@ function setup(
       clock.now += LEASE_MS + 1;
       const [job] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
       if (!job) throw new Error('no send job to claim');
-      return job;
+      return jobOf(JOB_SEND_TO_WECHAT, job);
     },
     async statuses() {
       const jobs = await store.claim({ limit: 100, leaseMs: DAY_MS * 10, kinds: ['deliver-to-vonage'] });
@@ -327,7 +328,7 @@ describe('send-to-wechat with media by URL', () => {
       maxRetryDelayMs: 300_000,
       media: { prepare },
     });
-    const claim = async () => (await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] }))[0]!;
+    const claim = async () => jobOf(JOB_SEND_TO_WECHAT, (await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] }))[0]!);
     const statuses = async () =>
       (await store.claim({ limit: 100, leaseMs: DAY_MS, kinds: ['deliver-to-vonage'] })).map((j) => (j.payload as { event: { body: Record<string, unknown> } }).event.body);
     return { clock, store, sent, handler, claim, statuses };
@@ -353,7 +354,7 @@ describe('send-to-wechat with media by URL', () => {
     // Near the give-up deadline it ends with a status instead.
     s.clock.now += DAY_MS - 60_000;
     const late = await s.store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
-    await s.handler(late[0]!);
+    await s.handler(jobOf(JOB_SEND_TO_WECHAT, late[0]!));
     expect(await s.statuses()).toEqual([expect.objectContaining({ status: 'failed', error_code: 'retries_exhausted' })]);
     await s.store.close();
   });
@@ -402,10 +403,10 @@ describe('send-to-wechat in auto reply mode', () => {
     await enqueueOutbound(store, { to: 'oUser', content: 'queued' });
     clock.now += 1;
     const [first] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
-    await expect(handler(first!)).rejects.toThrow('database is locked');
+    await expect(handler(jobOf(JOB_SEND_TO_WECHAT, first!))).rejects.toThrow('database is locked');
     await store.retry(first!, clock.now, 'database is locked');
     const [again] = await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] });
-    await handler(again!);
+    await handler(jobOf(JOB_SEND_TO_WECHAT, again!));
 
     expect(calls).toBe(1);
     expect((await passive.take('oUser'))?.outbound.body).toMatchObject({ content: 'queued' });

@@ -1,11 +1,11 @@
 import { createSendTypingToWeChatHandler } from '../../../../src/bridge/to-wechat/send-typing-to-wechat';
 import { RetryableError } from '../../../../src/errors';
-import type { Job } from '../../../../src/store/store';
+import type { JobOf } from '../../../../src/bridge/jobs';
 import { createLogger } from '../../../../src/logger';
 import { WeChatApiError } from '../../../../src/wechat/api-client';
 import { captureLogs } from '../../../support/bridge-harness';
 
-const job = (body: Record<string, unknown>): Job => ({
+const job = (body: Record<string, unknown>): JobOf<'send-typing-to-wechat'> => ({
   id: '1',
   kind: 'send-typing-to-wechat',
   orderKey: 'wechat:oUser',

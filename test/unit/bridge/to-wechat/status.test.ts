@@ -1,4 +1,4 @@
-import type { OutboundEventPayload } from '../../../../src/bridge/ports';
+import type { OutboundEventPayload } from '../../../../src/bridge/jobs';
 import { statusJob } from '../../../../src/bridge/to-wechat/status';
 
 const CONV = 'CON-63f61863-4a51-4f6b-86e1-46edebio0391';

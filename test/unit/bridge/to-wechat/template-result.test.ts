@@ -1,10 +1,10 @@
 /** The `report-template-result` job over a real SQLite store in memory. */
 import { RetryableError } from '../../../../src/errors';
 import { createLogger } from '../../../../src/logger';
-import { createReportTemplateResultHandler, templateResultJob, templateSendKey, type TemplateResultPayload } from '../../../../src/bridge/to-wechat/template-result';
+import type { JobOf, TemplateResultPayload } from '../../../../src/bridge/jobs';
+import { createReportTemplateResultHandler, templateResultJob, templateSendKey } from '../../../../src/bridge/to-wechat/template-result';
 import { readWeChatMessage } from '../../../../src/wechat/message';
 import { SqliteStore } from '../../../../src/store/sqlite-store';
-import type { Job } from '../../../../src/store/store';
 
 const T = Date.UTC(2026, 11, 2, 12, 0, 0);
 
@@ -29,7 +29,7 @@ describe('templateResultJob', () => {
 describe('report-template-result', () => {
   let store: SqliteStore;
   let now = T;
-  const job = (payload: TemplateResultPayload, createdAt = T): Job => ({
+  const job = (payload: TemplateResultPayload, createdAt = T): JobOf<'report-template-result'> => ({
     id: '1', kind: 'report-template-result', orderKey: 'wechat-status:oA', payload, attempts: 0, createdAt, lastError: undefined, leaseToken: 't', interrupted: false,
   });
   const statuses = async () => (await store.claim({ limit: 10, leaseMs: 1_000 })).map((claimed) => claimed.payload);

@@ -28,7 +28,7 @@ import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
 import { observeJobOutcome } from './bridge/job-metrics';
-import { DEFAULT_BACKOFF } from './queue/backoff';
+import { DEFAULT_RETRY_POLICY } from './queue/retry-policy';
 import { JobWorker } from './queue/worker';
 import { openStore } from './store/open-store';
 import type { Store } from './store/store';
@@ -47,8 +47,8 @@ const WORKER_CONCURRENCY = 32;
 /** Requests in flight get this long to be answered at a stop (a webhook's answer is due within 5 s anyway). */
 const STOP_GRACE_MS = 5_000;
 
-/** A job still failing this long after it was stored is given up (the outbound handler reports it). */
-const GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000;
+/** One retry policy: the worker retries and gives up by it, and the outbound handler reports a send it would give up. */
+const RETRY_POLICY = DEFAULT_RETRY_POLICY;
 
 export interface RunningBridge {
   server: Server;
@@ -151,8 +151,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
-    giveUpAfterMs: GIVE_UP_AFTER_MS,
-    backoff: DEFAULT_BACKOFF,
+    ...RETRY_POLICY,
     concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
@@ -166,8 +165,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         logger: logger.child({ component: 'send-to-wechat' }),
         scrub,
         // The handler reports "failed" itself before the worker would give up silently.
-        giveUpAfterMs: GIVE_UP_AFTER_MS,
-        maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
+        retryPolicy: RETRY_POLICY,
         metrics,
         recipientOf: relay.recipientOf,
         media: relay.outboundMediaOf(firstAccountId),

@@ -44,6 +44,7 @@ import {
   TEMPLATE_MSG_TYPE,
   type NotificationKind,
 } from '../../wechat/template-message';
+import { DEFAULT_RETRY_POLICY, givesUpBeforeNextRun, giveUpAt, type RetryPolicy } from '../../queue/retry-policy';
 import { statusJob, type SendOutcome, type StatusDetails } from './status';
 import type { ReplyWindowTracker } from '../reply-window';
 import { templateSendKey, TEMPLATE_REF_TTL_MS, type TemplateSendRef } from './template-result';
@@ -72,10 +73,8 @@ export interface SendToWeChatDeps {
   replyWindows?: ReplyWindowTracker;
   logger: Logger;
   now?: () => number;
-  /** Must equal the worker's give-up time. Default 24 h. */
-  giveUpAfterMs?: number;
-  /** The longest backoff the worker waits between two runs. Default 5 min. */
-  maxRetryDelayMs?: number;
+  /** The worker's retry policy: a send the worker would give up on ends with a `failed` status instead. Default DEFAULT_RETRY_POLICY. */
+  retryPolicy?: RetryPolicy;
   /** Counts each outcome (delivered, or failed with its code). */
   metrics?: Pick<BridgeMetrics, 'delivered' | 'failed'> & Partial<Pick<BridgeMetrics, 'accountMessage'>>;
   /** Who the event is for: `body.to` (default, fixed mode) or the conversation's user (per-user mode). */
@@ -116,8 +115,7 @@ type SendJob = JobOf<typeof JOB_SEND_TO_WECHAT>;
 
 export function createSendToWeChatHandler(deps: SendToWeChatDeps): JobHandlerOf<typeof JOB_SEND_TO_WECHAT> {
   const now = deps.now ?? Date.now;
-  const giveUpAfterMs = deps.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
-  const maxRetryDelayMs = deps.maxRetryDelayMs ?? 300_000;
+  const retryPolicy = deps.retryPolicy ?? DEFAULT_RETRY_POLICY;
   const { store, logger } = deps;
   const scrub = deps.scrub ?? ((text: string) => scrubSecrets(text));
   const sleep = deps.sleep ?? ((ms: number) => delay(ms));
@@ -192,14 +190,14 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps): JobHandlerOf<
     }
   }
 
-  /** Whether the worker's deadline comes before it could run the job again (plus a minute of slack for clock reads). */
-  const givesUpBeforeNextRun = (job: SendJob, error: RetryableError): boolean =>
-    now() + Math.max(error.retryAfterMs ?? 0, maxRetryDelayMs) + 60_000 > job.createdAt + giveUpAfterMs;
+  /** Whether the worker's deadline may come before it could run the job again. */
+  const outlivesRetries = (job: SendJob, error: RetryableError): boolean =>
+    givesUpBeforeNextRun(job.createdAt, error.retryAfterMs, now(), retryPolicy);
 
   return async function sendToWeChat(job) {
     const { payload } = job;
-    // Markers outlive the job: it is dead-lettered by the worker at the latest createdAt + giveUp.
-    const markerExpiresAt = job.createdAt + giveUpAfterMs + 60 * 60 * 1000;
+    // Markers outlive the job: it is dead-lettered by the worker at the latest at its give-up time.
+    const markerExpiresAt = giveUpAt(job.createdAt, retryPolicy) + 60 * 60 * 1000;
 
     // First, so that every status names the user it is about, even in per-user mode.
     const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
@@ -244,7 +242,7 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps): JobHandlerOf<
       const endsHere =
         error instanceof InvalidInputError ||
         error instanceof PermanentError ||
-        (error instanceof RetryableError && givesUpBeforeNextRun(job, error));
+        (error instanceof RetryableError && outlivesRetries(job, error));
       if (!endsHere) throw error;
       await report(job, failureOf(error, logger, payload, job.attempts), to, account);
       return;
@@ -320,12 +318,8 @@ export function createSendToWeChatHandler(deps: SendToWeChatDeps): JobHandlerOf<
       }
       if (error instanceof RetryableError) {
         // Nothing reached WeChat (or WeChat said so): safe to try again, unless time is up.
-        if (givesUpBeforeNextRun(job, error)) {
-          await report(job, {
-            status: 'failed',
-            errorCode: STATUS_CODES.retriesExhausted,
-            errorMessage: `gave up after ${job.attempts + 1} attempts: ${error.message}`,
-          }, to, account);
+        if (outlivesRetries(job, error)) {
+          await report(job, failureOf(error, logger, payload, job.attempts), to, account);
           return;
         }
         if (markedSending) await store.markSeen(attemptKey(payload, job.attempts, 'not-sent'), markerExpiresAt);

@@ -59,8 +59,7 @@ function setup(
     store: options.storeFor ? options.storeFor(store) : store,
     logger: createLogger({ level: 'silent' }),
     now: () => clock.now,
-    giveUpAfterMs: DAY_MS,
-    maxRetryDelayMs: 300_000,
+    retryPolicy: { giveUpAfterMs: DAY_MS, backoff: { baseMs: 1_000, maxMs: 300_000 } },
     sleep: async (ms) => {
       recordRetryDelays.push(ms);
       await options.sleep?.(ms);
@@ -324,8 +323,7 @@ describe('send-to-wechat with media by URL', () => {
       store,
       logger: createLogger({ level: 'silent' }),
       now: () => clock.now,
-      giveUpAfterMs: DAY_MS,
-      maxRetryDelayMs: 300_000,
+      retryPolicy: { giveUpAfterMs: DAY_MS, backoff: { baseMs: 1_000, maxMs: 300_000 } },
       media: { prepare },
     });
     const claim = async () => jobOf(JOB_SEND_TO_WECHAT, (await store.claim({ limit: 1, leaseMs: LEASE_MS, kinds: ['send-to-wechat'] }))[0]!);

@@ -1,4 +1,6 @@
-import { backoffCeilingMs, backoffDelayMs, DEFAULT_BACKOFF } from '../../../src/queue/backoff';
+import { backoffCeilingMs, backoffDelayMs, DEFAULT_RETRY_POLICY, givesUpBeforeNextRun, giveUpAt, retryDelayMs } from '../../../src/queue/retry-policy';
+
+const DEFAULT_BACKOFF = DEFAULT_RETRY_POLICY.backoff;
 
 describe('backoff with full jitter', () => {
   test('the ceiling doubles from the base per retry and stops at the cap', () => {
@@ -38,5 +40,32 @@ describe('backoff with full jitter', () => {
     // A misbehaving source is clamped rather than trusted.
     expect(backoffDelayMs(1, DEFAULT_BACKOFF, () => -1)).toBe(0);
     expect(backoffDelayMs(1, DEFAULT_BACKOFF, () => 7)).toBe(1_000);
+  });
+});
+
+describe('the retry policy', () => {
+  const HOUR = 60 * 60 * 1000;
+
+  test('by default: 1 s doubling to 5 min, given up a day after the job was stored', () => {
+    expect(DEFAULT_RETRY_POLICY).toEqual({ giveUpAfterMs: 24 * HOUR, backoff: { baseMs: 1_000, maxMs: 300_000 } });
+    expect(giveUpAt(1_000, DEFAULT_RETRY_POLICY)).toBe(1_000 + 24 * HOUR);
+  });
+
+  test('a retry never comes sooner than the remote asked, nor sooner than its backoff', () => {
+    expect(retryDelayMs(3, undefined, DEFAULT_BACKOFF, () => 0.5)).toBe(2_000);
+    expect(retryDelayMs(3, 60_000, DEFAULT_BACKOFF, () => 0.5)).toBe(60_000);
+    expect(retryDelayMs(3, 10, DEFAULT_BACKOFF, () => 0.5)).toBe(2_000);
+  });
+
+  test('a job may be given up before its next run when the longest wait (the cap or Retry-After) and a minute pass the deadline', () => {
+    const createdAt = 0;
+    const deadline = 24 * HOUR;
+    const cap = DEFAULT_BACKOFF.maxMs;
+    expect(givesUpBeforeNextRun(createdAt, undefined, deadline - cap - 60_000, DEFAULT_RETRY_POLICY)).toBe(false);
+    expect(givesUpBeforeNextRun(createdAt, undefined, deadline - cap - 60_000 + 1, DEFAULT_RETRY_POLICY)).toBe(true);
+    expect(givesUpBeforeNextRun(createdAt, HOUR, deadline - HOUR - 60_000, DEFAULT_RETRY_POLICY)).toBe(false);
+    expect(givesUpBeforeNextRun(createdAt, HOUR, deadline - HOUR - 60_000 + 1, DEFAULT_RETRY_POLICY)).toBe(true);
+    // A Retry-After shorter than the cap changes nothing.
+    expect(givesUpBeforeNextRun(createdAt, 10, deadline - cap - 60_000 + 1, DEFAULT_RETRY_POLICY)).toBe(true);
   });
 });

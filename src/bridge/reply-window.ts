@@ -3,8 +3,7 @@
  * and how many are left.
  *
  * WeChat lets an account answer a user through the customer-service API only after the user did
- * something, for a while and a number of messages (developers.weixin.qq.com, 客服消息 "发送客服消息"
- * and reference/wechat.md §5):
+ * something, for a while and a number of messages:
  * - the user sent a message: 5 messages within 48 hours (older docs allowed more; configurable);
  * - the user followed the account, scanned a QR code or clicked a menu item of the kinds that push an
  *   event (click, scancode_push, scancode_waitmsg): 3 messages within 1 minute.

@@ -54,7 +54,7 @@ const MP3: Format = {
 };
 const MP4: Format = { contentType: 'video/mp4', extension: 'mp4', declared: ['video/mp4'], matches: (h) => startsWith(h, 'ftyp', 4) };
 
-/** WeChat's temporary media limits per upload type (reference/wechat.md §5). */
+/** WeChat's temporary media limits per upload type. */
 export const OUTBOUND_MEDIA_RULES: Readonly<Record<OutboundMediaType, { maxBytes: number; formats: readonly Format[]; describe: string }>> = {
   image: { maxBytes: 10 * 1024 * 1024, formats: [PNG, JPEG, GIF], describe: 'PNG, JPEG or GIF, at most 10 MB' },
   voice: { maxBytes: 2 * 1024 * 1024, formats: [AMR, MP3], describe: 'AMR or MP3, at most 2 MB' },

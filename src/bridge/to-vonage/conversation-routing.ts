@@ -34,7 +34,7 @@ import type { WeChatUserRoute } from '../jobs';
 import type { ConversationDirectory } from '../ports';
 
 /**
- * Vonage's limits on what the bridge names (Conversation API v1 reference: conversation and user
+ * Vonage's limits on what the bridge names (Conversation API v1: conversation and user
  * `name` at most 100 characters, `display_name` at most 50). WeChat's openids are 28 characters and
  * original ids 15, but the bridge accepts ids up to MAX_WECHAT_ID_LENGTH, so every name is fitted.
  */

@@ -34,7 +34,7 @@ import { wasSeen, type NewJob, type Store } from '../../store/store';
 import { JOB_EXPIRE_PASSIVE_REPLY, newJob, type JobOf, type OutboundEventPayload, type PassiveReplyExpiryPayload } from '../jobs';
 import { statusJob, type SendOutcome } from './status';
 
-/** custom/send's answer for an account without the customer-service API (wechat.md §5). */
+/** custom/send's answer for an account without the customer-service API. */
 export const API_UNAUTHORIZED_ERRCODE = '48001';
 
 export const PASSIVE_STATUS_CODES = { expired: 'expired', uncertain: 'uncertain' } as const;

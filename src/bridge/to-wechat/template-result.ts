@@ -4,8 +4,7 @@
  * `template/send` answers as soon as WeChat queued the message (the first status, `delivered` with
  * WeChat's msgid); WeChat then pushes an event with the same MsgID and the result in `Status`:
  * `success`, `failed:user block` (the user refused template messages from the account) or
- * `failed: system failed` (developers.weixin.qq.com, 模板消息 "事件推送"; wechatpy events.py
- * TemplateSendJobFinishEvent). The send remembers which outbound event each msgid belongs to
+ * `failed: system failed`. The send remembers which outbound event each msgid belongs to
  * (`templateSendKey`), and the `report-template-result` job turns the push into a status for that
  * event, once (its own dedup key per outbound event).
  */

@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { inboundJobs } from '../src/bridge/accept-inbound';
+import { inboundJobs } from '../src/bridge/to-vonage/inbound-jobs';
 import { SqliteStore } from '../src/store/sqlite/store';
 import type { NewJob } from '../src/store/store';
 import { readWeChatMessage } from '../src/wechat/message';

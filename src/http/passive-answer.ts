@@ -16,7 +16,7 @@
  */
 import type { Request, Response } from 'express';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
-import type { PassiveReplies, PassiveReply } from '../bridge/passive-replies';
+import type { PassiveReplies, PassiveReply } from '../bridge/to-wechat/passive-replies';
 import type { Logger } from '../logger';
 import type { SeenKeys } from '../store/store';
 import { buildEncryptedReplyXml } from '../wechat/crypto';

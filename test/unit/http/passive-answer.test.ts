@@ -4,7 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { createPassiveReplies } from '../../../src/bridge/passive-replies';
+import { createPassiveReplies } from '../../../src/bridge/to-wechat/passive-replies';
 import { createPassiveAnswerer } from '../../../src/http/passive-answer';
 import { createLogger } from '../../../src/logger';
 import { SqliteStore } from '../../../src/store/sqlite/store';

@@ -3,7 +3,7 @@
  * buys passive replies: a push held on one instance wakes as soon as another stores the reply,
  * without waiting for its next look at the store.
  */
-import { createPassiveReplies } from '../../../../src/bridge/passive-replies';
+import { createPassiveReplies } from '../../../../src/bridge/to-wechat/passive-replies';
 import { createLogger } from '../../../../src/logger';
 import { openPostgresSignal } from '../../../../src/store/postgres/signal';
 import { PostgresStore } from '../../../../src/store/postgres/store';

@@ -22,7 +22,8 @@
  * nothing: its mark says so, and its retry posts without searching. Otherwise a backlog left by an
  * outage would drain in quadratic time: every job of it would list all the events its predecessors
  * posted since the outage began.
- * Without a mark (the process died mid-request, or no store for marks) the retry falls back to paging
+ * Without a mark (the process died mid-request, or no store for marks), or with a "nothing posted" mark
+ * on a run after an interrupted one (which may have posted), the retry falls back to paging
  * back from the newest event to the job's creation, at most `RECONCILE_MAX_PAGES` pages; a busier
  * conversation is not searched to the end, and the job then posts, accepting a possible duplicate
  * over a lost message.
@@ -151,7 +152,10 @@ export function createDeliverToVonageHandler(deps: DeliverToVonageDeps): JobHand
 
   return async function deliverToVonage(job) {
     const { conversationId, event } = await target(job.payload);
-    const mark = job.attempts > 0 ? await readMark(job.id) : undefined;
+    // A "nothing posted" mark speaks for the attempts that ended in a recorded refusal. An interrupted
+    // run (the process died mid-attempt) may have posted after it: then search as if there were no mark.
+    const stored = job.attempts > 0 ? await readMark(job.id) : undefined;
+    const mark = stored === NOTHING_POSTED_MARK && job.interrupted ? undefined : stored;
     if (typeof mark === 'number') {
       if (await postedAfter(conversationId, event, mark)) return;
     } else if (mark === undefined && job.attempts > 0 && (await alreadyPosted(conversationId, event, job.createdAt))) {

@@ -137,5 +137,17 @@ describe('deliver-to-vonage', () => {
       await handler({ ...mine, attempts: 2 });
       expect(vonage.events.filter((e) => e.body.msg_id === 'refused-then-lost')).toHaveLength(1);
     });
+
+    test('a refused attempt, then one that posted before the process died: the interrupted run finds the event and does not post it twice', async () => {
+      const mine = job(0, { direction: 'inbound', msg_id: 'refused-then-crashed' });
+      vonage.script([{ delayMs: 0 }, { status: 503 }]);
+      await expect(handler(mine)).rejects.toThrow('503');
+      // The second attempt posts; the process dies before the worker records it (no failure, no mark).
+      await handler({ ...mine, attempts: 1 });
+      expect(vonage.events.filter((e) => e.body.msg_id === 'refused-then-crashed')).toHaveLength(1);
+      // The claim after the crash marks the run interrupted: the refusal's mark no longer tells the whole story.
+      await handler({ ...mine, attempts: 2, interrupted: true });
+      expect(vonage.events.filter((e) => e.body.msg_id === 'refused-then-crashed')).toHaveLength(1);
+    });
   });
 });

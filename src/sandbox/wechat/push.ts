@@ -9,7 +9,7 @@
  *   than `200` counts as no answer, and the next delivery starts 5 s after the previous one did.
  */
 import { randomInt } from 'node:crypto';
-import { platformEncrypt, platformSignature } from './wechat-crypto';
+import { platformEncrypt, platformSignature } from './crypto';
 
 export type PushMode = 'plain' | 'compatible' | 'safe';
 

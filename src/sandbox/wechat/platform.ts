@@ -17,12 +17,12 @@
  *   `{type, media_id, created_at}`; `GET /cgi-bin/media/get?media_id=` → the bytes (video: JSON
  *   `{video_url}`), `40007` JSON once unknown or older than 3 days.
  * - `POST /cgi-bin/message/template/send` and `/subscribe/bizsend`: template messages and subscription
- *   notifications with WeChat's rules and errors (wechat-notifications.ts); each send is followed by
+ *   notifications with WeChat's rules and errors (notifications.ts); each send is followed by
  *   a TEMPLATESENDJOBFINISH or subscribe_msg_sent_event push with its msgid.
  * - `GET /mmbiz/{id}`: the public picture URL (`PicUrl`) of a user's image, like mmbiz.qpic.cn.
  * - An unverified subscription account (`accountType`) has no customer-service API: custom/send and
  *   custom/typing answer 48001. The answer to a push is read as WeChat reads a passive reply
- *   (wechat-passive-reply.ts): a valid one reaches the user's chat, an invalid one shows the error.
+ *   (passive-reply.ts): a valid one reaches the user's chat, an invalid one shows the error.
  *
  * Time: the rules (48-hour window, token and media expiry) run on the platform's clock, `now()` plus
  * whatever `advanceClock` added, so a test or the console can "wait 49 hours" at once. Pushes keep
@@ -36,8 +36,8 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes, randomInt } from 'node:crypto';
-import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { actionHasMsgId, subscribePopupXml, subscribeSentXml, templateJobFinishXml, userActionXml, type UserAction } from './wechat-messages';
+import { createTrafficRecorder, type TrafficRecorder } from '../traffic';
+import { actionHasMsgId, subscribePopupXml, subscribeSentXml, templateJobFinishXml, userActionXml, type UserAction } from './messages';
 import {
   CLIENT_MSG_ID_TTL_MS,
   DEFAULT_TEMPLATES,
@@ -45,10 +45,10 @@ import {
   templateDataProblem,
   type EmulatedTemplate,
   type NotificationKind,
-} from './wechat-notifications';
-import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './wechat-push';
-import { aesKeyOf } from './wechat-crypto';
-import { PASSIVE_REPLY_ERROR, readPassiveReply, type ReadPassiveReply } from './wechat-passive-reply';
+} from './notifications';
+import { deliverPush, signPush, WECHAT_ANSWER_TIMEOUT_MS, type PushDelivery, type PushMode } from './push';
+import { aesKeyOf } from './crypto';
+import { PASSIVE_REPLY_ERROR, readPassiveReply, type ReadPassiveReply } from './passive-reply';
 
 export type InjectedResponse = { errcode: number; errmsg?: string } | { status: number } | { delayMs: number } | { reset: true };
 

@@ -10,11 +10,11 @@ import {
   MESSAGE_WINDOW_MS,
   startWeChatPlatform,
   type WeChatPlatform,
-} from '../../src/sandbox/wechat-platform';
-import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../src/sandbox/wechat-push';
+} from '../../../src/sandbox/wechat/platform';
+import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../../src/sandbox/wechat/push';
 import WXBizMsgCrypt from 'wechat-crypto';
-import { readWeChatMessage } from '../../src/wechat/message';
-import { parseWeChatXml } from '../../src/wechat/xml';
+import { readWeChatMessage } from '../../../src/wechat/message';
+import { parseWeChatXml } from '../../../src/wechat/xml';
 
 const APP_ID = 'wx0123456789abcdef';
 const APP_SECRET = 'platform-test-secret';

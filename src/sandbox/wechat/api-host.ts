@@ -2,7 +2,7 @@
  * One WeChat API host for several Official Accounts, as `api.weixin.qq.com` is: every account's
  * server calls the same host, and WeChat tells the accounts apart by credentials alone.
  *
- * Each account is its own platform emulator (wechat-platform.ts: its users, tokens, windows); this
+ * Each account is its own platform emulator (platform.ts: its users, tokens, windows); this
  * host forwards each request to the account it belongs to:
  *
  * - `stable_token` by the `appid` in its JSON body (an unknown AppID: errcode 40013 "invalid appid",
@@ -16,7 +16,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { WeChatPlatform } from './wechat-platform';
+import type { WeChatPlatform } from './platform';
 
 export interface WeChatApiHost {
   baseUrl: string;

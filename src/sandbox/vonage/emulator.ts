@@ -39,8 +39,8 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
-import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { deliverCallback, isDelivered, signCallback, type CallbackAttempt } from './vonage-dispatch';
+import { createTrafficRecorder, type TrafficRecorder } from '../traffic';
+import { deliverCallback, isDelivered, signCallback, type CallbackAttempt } from './callbacks';
 
 export interface RecordedEvent {
   conversationId: string;

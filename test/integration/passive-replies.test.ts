@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { RepliesConfig } from '../../src/config';
 import { userActionXml } from '../../src/sandbox/wechat/messages';
-import type { PushResult } from '../../src/sandbox/wechat/platform';
+import type { PushResult } from '../../src/sandbox/wechat/dispatch';
 import {
   startHarness,
   TEST_AES_KEY_TEXT,

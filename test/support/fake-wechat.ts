@@ -6,7 +6,7 @@
  */
 import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat/platform';
 
-export type { InjectedResponse, SentRequest } from '../../src/sandbox/wechat/platform';
+export type { InjectedResponse, SentRequest } from '../../src/sandbox/wechat/state';
 
 export type FakeWeChat = WeChatPlatform;
 

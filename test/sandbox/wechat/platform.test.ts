@@ -4,13 +4,8 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  FOLLOW_WINDOW_MS,
-  MEDIA_TTL_MS,
-  MESSAGE_WINDOW_MS,
-  startWeChatPlatform,
-  type WeChatPlatform,
-} from '../../../src/sandbox/wechat/platform';
+import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat/platform';
+import { FOLLOW_WINDOW_MS, MEDIA_TTL_MS, MESSAGE_WINDOW_MS } from '../../../src/sandbox/wechat/state';
 import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../../src/sandbox/wechat/push';
 import WXBizMsgCrypt from 'wechat-crypto';
 import { readWeChatMessage } from '../../../src/wechat/message';

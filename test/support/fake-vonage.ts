@@ -8,7 +8,8 @@
  */
 import { startVonageEmulator, type VonageEmulator } from '../../src/sandbox/vonage/emulator';
 
-export type { RecordedEvent, ScriptedResponse } from '../../src/sandbox/vonage/emulator';
+export type { ScriptedResponse } from '../../src/sandbox/vonage/routes';
+export type { RecordedEvent } from '../../src/sandbox/vonage/state';
 
 export type FakeVonage = VonageEmulator;
 

@@ -1,105 +1,25 @@
 /**
  * An emulator of the Vonage Conversation API (v1) for one application: a real HTTP server on
- * loopback with the documented paths, status codes and error bodies (vonage.md §2–4).
- *
- * - Every request needs `Authorization: Bearer` with an RS256 JWT from the application's private key:
- *   `application_id`, `iat`, `jti`, `exp` at most 24 h after `iat` (else 401
- *   `system:error:invalid-token` / `system:error:expired-token`). A token with `sub` is a Client SDK
- *   user token: `sub` must name a user, and the events it posts come from that user's member.
- * - `POST/GET /v1/conversations` (a duplicate `name` is 409 `conversation:error:duplicate-name`),
- *   `GET /v1/conversations/{id}`, `POST/GET /v1/users` (`?name=`), `GET /v1/users/{id}`,
- *   `POST/GET /v1/conversations/{id}/members` (a join adds a `member:joined` event),
- *   `POST/GET /v1/conversations/{id}/events` and `GET …/events/{event_id}`. Lists take `page_size`
- *   (1–100, default 10), `order` (`asc`/`desc`) and an opaque `cursor`, and answer `page_size`,
- *   `_embedded` (`{events|conversations|users|members: [...]}`) and
- *   `_links` (`first`, `self`, `next`, `prev`).
- * - Names: conversation and user `name` at most 100 characters, `display_name` at most 50,
- *   `image_url` an http(s) URL of at most 2048 (docs/emulator-limits.md lists every limit and its source).
- *   A user joined twice is 409 `conversation:error:member-already-joined`.
- * - Custom events: `type` matches `^custom:[\w\-:]+$` within 100 characters, `body` an object of at
- *   most 4096 bytes serialised (400 `http:error:validation-fail` / `conversation:error:invalid-event`),
- *   201 with `{id, type, from, body, timestamp, _links}`; ids are progressive integers per conversation.
- * - No trailing-slash normalisation (the real gateway stopped doing it in 2026): such paths are 404.
- * - Every event created in a conversation (the bridge's own included: Vonage echoes them) is
- *   dispatched to the RTC `event_url`, signed when a signature secret is set, in order per
- *   conversation, retried on 5xx, 429 and network failures.
+ * loopback serving the documented API (routes.ts) over an in-memory model of the application's
+ * conversations, users, members and events (state.ts), dispatching every event created (the
+ * bridge's own included: Vonage echoes them) to the RTC `event_url`, signed when a signature secret
+ * is set, in order per conversation, retried on 5xx, 429 and network failures (dispatch.ts). This
+ * module assembles the three and is the emulator's public face: `startVonageEmulator` and what it
+ * returns.
  *
  * `surface: 'events-only'` narrows it to what the bridge's own tests were written against: only
  * `POST` and `GET /{v1|beta}/conversations/{id}/events`, to any conversation id, never checking `from`.
- *
- * Tests steer failures with `script([...])`: one entry is consumed per incoming request, in arrival
- * order, before normal handling. `{status}` answers with that status (a Vonage-shaped error body unless
- * `body` is given); `{delayMs}` waits, then handles normally unless the client has gone away meanwhile
- * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket; `{loseAnswer: true}`
- * handles the request (an event is created) and then destroys the socket instead of answering.
- * `loseEventAnswers(n)` does the same to every n-th created event, for load tests;
+ * Tests steer failures with `script([...])` and `loseEventAnswers(n)` (routes.ts describes them);
  * `sendUnsignedCallbacks(n)` sends the next n callbacks' first attempt unsigned.
  */
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import jwt from 'jsonwebtoken';
+import type jwt from 'jsonwebtoken';
 import { createTrafficRecorder, type TrafficRecorder } from '../traffic';
-import { deliverCallback, isDelivered, signCallback, type CallbackAttempt } from './callbacks';
-
-export interface RecordedEvent {
-  conversationId: string;
-  /** Progressive per conversation, from 1. */
-  id: number;
-  type: string;
-  body: Record<string, unknown>;
-  from: string | undefined;
-  /** The verified claims of the bearer token that posted it. */
-  jwtClaims: jwt.JwtPayload;
-  /** Epoch ms. */
-  receivedAt: number;
-}
-
-export type ScriptedResponse =
-  | { status: number; retryAfter?: string; body?: unknown }
-  | { delayMs: number }
-  | { reset: true }
-  /** Handle the request normally (an event is created), then drop the connection instead of answering. */
-  | { loseAnswer: true };
-
-/** An event as the API returns it (`GET …/events`) and as it is pushed to listeners. */
-export interface EventView {
-  id: number;
-  type: string;
-  from?: string;
-  body: Record<string, unknown>;
-  timestamp: string;
-  _embedded?: { from_user: { id: string; name: string; display_name?: string }; from_member: { id: string } };
-  _links: { self: { href: string } };
-}
-
-export interface ConversationView {
-  id: string;
-  name: string;
-  display_name?: string;
-  image_url?: string;
-  state: 'ACTIVE';
-  sequence_number: number;
-  timestamp: { created: string };
-  properties?: Record<string, unknown>;
-  _links: { self: { href: string } };
-}
-
-export interface DispatchRecord {
-  conversationId: string;
-  eventId: number;
-  type: string;
-  /** The exact JSON body sent. */
-  rawBody: string;
-  attempts: CallbackAttempt[];
-  /** Authorization header of each attempt (to check signatures in tests). */
-  authorizations: Array<string | undefined>;
-  outcome: 'pending' | 'delivered' | 'failed';
-}
-
-export type VonageChange =
-  | { type: 'conversation'; conversation: ConversationView }
-  | { type: 'event'; conversationId: string; event: EventView };
+import { createDispatcher, type DispatchRecord } from './dispatch';
+import { createVonageRoutes, type ScriptedResponse } from './routes';
+import { VonageState, type ConversationView, type EventView, type RecordedEvent, type VonageChange } from './state';
 
 export interface VonageEmulator {
   /** e.g. `http://127.0.0.1:PORT/v1`. */
@@ -163,771 +83,35 @@ export interface VonageEmulatorOptions {
   callerOf?: (claims: jwt.JwtPayload) => string;
 }
 
-const VERSION_PREFIX = /^\/(v1|beta)(\/.*)$/;
-const CUSTOM_TYPE = /^custom:[\w\-:]+$/;
-const MAX_TYPE_CHARS = 100;
-const MAX_BODY_BYTES = 4096;
-// Conversation API v1 reference (developer.vonage.com/en/api/conversation): conversation and user
-// `name` at most 100 characters, `display_name` at most 50, `image_url` a URL of at most 2048.
-const MAX_NAME_CHARS = 100;
-const MAX_DISPLAY_NAME_CHARS = 50;
-const MAX_URL_CHARS = 2048;
-const MAX_REQUEST_BYTES = 1024 * 1024;
-const MAX_TOKEN_LIFETIME_SECONDS = 24 * 60 * 60;
-const DEFAULT_PAGE_SIZE = 10;
-const MAX_PAGE_SIZE = 100;
-
-const DEFAULT_ERRORS: Record<number, { code: string; title: string; detail: string }> = {
-  400: { code: 'http:error:validation-fail', title: 'Bad request.', detail: 'Input validation failure.' },
-  401: { code: 'system:error:invalid-token', title: 'Unauthorized.', detail: 'You did not provide a valid token. Please provide a valid token.' },
-  403: { code: 'system:error:forbidden', title: 'Forbidden.', detail: 'You do not have permission to access this resource.' },
-  404: { code: 'conversation:error:not-found', title: 'Not found.', detail: 'Conversation does not exist, or you do not have access.' },
-  409: { code: 'conversation:error:not-allowed', title: 'Conflict.', detail: 'The request conflicts with the state of the conversation.' },
-  429: { code: 'http:error:too-many-request', title: 'Too Many Requests.', detail: 'You have exceeded the rate limit.' },
-};
-
-/** A refusal on its way to the client: thrown inside handlers, answered by the request loop. */
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly title: string,
-    readonly detail: string,
-    readonly invalidParameters?: Array<{ name: string; reason: string }>,
-  ) {
-    super(detail);
-  }
-}
-
-const notFoundRoute = () => new ApiError(404, 'http:error:not-found', 'Not found.', 'The requested resource does not exist.');
-const conversationNotFound = () =>
-  new ApiError(404, 'conversation:error:not-found', 'Not found.', 'Conversation does not exist, or you do not have access.');
-const validation = (name: string, reason: string, code = 'http:error:validation-fail') =>
-  new ApiError(400, code, 'Bad request.', 'Input validation failure.', [{ name, reason }]);
-
-interface StoredEvent {
-  id: number;
-  type: string;
-  from: string | undefined;
-  body: Record<string, unknown>;
-  at: number;
-}
-
-interface ConversationState {
-  id: string;
-  name: string;
-  displayName?: string;
-  imageUrl?: string;
-  properties?: Record<string, unknown>;
-  createdAt: number;
-  events: StoredEvent[];
-  nextEventId: number;
-  /** Dispatches run one after another per conversation, so the application sees them in order. */
-  dispatchChain: Promise<void>;
-}
-
-interface UserState {
-  id: string;
-  name: string;
-  displayName?: string;
-  imageUrl?: string;
-  properties?: Record<string, unknown>;
-}
-
-interface MemberState {
-  id: string;
-  conversationId: string;
-  userId: string;
-  state: 'JOINED' | 'INVITED';
-  channel: Record<string, unknown>;
-  at: number;
-}
-
-interface Waiter {
-  n: number;
-  resolve: (events: RecordedEvent[]) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-interface RequestContext {
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-  url: URL;
-  version: string;
-  /** The path after the version prefix. */
-  path: string;
-  raw: Buffer;
-  origin: string;
-}
-
 export async function startVonageEmulator(options: VonageEmulatorOptions): Promise<VonageEmulator> {
   const now = options.now ?? Date.now;
-  const eventsOnly = options.surface === 'events-only';
-  const publicKey = crypto.createPublicKey(options.publicKeyPem);
   const traffic = options.traffic ?? createTrafficRecorder();
-  const callerOf = options.callerOf ?? ((claims: jwt.JwtPayload) => (typeof claims.sub === 'string' ? `user ${claims.sub}` : 'application'));
-  const apiKey = options.apiKey ?? crypto.randomBytes(4).toString('hex');
-  const retryDelaysMs = options.dispatchRetryDelaysMs ?? [1_000, 2_000, 5_000, 10_000, 30_000];
-  const dispatchTimeoutMs = options.dispatchTimeoutMs ?? 10_000;
-  let rtcEventUrl = options.rtcEventUrl;
-
-  const events: RecordedEvent[] = [];
-  const conversations = new Map<string, ConversationState>();
-  const users = new Map<string, UserState>();
-  const members = new Map<string, MemberState>();
-  const scripted: ScriptedResponse[] = [];
-  const waiters = new Set<Waiter>();
-  const dispatchWaiters = new Set<() => void>();
-  const listeners = new Set<(change: VonageChange) => void>();
-  const dispatches: DispatchRecord[] = [];
-  const sleeps = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
   const closing = new AbortController();
-  let requests = 0;
-  let closed = false;
-  let unsignedCallbacks = 0;
-  let loseEveryNth = 0;
-  let createdSinceLoss = 0;
-  let origin = '';
-
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) sendError(res, 500, 'system:error:internal-error', 'Internal Error.', 'Emulator error.');
-      else res.destroy();
-    });
+  const state = new VonageState(now);
+  const dispatcher = createDispatcher({
+    state,
+    applicationId: options.applicationId,
+    signatureSecret: options.signatureSecret,
+    apiKey: options.apiKey ?? crypto.randomBytes(4).toString('hex'),
+    rtcEventUrl: options.rtcEventUrl,
+    retryDelaysMs: options.dispatchRetryDelaysMs ?? [1_000, 2_000, 5_000, 10_000, 30_000],
+    timeoutMs: options.dispatchTimeoutMs ?? 10_000,
+    now,
+    traffic,
+    signal: closing.signal,
   });
-
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const started = now();
-    if (req.method === 'POST') requests += 1;
-    let step = scripted.shift(); // taken on arrival, so entries follow request order
-    const raw = await readBody(req);
-    const url = new URL(req.url ?? '/', 'http://vonage.invalid');
-    let caller = 'unknown';
-    const record = (status: number | undefined, responseBody: string | undefined, error?: string) =>
-      traffic.record({
-        at: started,
-        channel: 'vonage-api',
-        caller,
-        method: req.method ?? 'GET',
-        path: `${url.pathname}${url.search}`,
-        ...(raw !== 'too-large' && raw.length > 0 ? { requestBody: raw.toString('utf8') } : {}),
-        ...(status !== undefined ? { status } : {}),
-        ...(responseBody !== undefined ? { responseBody } : {}),
-        ...(error !== undefined ? { error } : {}),
-        durationMs: now() - started,
-      });
-
-    if (raw === 'too-large') {
-      record(413, sendError(res, 413, 'http:error:too-large', 'Payload too large.', 'The request body is too large.'));
-      return;
-    }
-    if (step && 'reset' in step) {
-      record(undefined, undefined, 'connection reset (scripted)');
-      req.socket.destroy();
-      return;
-    }
-    if (step && 'delayMs' in step) {
-      await sleep(step.delayMs);
-      if (closed || res.destroyed || req.socket.destroyed) return;
-    }
-    if (step && 'status' in step) {
-      record(step.status, sendScripted(res, step));
-      return;
-    }
-    const versioned = VERSION_PREFIX.exec(url.pathname);
-    const context: RequestContext = {
-      req,
-      res,
-      url,
-      version: versioned?.[1] ?? 'v1',
-      path: versioned?.[2] ?? '',
-      raw,
-      origin: `http://${req.headers.host ?? 'vonage.invalid'}`,
-    };
-    try {
-      if (!versioned) throw notFoundRoute();
-      const answer = eventsOnly ? handleEventsOnly(context, (c) => (caller = c)) : handleFull(context, (c) => (caller = c));
-      const createdEvent = req.method === 'POST' && answer.status === 201 && /\/events$/.test(context.path);
-      if (createdEvent && loseEveryNth > 0 && (createdSinceLoss = (createdSinceLoss + 1) % loseEveryNth) === 0) {
-        step = { loseAnswer: true };
-      }
-      if (step && 'loseAnswer' in step) {
-        record(undefined, undefined, 'answer lost after the request was handled (scripted)');
-        req.socket.destroy();
-        return;
-      }
-      record(answer.status, sendJson(res, answer.status, answer.body));
-    } catch (error) {
-      if (!(error instanceof ApiError)) throw error;
-      record(error.status, sendError(res, error.status, error.code, error.title, error.detail, error.invalidParameters));
-    }
-  }
-
-  // --- authentication --------------------------------------------------------------------------------
-
-  function verifyToken(authorization: string | undefined): jwt.JwtPayload {
-    const invalidToken = () =>
-      new ApiError(401, 'system:error:invalid-token', 'Unauthorized.', 'You did not provide a valid token. Please provide a valid token.');
-    const expiredToken = () => new ApiError(401, 'system:error:expired-token', 'Unauthorized.', 'The token you provided has expired.');
-    const match = /^Bearer (\S+)$/.exec(authorization ?? '');
-    if (!match?.[1]) throw invalidToken();
-    let claims: jwt.JwtPayload;
-    try {
-      const verified = jwt.verify(match[1], publicKey, { algorithms: ['RS256'], clockTimestamp: Math.floor(now() / 1000) });
-      if (typeof verified !== 'object') throw invalidToken();
-      claims = verified;
-    } catch (error) {
-      if (error instanceof ApiError) throw error;
-      if (error instanceof jwt.TokenExpiredError) throw expiredToken();
-      throw invalidToken();
-    }
-    const { application_id: applicationId, iat, jti, exp } = claims as jwt.JwtPayload & { application_id?: unknown };
-    if (applicationId !== options.applicationId) throw invalidToken();
-    if (typeof iat !== 'number' || typeof exp !== 'number' || typeof jti !== 'string' || jti === '') throw invalidToken();
-    if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS || exp <= iat) throw invalidToken();
-    if (Math.floor(now() / 1000) - iat > MAX_TOKEN_LIFETIME_SECONDS) throw expiredToken();
-    if (!eventsOnly && claims.sub !== undefined && (typeof claims.sub !== 'string' || !userByName(claims.sub))) throw invalidToken();
-    return claims;
-  }
-
-  function readJson(context: RequestContext, optional = false): Record<string, unknown> {
-    if (optional && context.raw.length === 0) return {};
-    if (!/^application\/json\b/i.test(context.req.headers['content-type'] ?? '')) {
-      throw new ApiError(415, 'http:error:unsupported-media-type', 'Unsupported media type.', 'Content-Type must be application/json.');
-    }
-    let input: unknown;
-    try {
-      input = JSON.parse(context.raw.toString('utf8'));
-    } catch {
-      throw new ApiError(400, 'http:error:validation-fail', 'Bad request.', 'Request body is not valid JSON.');
-    }
-    if (typeof input !== 'object' || input === null || Array.isArray(input)) throw validation('body', 'Request body must be an object.');
-    return input as Record<string, unknown>;
-  }
-
-  // --- the narrow surface ----------------------------------------------------------------------------
-
-  function handleEventsOnly(context: RequestContext, setCaller: (caller: string) => void): Answer {
-    const route = /^\/conversations\/([^/]+)\/events$/.exec(context.path);
-    if (!route) throw notFoundRoute();
-    if (context.req.method !== 'POST' && context.req.method !== 'GET') {
-      throw new ApiError(405, 'http:error:method-not-allowed', 'Method not allowed.', `${context.req.method} is not allowed here.`);
-    }
-    const conversationId = decodeId(route[1]!);
-    const claims = verifyToken(context.req.headers.authorization);
-    setCaller(callerOf(claims));
-    // Listing is part of the narrow surface too: the bridge reads a conversation's newest events to
-    // tell whether a post whose answer was lost went through.
-    if (context.req.method === 'GET') {
-      return listEvents(context, conversations.get(conversationId) ?? newConversation(conversationId, conversationId));
-    }
-    const input = readJson(context);
-    const event = validateCustomEvent(input);
-    const conversation = conversations.get(conversationId) ?? newConversation(conversationId, conversationId);
-    const stored = addEvent(conversation, event.type, event.body, event.from, claims);
-    return { status: 201, body: eventView(conversation, stored, context.origin, context.version, true) };
-  }
-
-  // --- the whole API ---------------------------------------------------------------------------------
-
-  function handleFull(context: RequestContext, setCaller: (caller: string) => void): Answer {
-    const method = context.req.method ?? 'GET';
-    const segments = context.path.split('/').slice(1);
-    if (segments.some((s) => s === '')) throw notFoundRoute(); // trailing or doubled slashes
-    const allow = (...methods: string[]) => {
-      if (!methods.includes(method)) {
-        throw new ApiError(405, 'http:error:method-not-allowed', 'Method not allowed.', `${method} is not allowed here.`);
-      }
-    };
-    const authenticate = () => {
-      const claims = verifyToken(context.req.headers.authorization);
-      setCaller(callerOf(claims));
-      return claims;
-    };
-    const [collection, id, sub, subId, ...rest] = segments;
-    if (rest.length > 0) throw notFoundRoute();
-
-    if (collection === 'users') {
-      if (sub !== undefined) throw notFoundRoute();
-      if (id === undefined) {
-        allow('GET', 'POST');
-        authenticate();
-        return method === 'POST' ? createUser(context) : listUsers(context);
-      }
-      allow('GET');
-      authenticate();
-      const user = users.get(decodeId(id));
-      if (!user) throw new ApiError(404, 'user:error:not-found', 'Not found.', 'User does not exist, or you do not have access.');
-      return { status: 200, body: userView(user, context) };
-    }
-    if (collection !== 'conversations') throw notFoundRoute();
-    if (id === undefined) {
-      allow('GET', 'POST');
-      authenticate();
-      return method === 'POST' ? createConversation(context) : listConversations(context);
-    }
-    const conversationId = decodeId(id);
-    if (sub === undefined) {
-      allow('GET');
-      authenticate();
-      const conversation = conversations.get(conversationId);
-      if (!conversation) throw conversationNotFound();
-      return { status: 200, body: conversationView(conversation, context.origin, context.version) };
-    }
-    if (sub === 'members' && subId === undefined) {
-      allow('GET', 'POST');
-      authenticate();
-      const conversation = conversations.get(conversationId);
-      if (!conversation) throw conversationNotFound();
-      return method === 'POST' ? createMember(context, conversation) : listMembers(context, conversation);
-    }
-    if (sub === 'events' && subId === undefined) {
-      allow('GET', 'POST');
-      const claims = authenticate();
-      const conversation = conversations.get(conversationId);
-      if (!conversation) throw conversationNotFound();
-      return method === 'POST' ? postEvent(context, conversation, claims) : listEvents(context, conversation);
-    }
-    if (sub === 'events' && subId !== undefined) {
-      allow('GET');
-      authenticate();
-      const conversation = conversations.get(conversationId);
-      if (!conversation) throw conversationNotFound();
-      const event = /^\d+$/.test(subId) ? conversation.events.find((e) => e.id === Number(subId)) : undefined;
-      if (!event) throw new ApiError(404, 'event:error:not-found', 'Not found.', 'Event does not exist, or you do not have access.');
-      return { status: 200, body: eventView(conversation, event, context.origin, context.version) };
-    }
-    throw notFoundRoute();
-  }
-
-  function createConversation(context: RequestContext): Answer {
-    const input = readJson(context, true);
-    const name = optionalString(input, 'name', MAX_NAME_CHARS);
-    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
-    const imageUrl = optionalUrl(input, 'image_url');
-    const properties = input['properties'];
-    if (properties !== undefined && (typeof properties !== 'object' || properties === null || Array.isArray(properties))) {
-      throw validation('properties', '"properties" must be an object.');
-    }
-    if (name !== undefined && [...conversations.values()].some((c) => c.name === name)) {
-      throw new ApiError(
-        409,
-        'conversation:error:duplicate-name',
-        'Bad request.',
-        'The request failed because the conversation name already exists. Please provide a unique name and try again.',
-      );
-    }
-    const conversation = newConversation(`CON-${crypto.randomUUID()}`, name ?? `NAM-${crypto.randomUUID()}`);
-    if (displayName !== undefined) conversation.displayName = displayName;
-    if (imageUrl !== undefined) conversation.imageUrl = imageUrl;
-    if (properties !== undefined) conversation.properties = properties as Record<string, unknown>;
-    const view = conversationView(conversation, context.origin, context.version);
-    emit({ type: 'conversation', conversation: view });
-    // Like the live service: an application event, with neither an event `id` nor a `conversation_id`.
-    dispatchPayload(conversation, {
-      type: 'conversation:created',
-      body: { id: conversation.id, name: conversation.name, ...(displayName !== undefined ? { display_name: displayName } : {}) },
-      application_id: options.applicationId,
-      timestamp: new Date(conversation.createdAt).toISOString(),
-    }, 0);
-    return { status: 201, body: view };
-  }
-
-  function listConversations(context: RequestContext): Answer {
-    const page = paginate([...conversations.values()], context);
-    return {
-      status: 200,
-      body: {
-        page_size: page.pageSize,
-        _embedded: { conversations: page.items.map((c) => conversationView(c, context.origin, context.version)) },
-        _links: page.links,
-      },
-    };
-  }
-
-  function createUser(context: RequestContext): Answer {
-    const input = readJson(context, true);
-    const name = optionalString(input, 'name', MAX_NAME_CHARS);
-    const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
-    const imageUrl = optionalUrl(input, 'image_url');
-    if (name !== undefined && userByName(name)) {
-      throw new ApiError(409, 'user:error:duplicate-name', 'Conflict.', `User with name ${name} already exists.`);
-    }
-    const user: UserState = { id: `USR-${crypto.randomUUID()}`, name: name ?? `NAM-${crypto.randomUUID()}` };
-    if (displayName !== undefined) user.displayName = displayName;
-    if (imageUrl !== undefined) user.imageUrl = imageUrl;
-    users.set(user.id, user);
-    return { status: 201, body: userView(user, context) };
-  }
-
-  function listUsers(context: RequestContext): Answer {
-    const name = context.url.searchParams.get('name');
-    const all = [...users.values()].filter((u) => name === null || u.name === name);
-    const page = paginate(all, context);
-    return {
-      status: 200,
-      body: { page_size: page.pageSize, _embedded: { users: page.items.map((u) => userView(u, context)) }, _links: page.links },
-    };
-  }
-
-  function createMember(context: RequestContext, conversation: ConversationState): Answer {
-    const input = readJson(context);
-    const state = input['state'];
-    if (state !== 'joined' && state !== 'invited') throw validation('state', '"state" must be one of joined, invited.');
-    const userRef = input['user'];
-    if (typeof userRef !== 'object' || userRef === null || Array.isArray(userRef)) throw validation('user', '"user" must be an object with id or name.');
-    const { id, name } = userRef as Record<string, unknown>;
-    const user = typeof id === 'string' ? users.get(id) : typeof name === 'string' ? userByName(name) : undefined;
-    if (!user) throw new ApiError(404, 'user:error:not-found', 'Not found.', 'User does not exist, or you do not have access.');
-    const channel = input['channel'] ?? { type: 'app' };
-    if (typeof channel !== 'object' || channel === null || Array.isArray(channel)) throw validation('channel', '"channel" must be an object.');
-    if ([...members.values()].some((m) => m.conversationId === conversation.id && m.userId === user.id)) {
-      throw new ApiError(409, 'conversation:error:member-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
-    }
-    const member: MemberState = {
-      id: `MEM-${crypto.randomUUID()}`,
-      conversationId: conversation.id,
-      userId: user.id,
-      state: state === 'joined' ? 'JOINED' : 'INVITED',
-      channel: channel as Record<string, unknown>,
-      at: now(),
-    };
-    members.set(member.id, member);
-    addEvent(
-      conversation,
-      `member:${state}`,
-      {
-        user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
-        channel: member.channel,
-        member_id: member.id,
-        timestamp: { [state]: new Date(member.at).toISOString() },
-      },
-      member.id,
-      undefined,
-    );
-    return { status: 201, body: memberView(member, context) };
-  }
-
-  function listMembers(context: RequestContext, conversation: ConversationState): Answer {
-    const all = [...members.values()].filter((m) => m.conversationId === conversation.id);
-    const page = paginate(all, context);
-    return {
-      status: 200,
-      body: { page_size: page.pageSize, _embedded: { members: page.items.map((m) => memberView(m, context)) }, _links: page.links },
-    };
-  }
-
-  function postEvent(context: RequestContext, conversation: ConversationState, claims: jwt.JwtPayload): Answer {
-    const input = readJson(context);
-    const event = validateCustomEvent(input);
-    let from = event.from;
-    const userName = typeof claims.sub === 'string' ? claims.sub : undefined;
-    if (userName !== undefined) {
-      // A user token speaks as that user's member of the conversation, and only as it.
-      const own = [...members.values()].find(
-        (m) => m.conversationId === conversation.id && users.get(m.userId)?.name === userName && m.state === 'JOINED',
-      );
-      if (!own) throw new ApiError(403, 'system:error:forbidden', 'Forbidden.', `User ${userName} is not a member of this conversation.`);
-      if (from !== undefined && from !== own.id) throw validation('from', '"from" must be your own member id.');
-      from = own.id;
-    } else if (from !== undefined) {
-      const member = members.get(from);
-      if (!member || member.conversationId !== conversation.id) {
-        throw new ApiError(404, 'member:error:not-found', 'Not found.', 'Member does not exist, or you do not have access.');
-      }
-    }
-    const stored = addEvent(conversation, event.type, event.body, from, claims);
-    return { status: 201, body: eventView(conversation, stored, context.origin, context.version, true) };
-  }
-
-  function listEvents(context: RequestContext, conversation: ConversationState): Answer {
-    const params = context.url.searchParams;
-    const eventType = params.get('event_type');
-    const startId = integerParam(params, 'start_id');
-    const endId = integerParam(params, 'end_id');
-    const all = conversation.events.filter(
-      (e) =>
-        (eventType === null || e.type === eventType) &&
-        (startId === undefined || e.id >= startId) &&
-        (endId === undefined || e.id <= endId),
-    );
-    const page = paginate(all, context);
-    return {
-      status: 200,
-      body: {
-        page_size: page.pageSize,
-        // The live v1 API nests the page under `events` (what vonage-java-sdk#536/#537 had to parse).
-        _embedded: { events: page.items.map((e) => eventView(conversation, e, context.origin, context.version)) },
-        _links: page.links,
-      },
-    };
-  }
-
-  // --- state ---------------------------------------------------------------------------------------------
-
-  function newConversation(id: string, name: string): ConversationState {
-    const conversation: ConversationState = { id, name, createdAt: now(), events: [], nextEventId: 1, dispatchChain: Promise.resolve() };
-    conversations.set(id, conversation);
-    return conversation;
-  }
-
-  function userByName(name: string): UserState | undefined {
-    return [...users.values()].find((u) => u.name === name);
-  }
-
-  function addEvent(
-    conversation: ConversationState,
-    type: string,
-    body: Record<string, unknown>,
-    from: string | undefined,
-    claims: jwt.JwtPayload | undefined,
-  ): StoredEvent {
-    const stored: StoredEvent = { id: conversation.nextEventId, type, from, body, at: now() };
-    conversation.nextEventId += 1;
-    conversation.events.push(stored);
-    if (claims) {
-      events.push({ conversationId: conversation.id, id: stored.id, type, body, from, jwtClaims: claims, receivedAt: stored.at });
-      notifyWaiters();
-    }
-    emit({ type: 'event', conversationId: conversation.id, event: eventView(conversation, stored, origin, 'v1') });
-    dispatch(conversation, stored);
-    return stored;
-  }
-
-  function emit(change: VonageChange): void {
-    for (const listener of listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
-  }
-
-  // --- views -------------------------------------------------------------------------------------------
-
-  function eventView(conversation: ConversationState, event: StoredEvent, base: string, version: string, nullFrom = false): EventView {
-    const view: EventView = {
-      id: event.id,
-      type: event.type,
-      ...(event.from !== undefined ? { from: event.from } : nullFrom ? { from: null as unknown as string } : {}),
-      body: event.body,
-      timestamp: new Date(event.at).toISOString(),
-      _links: { self: { href: `${base}/${version}/conversations/${encodeURIComponent(conversation.id)}/events/${event.id}` } },
-    };
-    const member = event.from !== undefined ? members.get(event.from) : undefined;
-    const user = member ? users.get(member.userId) : undefined;
-    if (member && user) {
-      view._embedded = {
-        from_user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
-        from_member: { id: member.id },
-      };
-    }
-    return view;
-  }
-
-  function conversationView(conversation: ConversationState, base: string, version: string): ConversationView {
-    return {
-      id: conversation.id,
-      name: conversation.name,
-      ...(conversation.displayName !== undefined ? { display_name: conversation.displayName } : {}),
-      ...(conversation.imageUrl !== undefined ? { image_url: conversation.imageUrl } : {}),
-      state: 'ACTIVE',
-      sequence_number: conversation.nextEventId - 1,
-      timestamp: { created: new Date(conversation.createdAt).toISOString() },
-      ...(conversation.properties !== undefined ? { properties: conversation.properties } : {}),
-      _links: { self: { href: `${base}/${version}/conversations/${encodeURIComponent(conversation.id)}` } },
-    };
-  }
-
-  function userView(user: UserState, context: RequestContext): Record<string, unknown> {
-    return {
-      id: user.id,
-      name: user.name,
-      ...(user.displayName !== undefined ? { display_name: user.displayName } : {}),
-      ...(user.imageUrl !== undefined ? { image_url: user.imageUrl } : {}),
-      _links: { self: { href: `${context.origin}/${context.version}/users/${encodeURIComponent(user.id)}` } },
-    };
-  }
-
-  function memberView(member: MemberState, context: RequestContext): Record<string, unknown> {
-    const user = users.get(member.userId)!;
-    return {
-      id: member.id,
-      conversation_id: member.conversationId,
-      state: member.state,
-      timestamp: { [member.state === 'JOINED' ? 'joined' : 'invited']: new Date(member.at).toISOString() },
-      channel: member.channel,
-      _embedded: { user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) } },
-      _links: {
-        self: { href: `${context.origin}/${context.version}/conversations/${encodeURIComponent(member.conversationId)}/members/${member.id}` },
-      },
-    };
-  }
-
-  /** Offset pagination behind an opaque cursor, with Vonage's `_links`. */
-  function paginate<T>(all: T[], context: RequestContext): { items: T[]; pageSize: number; links: Record<string, { href: string }> } {
-    const params = context.url.searchParams;
-    const pageSize = integerParam(params, 'page_size') ?? DEFAULT_PAGE_SIZE;
-    if (pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw validation('page_size', `"page_size" must be from 1 to ${MAX_PAGE_SIZE}.`);
-    const order = params.get('order') ?? 'asc';
-    if (order !== 'asc' && order !== 'desc' && order !== 'ASC' && order !== 'DESC') throw validation('order', '"order" must be asc or desc.');
-    const cursor = params.get('cursor');
-    let offset = 0;
-    if (cursor !== null) {
-      const decoded = decodeCursor(cursor);
-      if (decoded === undefined) throw validation('cursor', '"cursor" is not valid.');
-      offset = decoded;
-    }
-    const ordered = order.toLowerCase() === 'desc' ? [...all].reverse() : all;
-    const items = ordered.slice(offset, offset + pageSize);
-    const href = (at: number | undefined) => {
-      const query = new URLSearchParams(params);
-      query.delete('cursor');
-      if (at !== undefined) query.set('cursor', encodeCursor(at));
-      const text = query.toString();
-      return { href: `${context.origin}/${context.version}${context.path}${text ? `?${text}` : ''}` };
-    };
-    const links: Record<string, { href: string }> = { first: href(undefined), self: href(cursor === null ? undefined : offset) };
-    if (offset + pageSize < ordered.length) links.next = href(offset + pageSize);
-    if (offset > 0) links.prev = href(Math.max(0, offset - pageSize));
-    return { items, pageSize, links };
-  }
-
-  // --- dispatch to the application ---------------------------------------------------------------------
-
-  function dispatch(conversation: ConversationState, event: StoredEvent): void {
-    if (rtcEventUrl === undefined) return;
-    const view = eventView(conversation, event, origin, 'v1');
-    const payload: Record<string, unknown> = {
-      type: view.type,
-      body: view.body,
-      id: view.id,
-      conversation_id: conversation.id,
-      application_id: options.applicationId,
-      timestamp: view.timestamp,
-      ...(view.from !== undefined ? { from: view.from } : {}),
-      ...(view._embedded ? { _embedded: view._embedded } : {}),
-    };
-    dispatchPayload(conversation, payload, event.id);
-  }
-
-  /** Queues one callback behind the conversation's earlier ones. `eventId` 0: not a conversation event. */
-  function dispatchPayload(conversation: ConversationState, payload: Record<string, unknown>, eventId: number): void {
-    const url = rtcEventUrl;
-    if (url === undefined) return;
-    const record: DispatchRecord = {
-      conversationId: conversation.id,
-      eventId,
-      type: String(payload.type),
-      rawBody: JSON.stringify(payload),
-      attempts: [],
-      authorizations: [],
-      outcome: 'pending',
-    };
-    dispatches.push(record);
-    notifyDispatchWaiters();
-    const secret = options.signatureSecret;
-    let unsignedFirstAttempt = false;
-    if (secret && unsignedCallbacks > 0) {
-      unsignedCallbacks -= 1;
-      unsignedFirstAttempt = true;
-    }
-    conversation.dispatchChain = conversation.dispatchChain.then(async () => {
-      if (closed) return;
-      const attempts = await deliverCallback({
-        url,
-        rawBody: record.rawBody,
-        ...(secret
-          ? {
-              sign: (raw: string) => {
-                if (unsignedFirstAttempt) {
-                  unsignedFirstAttempt = false;
-                  return undefined;
-                }
-                return signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() });
-              },
-            }
-          : {}),
-        retryDelaysMs: retryDelaysMs,
-        timeoutMs: dispatchTimeoutMs,
-        now,
-        signal: closing.signal,
-        onAttempt: (attempt, authorization) => {
-          record.attempts.push(attempt);
-          record.authorizations.push(authorization);
-          traffic.record({
-            at: attempt.at,
-            channel: 'vonage-webhook',
-            caller: 'Vonage',
-            method: 'POST',
-            path: new URL(url).pathname,
-            requestBody: record.rawBody,
-            ...(attempt.status !== undefined ? { status: attempt.status } : {}),
-            ...(attempt.body !== undefined ? { responseBody: attempt.body } : {}),
-            ...(attempt.error !== undefined ? { error: attempt.error } : {}),
-            durationMs: attempt.durationMs,
-            note: [
-              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : secret ? 'unsigned (a rare internal error)' : 'unsigned (no signature secret)',
-              attempt.attempt > 1 ? `retry ${attempt.attempt - 1}` : undefined,
-            ]
-              .filter(Boolean)
-              .join('; '),
-          });
-          notifyDispatchWaiters();
-        },
-      });
-      record.outcome = attempts.some(isDelivered) ? 'delivered' : closed ? 'pending' : 'failed';
-      notifyDispatchWaiters();
-    });
-  }
-
-  function notifyDispatchWaiters(): void {
-    for (const wake of [...dispatchWaiters]) wake();
-  }
-
-  // --- plumbing -----------------------------------------------------------------------------------------
-
-  function sendScripted(res: http.ServerResponse, step: { status: number; retryAfter?: string; body?: unknown }): string {
-    if (step.retryAfter !== undefined) res.setHeader('Retry-After', step.retryAfter);
-    if (step.body !== undefined) {
-      if (typeof step.body === 'string') {
-        res.writeHead(step.status, { 'Content-Type': 'text/plain' }).end(step.body);
-        return step.body;
-      }
-      return sendJson(res, step.status, step.body);
-    }
-    const known = DEFAULT_ERRORS[step.status];
-    if (known) return sendError(res, step.status, known.code, known.title, known.detail);
-    if (step.status >= 500) return sendError(res, step.status, 'system:error:internal-error', 'Internal Error.', 'Please try again later.');
-    if (step.status >= 400) return sendError(res, step.status, `http:error:${step.status}`, 'Error.', 'Scripted error.');
-    res.writeHead(step.status).end();
-    return '';
-  }
-
-  function notifyWaiters(): void {
-    for (const waiter of waiters) {
-      if (events.length >= waiter.n) {
-        waiters.delete(waiter);
-        clearTimeout(waiter.timer);
-        waiter.resolve(events.slice());
-      }
-    }
-  }
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => {
-          sleeps.delete(entry);
-          resolve();
-        }, ms),
-        wake: resolve,
-      };
-      sleeps.add(entry);
-    });
-  }
+  const routes = createVonageRoutes({
+    state,
+    dispatcher,
+    traffic,
+    now,
+    publicKeyPem: options.publicKeyPem,
+    applicationId: options.applicationId,
+    eventsOnly: options.surface === 'events-only',
+    callerOf: options.callerOf ?? ((claims: jwt.JwtPayload) => (typeof claims.sub === 'string' ? `user ${claims.sub}` : 'application')),
+    signal: closing.signal,
+  });
+  const server = http.createServer(routes.listener);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -937,189 +121,55 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     });
   });
   const { port } = server.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
+  state.origin = `http://127.0.0.1:${port}`;
 
   return {
-    baseUrl: `${origin}/v1`,
+    baseUrl: `${state.origin}/v1`,
     traffic,
-    events,
+    events: state.events,
     get requests() {
-      return requests;
+      return routes.requests;
     },
     script(responses) {
-      scripted.push(...responses);
+      routes.script(responses);
     },
     clearScript() {
-      scripted.length = 0;
+      routes.clearScript();
     },
     waitForEvents(n, timeoutMs = 5000) {
-      if (events.length >= n) return Promise.resolve(events.slice());
-      return new Promise((resolve, reject) => {
-        const waiter: Waiter = {
-          n,
-          resolve,
-          reject,
-          timer: setTimeout(() => {
-            waiters.delete(waiter);
-            reject(new Error(`Vonage emulator: expected ${n} events within ${timeoutMs} ms, got ${events.length}`));
-          }, timeoutMs),
-        };
-        waiters.add(waiter);
-      });
+      return state.waitForEvents(n, timeoutMs);
     },
     loseEventAnswers(everyNth) {
-      loseEveryNth = everyNth;
-      createdSinceLoss = 0;
+      routes.loseEventAnswers(everyNth);
     },
     sendUnsignedCallbacks(n) {
-      unsignedCallbacks += n;
+      dispatcher.sendUnsignedCallbacks(n);
     },
     setRtcEventUrl(url) {
-      rtcEventUrl = url;
+      dispatcher.setRtcEventUrl(url);
     },
-    dispatches,
+    dispatches: dispatcher.dispatches,
     waitForDispatches(predicate, timeoutMs = 5000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!predicate(dispatches)) return;
-          clearTimeout(timer);
-          dispatchWaiters.delete(check);
-          resolve(dispatches.slice());
-        };
-        const timer = setTimeout(() => {
-          dispatchWaiters.delete(check);
-          reject(new Error(`Vonage emulator: dispatches did not reach the expected state within ${timeoutMs} ms`));
-        }, timeoutMs);
-        dispatchWaiters.add(check);
-        check();
-      });
+      return dispatcher.waitForDispatches(predicate, timeoutMs);
     },
     conversations() {
-      return [...conversations.values()].map((c) => conversationView(c, origin, 'v1'));
+      return [...state.conversations.values()].map((c) => state.conversationView(c, state.origin, 'v1'));
     },
     conversationEvents(conversationId) {
-      const conversation = conversations.get(conversationId);
-      return conversation ? conversation.events.map((e) => eventView(conversation, e, origin, 'v1')) : [];
+      const conversation = state.conversations.get(conversationId);
+      return conversation ? conversation.events.map((e) => state.eventView(conversation, e, state.origin, 'v1')) : [];
     },
     onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+      return state.onChange(listener);
     },
     async close() {
-      if (closed) return;
-      closed = true;
+      if (closing.signal.aborted) return;
       closing.abort();
-      for (const entry of sleeps) {
-        clearTimeout(entry.timer);
-        entry.wake();
-      }
-      sleeps.clear();
-      for (const waiter of waiters) {
-        clearTimeout(waiter.timer);
-        waiter.reject(new Error('Vonage emulator closed'));
-      }
-      waiters.clear();
+      state.close();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await stopped;
-      await Promise.all([...conversations.values()].map((c) => c.dispatchChain.catch(() => undefined)));
+      await dispatcher.drain();
     },
   };
-}
-
-type Answer = { status: number; body: unknown };
-
-function validateCustomEvent(input: unknown): { type: string; body: Record<string, unknown>; from: string | undefined } {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw validation('body', 'Request body must be an object.');
-  const event = input as Record<string, unknown>;
-  const { type, body, from } = event;
-  if (typeof type !== 'string') throw validation('type', '"type" is required.');
-  if (type.length > MAX_TYPE_CHARS) throw validation('type', `"type" must not exceed ${MAX_TYPE_CHARS} characters.`);
-  if (!CUSTOM_TYPE.test(type)) throw validation('type', '"type" must match ^custom:[\\w\\-:]+');
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw validation('body', '"body" must be an object.');
-  if (from !== undefined && from !== null && typeof from !== 'string') throw validation('from', '"from" must be a member id.');
-  const bytes = Buffer.byteLength(JSON.stringify(body), 'utf8');
-  if (bytes > MAX_BODY_BYTES) {
-    throw validation('body', `Event body must not exceed ${MAX_BODY_BYTES} bytes (got ${bytes}).`, 'conversation:error:invalid-event');
-  }
-  return { type, body: body as Record<string, unknown>, from: typeof from === 'string' ? from : undefined };
-}
-
-function decodeId(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw conversationNotFound();
-  }
-}
-
-function optionalString(input: Record<string, unknown>, name: string, maxChars: number): string | undefined {
-  const value = input[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string' || value === '' || value.length > maxChars) {
-    throw validation(name, `"${name}" must be a non-empty string of at most ${maxChars} characters.`);
-  }
-  return value;
-}
-
-function optionalUrl(input: Record<string, unknown>, name: string): string | undefined {
-  const value = optionalString(input, name, MAX_URL_CHARS);
-  if (value !== undefined && !/^https?:\/\/[^\s]+$/i.test(value)) throw validation(name, `"${name}" must be an http(s) URL.`);
-  return value;
-}
-
-function integerParam(params: URLSearchParams, name: string): number | undefined {
-  const value = params.get(name);
-  if (value === null) return undefined;
-  if (!/^\d{1,9}$/.test(value)) throw validation(name, `"${name}" must be a non-negative integer.`);
-  return Number(value);
-}
-
-function encodeCursor(offset: number): string {
-  return Buffer.from(JSON.stringify({ o: offset }), 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): number | undefined {
-  try {
-    const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { o?: unknown };
-    return typeof parsed.o === 'number' && Number.isSafeInteger(parsed.o) && parsed.o >= 0 ? parsed.o : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_REQUEST_BYTES) tooLarge = true;
-    else chunks.push(chunk);
-  }
-  return tooLarge ? 'too-large' : Buffer.concat(chunks);
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): string {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) }).end(text);
-  return text;
-}
-
-function sendError(
-  res: http.ServerResponse,
-  status: number,
-  code: string,
-  title: string,
-  detail: string,
-  invalidParameters?: Array<{ name: string; reason: string }>,
-): string {
-  return sendJson(res, status, {
-    type: `https://developer.nexmo.com/api/conversation#${code}`,
-    title,
-    code,
-    detail,
-    instance: crypto.randomUUID(),
-    ...(invalidParameters ? { invalid_parameters: invalidParameters } : {}),
-  });
 }

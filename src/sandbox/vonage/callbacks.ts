@@ -4,14 +4,16 @@
  * - `signCallback` (pure): signed callbacks carry `Authorization: Bearer <JWT>`, HS256 with the
  *   account's signature secret, claims `{iat, jti, iss: "Vonage", payload_hash, api_key,
  *   application_id}`, where `payload_hash` is the SHA-256 (hex) of the exact body bytes
- *   (vonage.md §3 "Inbound signed webhooks"). Each delivery is signed afresh: a receiver that
+ *   (Vonage's signed-webhooks guide; docs/emulator-limits.md). Each delivery is signed afresh: a receiver that
  *   remembers `jti`s (the bridge does) would refuse a retried request carrying the same token.
  * - `deliverCallback` (I/O): POST as JSON; any 2xx is delivered; 5xx, 429, timeouts and network
  *   failures are retried after the given delays ("By returning an HTTP 5xx response, a retry will be
  *   triggered"); another 4xx is final.
  */
 import * as crypto from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import jwt from 'jsonwebtoken';
+import { postOnce, type DeliveryAttempt } from '../delivery';
 
 export interface CallbackSigning {
   secret: string;
@@ -33,16 +35,6 @@ export function signCallback(rawBody: string | Buffer, o: CallbackSigning): stri
   return `Bearer ${jwt.sign(claims, o.secret, { algorithm: 'HS256' })}`;
 }
 
-export interface CallbackAttempt {
-  attempt: number;
-  /** Epoch ms. */
-  at: number;
-  status?: number;
-  body?: string;
-  error?: string;
-  durationMs: number;
-}
-
 export interface DeliverCallbackOptions {
   url: string;
   rawBody: string;
@@ -52,67 +44,28 @@ export interface DeliverCallbackOptions {
   retryDelaysMs: readonly number[];
   timeoutMs: number;
   now: () => number;
-  onAttempt?: (attempt: CallbackAttempt, authorization: string | undefined) => void;
+  onAttempt?: (attempt: DeliveryAttempt, authorization: string | undefined) => void;
   signal?: AbortSignal;
 }
 
-export const isDelivered = (attempt: CallbackAttempt): boolean =>
+export const isDelivered = (attempt: DeliveryAttempt): boolean =>
   attempt.status !== undefined && attempt.status >= 200 && attempt.status < 300;
 
-const isRetryable = (attempt: CallbackAttempt): boolean =>
+const isRetryable = (attempt: DeliveryAttempt): boolean =>
   attempt.status === undefined || attempt.status >= 500 || attempt.status === 429;
 
-export async function deliverCallback(o: DeliverCallbackOptions): Promise<CallbackAttempt[]> {
-  const attempts: CallbackAttempt[] = [];
+export async function deliverCallback(o: DeliverCallbackOptions): Promise<DeliveryAttempt[]> {
+  const attempts: DeliveryAttempt[] = [];
   for (let index = 0; index <= o.retryDelaysMs.length; index += 1) {
-    if (index > 0) await sleep(o.retryDelaysMs[index - 1]!, o.signal);
+    if (index > 0) await delay(o.retryDelaysMs[index - 1]!, undefined, { signal: o.signal }).catch(() => undefined);
     if (o.signal?.aborted) break;
     const authorization = o.sign?.(o.rawBody);
-    const attempt = await attemptOnce(o, index + 1, authorization);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (authorization !== undefined) headers.authorization = authorization;
+    const attempt = await postOnce({ url: o.url, headers, body: o.rawBody, attempt: index + 1, timeoutMs: o.timeoutMs, now: o.now, signal: o.signal });
     attempts.push(attempt);
     o.onAttempt?.(attempt, authorization);
     if (isDelivered(attempt) || !isRetryable(attempt)) break;
   }
   return attempts;
-}
-
-async function attemptOnce(o: DeliverCallbackOptions, attempt: number, authorization: string | undefined): Promise<CallbackAttempt> {
-  const at = o.now();
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), o.timeoutMs);
-  const abort = () => controller.abort();
-  o.signal?.addEventListener('abort', abort);
-  try {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (authorization !== undefined) headers.authorization = authorization;
-    const response = await fetch(o.url, { method: 'POST', headers, body: o.rawBody, signal: controller.signal });
-    const body = await response.text();
-    return { attempt, at, status: response.status, body, durationMs: o.now() - at };
-  } catch (error) {
-    const cause = (error as { cause?: { message?: unknown } }).cause;
-    const message = controller.signal.aborted
-      ? `no answer within ${o.timeoutMs} ms`
-      : typeof cause?.message === 'string'
-        ? cause.message
-        : error instanceof Error
-          ? error.message
-          : String(error);
-    return { attempt, at, error: message, durationMs: o.now() - at };
-  } finally {
-    clearTimeout(timer);
-    o.signal?.removeEventListener('abort', abort);
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done);
-  });
 }

@@ -5,7 +5,8 @@
  * retried on 5xx, 429 and network failures; each attempt is in the traffic log and in `dispatches`.
  */
 import type { TrafficRecorder } from '../traffic';
-import { deliverCallback, isDelivered, signCallback, type CallbackAttempt } from './callbacks';
+import type { DeliveryAttempt } from '../delivery';
+import { deliverCallback, isDelivered, signCallback } from './callbacks';
 import type { ConversationState, StoredEvent, VonageState } from './state';
 
 export interface DispatchRecord {
@@ -14,7 +15,7 @@ export interface DispatchRecord {
   type: string;
   /** The exact JSON body sent. */
   rawBody: string;
-  attempts: CallbackAttempt[];
+  attempts: DeliveryAttempt[];
   /** Authorization header of each attempt (to check signatures in tests). */
   authorizations: Array<string | undefined>;
   outcome: 'pending' | 'delivered' | 'failed';

@@ -6,6 +6,7 @@
  * conversation and event created is emitted to the listeners (a Client SDK's live connection).
  */
 import type jwt from 'jsonwebtoken';
+import { Listeners } from '../listeners';
 
 export interface RecordedEvent {
   conversationId: string;
@@ -99,7 +100,7 @@ export class VonageState {
   /** The emulator's own address, for the links of the views it emits (set once it listens). */
   origin = '';
   private readonly waiters = new Set<Waiter>();
-  private readonly listeners = new Set<(change: VonageChange) => void>();
+  private readonly listeners = new Listeners<VonageChange>();
 
   /** Clock for timestamps, epoch ms. */
   constructor(readonly now: () => number) {}
@@ -152,18 +153,11 @@ export class VonageState {
 
   /** Returns a function that removes the listener. */
   onChange(listener: (change: VonageChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   emit(change: VonageChange): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
+    this.listeners.emit(change);
   }
 
   /** Rejects the waits still open. */

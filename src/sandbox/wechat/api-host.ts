@@ -9,7 +9,7 @@
  *   WeChat's global return code for it, which the single-account emulator answers too);
  * - every other `/cgi-bin/` call by its `access_token` query parameter: the account that issued the
  *   token. A token no account issued is errcode 40001 ("access_token is invalid or not latest",
- *   reference/wechat.md, tokens), so a token can never act for another account: each account's
+ *   WeChat's global return code), so a token can never act for another account: each account's
  *   emulator only ever sees its own tokens.
  * - anything else (`/mmbiz/` picture links) goes to the first account.
  */

@@ -5,10 +5,11 @@
  * as WeChat reads a passive reply (passive-reply.ts): a valid one reaches the user's chat, an
  * invalid one shows the error.
  */
+import type { DeliveryAttempt } from '../delivery';
 import type { TrafficRecorder } from '../traffic';
 import { actionHasMsgId, userActionXml, type UserAction } from './messages';
 import { PASSIVE_REPLY_ERROR, readPassiveReply, type ReadPassiveReply } from './passive-reply';
-import { deliverPush, signPush, type PushDelivery } from './push';
+import { deliverPush, signPush } from './push';
 import type { ChatItem, PlatformState, UserState } from './state';
 
 export interface PushResult {
@@ -20,7 +21,7 @@ export interface PushResult {
   replyError?: string;
   /** The plaintext XML (before any encryption). */
   xml: string;
-  deliveries: PushDelivery[];
+  deliveries: DeliveryAttempt[];
   /** Whether some delivery got `200`. */
   acknowledged: boolean;
 }

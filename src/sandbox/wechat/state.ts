@@ -10,6 +10,7 @@
  * the real time: the bridge checks their timestamp against its own clock.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { Listeners } from '../listeners';
 import { aesKeyOf } from './crypto';
 import { DEFAULT_TEMPLATES, type EmulatedTemplate } from './notifications';
 import type { PushMode } from './push';
@@ -188,7 +189,7 @@ export class PlatformState {
   private current: IssuedToken | undefined;
   private readonly users = new Map<string, UserState>();
   private readonly mediaStore = new Map<string, MediaInfo>();
-  private readonly listeners = new Set<(change: PlatformChange) => void>();
+  private readonly listeners = new Listeners<PlatformChange>();
   private readonly sendWaiters: Array<() => void> = [];
   private lastMsgId = BigInt(24_000_000_000_000_000) + BigInt(randomInt(0, 1_000_000)) * 1_000_000n;
   private nextChatId = 1;
@@ -428,18 +429,11 @@ export class PlatformState {
 
   /** Returns a function that removes the listener. */
   onChange(listener: (change: PlatformChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   emit(change: PlatformChange): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
+    this.listeners.emit(change);
   }
 
   /** Stops the typing indicators' timers. */

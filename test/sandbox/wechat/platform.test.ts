@@ -10,6 +10,7 @@ import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../../src/s
 import WXBizMsgCrypt from 'wechat-crypto';
 import { readWeChatMessage } from '../../../src/wechat/message';
 import { parseWeChatXml } from '../../../src/wechat/xml';
+import { sleep } from '../../support/wait';
 
 const APP_ID = 'wx0123456789abcdef';
 const APP_SECRET = 'platform-test-secret';
@@ -69,7 +70,7 @@ async function waitForPush(receiver: { received: Received[] }, matches: (xml: st
   for (let waited = 0; waited < 5_000; waited += 10) {
     const found = receiver.received.find((push) => matches(push.body));
     if (found) return found.body;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
   throw new Error('no such push');
 }

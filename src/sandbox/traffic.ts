@@ -113,6 +113,7 @@ function blankCredentials(text: string): string {
     .replace(/(Bearer\s+)[A-Za-z0-9\-_.~+/]+=*/g, '$1[redacted]');
 }
 
+/** Unlike the bridge's error-line clippers, says how much was left off: the panel shows bodies. */
 function clip(text: string): string {
   return text.length <= MAX_BODY_CHARS ? text : `${text.slice(0, MAX_BODY_CHARS)}… (${text.length - MAX_BODY_CHARS} more characters)`;
 }

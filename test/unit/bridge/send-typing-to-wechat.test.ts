@@ -2,7 +2,7 @@ import { createSendTypingToWeChatHandler } from '../../../src/bridge/send-typing
 import { RetryableError } from '../../../src/errors';
 import type { Job } from '../../../src/store/store';
 import { createLogger } from '../../../src/logger';
-import { WeChatApiError } from '../../../src/wechat/api-client';
+import { WeChatApiError } from '../../../src/wechat/transport';
 import { captureLogs } from '../../support/bridge-harness';
 
 const job = (body: Record<string, unknown>): Job => ({

@@ -2,32 +2,58 @@
  * Wires the pieces into a running bridge: store → backends → job worker → HTTP app.
  * `main.ts` calls it with the validated environment; tests and the sandbox call it with
  * their own configuration (fake servers' URLs, a temporary database).
+ *
+ * For every configured Official Account: its WeChat client and access tokens, its conversations
+ * (fixed or per user), and its media both ways (each fetches and uploads with its own access token):
+ * signed `media_url` links in inbound events (when `PUBLIC_URL` is set) served by `/media/…` from a
+ * disk cache, and agents' `media_url` uploads for outbound image, voice, video.
  */
 import type { Server } from 'node:http';
 import { once } from 'node:events';
-import { createDeliverToVonageHandler } from './bridge/deliver-to-vonage';
-import { JOB_DELIVER_TO_VONAGE, JOB_SEND_TO_WECHAT, JOB_SEND_TYPING_TO_WECHAT } from './bridge/ports';
+import path from 'node:path';
+import express, { type Router } from 'express';
+import { createConversationRouter } from './bridge/to-vonage/conversation-routing';
+import { describeConversationMode, inboundTargetOf, routesConversations } from './bridge/to-vonage/conversation-mode';
+import { inboundJobs } from './bridge/to-vonage/inbound-jobs';
+import { createDeliverToVonageHandler } from './bridge/to-vonage/deliver-to-vonage';
+import {
+  JOB_DELIVER_TO_VONAGE,
+  JOB_EXPIRE_PASSIVE_REPLY,
+  JOB_REPORT_TEMPLATE_RESULT,
+  JOB_SEND_TO_WECHAT,
+  JOB_SEND_TYPING_TO_WECHAT,
+  registerJobHandlers,
+} from './bridge/jobs';
 import { createReplyWindowTracker, withReplyWindow } from './bridge/reply-window';
-import { createSendToWeChatHandler } from './bridge/send-to-wechat';
-import { createReportTemplateResultHandler, JOB_REPORT_TEMPLATE_RESULT } from './bridge/template-result';
-import { createSendTypingToWeChatHandler } from './bridge/send-typing-to-wechat';
-import { createPassiveReplies, JOB_EXPIRE_PASSIVE_REPLY } from './bridge/passive-replies';
+import { createSendToWeChatHandler } from './bridge/to-wechat/send-to-wechat';
+import { createReportTemplateResultHandler } from './bridge/to-wechat/template-result';
+import { createSendTypingToWeChatHandler } from './bridge/to-wechat/send-typing-to-wechat';
+import { createPassiveReplies } from './bridge/to-wechat/passive-replies';
+import { planOutbound } from './bridge/to-wechat/plan-outbound';
+import { createRecipientResolver } from './bridge/to-wechat/recipient';
+import { templateResultJob } from './bridge/to-wechat/template-result';
+import { fetchAgentMedia } from './bridge/media/fetch-agent-media';
+import { MediaFileCache } from './bridge/media/cache';
+import { accountMediaLinkKey, MEDIA_LINK_MAX_TTL_MS, mediaLink, mediaRoutePathOf } from './bridge/media/links';
+import { createOutboundMedia, type OutboundMedia } from './bridge/media/outbound-media';
+import { mediaRouter } from './http/media-route';
 import { createPassiveAnswerer } from './http/passive-answer';
-import { openPostgresSignal } from './store/postgres-signal';
-import { isDefaultAccount } from './accounts';
+import { openPostgresSignal } from './store/postgres/signal';
+import { isDefaultAccount, type Account } from './accounts';
 import { accountsOf, type Config } from './config';
-import { createConversationsAndMedia } from './conversations-and-media';
 import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
 import { observeJobOutcome } from './bridge/job-metrics';
-import { DEFAULT_BACKOFF } from './queue/backoff';
+import { DEFAULT_RETRY_POLICY } from './queue/retry-policy';
 import { JobWorker } from './queue/worker';
 import { openStore } from './store/open-store';
-import type { Store } from './store/store';
+import type { NewJob, Store } from './store/store';
 import { createVonageClient } from './vonage/client';
 import { createApplicationTokenSource } from './vonage/jwt';
 import { createWeChatApiClient } from './wechat/api-client';
+import { createWeChatMediaClient } from './wechat/media';
+import type { WeChatMessage } from './wechat/message';
 import { AccessTokenManager } from './wechat/token-manager';
 
 /**
@@ -40,8 +66,8 @@ const WORKER_CONCURRENCY = 32;
 /** Requests in flight get this long to be answered at a stop (a webhook's answer is due within 5 s anyway). */
 const STOP_GRACE_MS = 5_000;
 
-/** A job still failing this long after it was stored is given up (the outbound handler reports it). */
-const GIVE_UP_AFTER_MS = 24 * 60 * 60 * 1000;
+/** One retry policy: the worker retries and gives up by it, and the outbound handler reports a send it would give up. */
+const RETRY_POLICY = DEFAULT_RETRY_POLICY;
 
 export interface RunningBridge {
   server: Server;
@@ -109,15 +135,21 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       return [account.id, { tokens, client }] as const;
     }),
   );
-  const weChatOfAccount = (accountId: string) => {
-    const found = weChatOf.get(accountId);
-    if (found === undefined) throw new Error(`no account ${accountId} is configured`);
-    return found;
-  };
+  const weChatOfAccount = ofAccount(weChatOf);
   const firstAccountId = accounts[0]!.id;
-  // Fixed or per-user conversations, and media links / uploads, for every account.
-  const relay = createConversationsAndMedia({ config, store, vonage, tokensOf: (id) => weChatOfAccount(id).tokens, logger });
-  const accountOf = (accountId: string) => ({ weChat: weChatOfAccount(accountId).client, media: relay.outboundMediaOf(accountId) });
+  // Per account: the jobs for its messages and its media both ways.
+  const relayOf = new Map(
+    accounts.map((account) => [account.id, wireAccountRelay(account, { config, store, tokens: weChatOfAccount(account.id).tokens, logger })] as const),
+  );
+  const relayOfAccount = ofAccount(relayOf);
+  const accountOf = (accountId: string) => ({ weChat: weChatOfAccount(accountId).client, media: relayOfAccount(accountId).outboundMedia });
+  // Per-user conversations (any account without a conversation id) are found or made by the delivery worker.
+  const router = routesConversations(accounts)
+    ? createConversationRouter({ directory: vonage, store, logger: logger.child({ component: 'conversation-routing' }) })
+    : undefined;
+  const recipientOf = createRecipientResolver(accounts, store);
+  const mediaRoutes = express.Router();
+  for (const relay of relayOf.values()) mediaRoutes.use(relay.mediaRoute);
 
   // Passive-reply mode (WECHAT_REPLY_MODE): replies ride on the answers to WeChat's pushes. The expiry
   // handler runs in every mode, so that replies queued before a switch back still get their status.
@@ -144,13 +176,12 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
-    giveUpAfterMs: GIVE_UP_AFTER_MS,
-    backoff: DEFAULT_BACKOFF,
+    ...RETRY_POLICY,
     concurrency: WORKER_CONCURRENCY,
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
-    handlers: {
-      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router: relay.router, marks: store }), replyWindows),
+    handlers: registerJobHandlers({
+      [JOB_DELIVER_TO_VONAGE]: withReplyWindow(createDeliverToVonageHandler({ backend: vonage, router, marks: store }), replyWindows),
       [JOB_SEND_TO_WECHAT]: createSendToWeChatHandler({
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,
@@ -159,11 +190,10 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         logger: logger.child({ component: 'send-to-wechat' }),
         scrub,
         // The handler reports "failed" itself before the worker would give up silently.
-        giveUpAfterMs: GIVE_UP_AFTER_MS,
-        maxRetryDelayMs: DEFAULT_BACKOFF.maxMs,
+        retryPolicy: RETRY_POLICY,
         metrics,
-        recipientOf: relay.recipientOf,
-        media: relay.outboundMediaOf(firstAccountId),
+        recipientOf,
+        media: relayOfAccount(firstAccountId).outboundMedia,
         ...(passive ? { passive } : {}),
       }),
       [JOB_EXPIRE_PASSIVE_REPLY]: (job) => passiveReplies.expire(job),
@@ -172,10 +202,10 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         weChat: weChatOfAccount(firstAccountId).client,
         accountOf,
         logger: logger.child({ component: 'send-typing-to-wechat' }),
-        recipientOf: relay.recipientOf,
+        recipientOf,
         ...(passive ? { isPassive: (openid: string) => passive.isPassive(openid) } : {}),
       }),
-    },
+    }),
   });
 
   wakeWorker = () => worker.notify();
@@ -187,7 +217,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     // WECHAT_MESSAGE_MODES applies to every account's callback.
     accounts: accounts.map((account) => ({
       account: { ...account, ...(config.weChat.messageModes ? { messageModes: config.weChat.messageModes } : {}) },
-      jobsFor: relay.jobsFor(account.id),
+      jobsFor: relayOfAccount(account.id).jobsFor,
       ...(passive
         ? {
             passive: createPassiveAnswerer({
@@ -202,16 +232,17 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
           }
         : {}),
     })),
-    rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: relay.planOutbound },
+    rtc: { signatureSecret: config.vonage.signatureSecret, previousSignatureSecret: config.vonage.previousSignatureSecret, jobFor: (event) => planOutbound(event, { accounts }) },
     onJobsStored: () => worker.notify(),
-    media: relay.mediaRoute,
+    media: mediaRoutes,
     checkReady: () => store.ping(),
     extraRoutes: options.extraRoutes,
     ackTimeoutMs: options.ackTimeoutMs,
     maxPendingAcks: options.maxPendingAcks,
   });
 
-  await relay.start();
+  for (const relay of relayOf.values()) await relay.cache.start();
+  logModes(config, accounts, logger);
   worker.start();
   const server = app.listen(config.port, config.host);
   await once(server, 'listening');
@@ -237,11 +268,82 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       await closed;
       clearTimeout(grace);
       await worker.stop();
-      await relay.stop();
+      for (const relay of relayOf.values()) await relay.cache.stop();
       await replySignal?.close();
       await store.close();
       logger.info('bridge stopped');
     })());
 
   return { server, port, store, metrics, stop };
+}
+
+/** The lookup of what each account has; an account that is not configured is a bug, never a request's fault. */
+function ofAccount<T>(byAccount: ReadonlyMap<string, T>): (accountId: string) => T {
+  return (accountId) => {
+    const found = byAccount.get(accountId);
+    if (found === undefined) throw new Error(`no account ${accountId} is configured`);
+    return found;
+  };
+}
+
+/** One account's relay: the jobs for its messages, its media cache and route, and its uploader of agents' media. */
+interface AccountRelay {
+  /** The jobs for an accepted WeChat message (webhook path: pure apart from the clock). */
+  jobsFor: (message: WeChatMessage) => NewJob[];
+  cache: MediaFileCache;
+  /** `GET /media/…` of the account. */
+  mediaRoute: Router;
+  outboundMedia: OutboundMedia;
+}
+
+function wireAccountRelay(
+  account: Account,
+  deps: { config: Config; store: Store; tokens: Pick<AccessTokenManager, 'getToken' | 'invalidate'>; logger: Logger },
+): AccountRelay {
+  const { config, store, logger } = deps;
+  const now = Date.now;
+  const media = config.media ?? {};
+  const publicUrl = config.publicUrl;
+  const cacheRoot = media.cacheDir ?? './data/media';
+  const routePath = mediaRoutePathOf(account.id);
+  const linkKey = accountMediaLinkKey(account.id, { appSecret: account.appSecret, linkSecret: media.linkSecret });
+  // Links are minted when the message is accepted and last as long as WeChat keeps the file.
+  const mediaUrl =
+    publicUrl === undefined ? undefined : (mediaId: string) => mediaLink(publicUrl, linkKey, mediaId, now() + MEDIA_LINK_MAX_TTL_MS, routePath);
+  const weChatMedia = createWeChatMediaClient({ baseUrl: config.weChat.apiBaseUrl, tokens: deps.tokens, now });
+  const accountLogger = isDefaultAccount(account.id) ? logger : logger.child({ account: account.id });
+  // The default account keeps the cache directory it had; a media_id is only unique within its account.
+  const cacheDir = isDefaultAccount(account.id) ? cacheRoot : path.join(cacheRoot, 'accounts', account.id);
+  const cache = new MediaFileCache({ dir: cacheDir, now, logger: accountLogger.child({ component: 'media-cache' }) });
+  const target = inboundTargetOf(account);
+  return {
+    // Every message goes to the conversation; a template message's result also becomes its status.
+    jobsFor: (message) => {
+      const receivedAt = now();
+      const jobs: NewJob[] = inboundJobs(message, target, { receivedAt, ...(mediaUrl ? { mediaUrl } : {}) });
+      const templateResult = templateResultJob(message, receivedAt, account.id);
+      return templateResult === undefined ? jobs : [...jobs, templateResult];
+    },
+    cache,
+    mediaRoute: mediaRouter({ linkKey, cache, weChatMedia, logger: accountLogger.child({ component: 'media' }), now, routePath }),
+    outboundMedia: createOutboundMedia({
+      store,
+      weChatMedia,
+      fetchMedia: (url, type) => fetchAgentMedia(url, type, { allowPrivateNetworks: media.allowPrivateNetworks === true }),
+      logger: accountLogger.child({ component: 'outbound-media' }),
+      accountId: account.id,
+    }),
+  };
+}
+
+/** What the bridge says at start about how it is set up. */
+function logModes(config: Config, accounts: readonly Account[], logger: Logger): void {
+  for (const account of accounts) {
+    const { fields, message } = describeConversationMode(account);
+    logger.info(fields, message);
+  }
+  if (config.publicUrl === undefined) {
+    logger.info('PUBLIC_URL is not set: inbound image, voice and video events carry no media_url (set it to give agents links to the files)');
+  }
+  if (config.media?.allowPrivateNetworks === true) logger.warn('agent media_url may be http and on private addresses (tests and sandbox only)');
 }

@@ -6,12 +6,12 @@
 import type { JobOutcome } from '../queue/worker';
 import type { BridgeMetrics, Direction } from '../metrics';
 import type { Job } from '../store/store';
-import { WECHAT_MESSAGE_EVENT } from './inbound';
-import { JOB_DELIVER_TO_VONAGE, type DeliverToVonagePayload } from './ports';
+import { WECHAT_MESSAGE_EVENT } from './custom-events';
+import { isJobOf, JOB_DELIVER_TO_VONAGE } from './jobs';
 
 function directionOf(job: Job): Direction {
-  if (job.kind !== JOB_DELIVER_TO_VONAGE) return 'outbound';
-  return (job.payload as DeliverToVonagePayload).event.type === WECHAT_MESSAGE_EVENT ? 'inbound' : 'status';
+  if (!isJobOf(job, JOB_DELIVER_TO_VONAGE)) return 'outbound';
+  return job.payload.event.type === WECHAT_MESSAGE_EVENT ? 'inbound' : 'status';
 }
 
 const codeOf = (error: Error | undefined): string => {
@@ -27,8 +27,8 @@ export function observeJobOutcome(metrics: BridgeMetrics, job: Job, outcome: Job
     case 'completed':
       if (direction === 'outbound') return;
       metrics.delivered(direction, (now - job.createdAt) / 1000);
-      if (direction === 'inbound') {
-        const { conversationId, event } = job.payload as DeliverToVonagePayload;
+      if (direction === 'inbound' && isJobOf(job, JOB_DELIVER_TO_VONAGE)) {
+        const { conversationId, event } = job.payload;
         // A split message counts once, on its first part.
         const firstPart = event.body.part === undefined || event.body.part === 1;
         // Per-user mode resolves the conversation when the job runs; the payload has only the route.

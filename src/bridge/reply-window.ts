@@ -3,8 +3,7 @@
  * and how many are left.
  *
  * WeChat lets an account answer a user through the customer-service API only after the user did
- * something, for a while and a number of messages (developers.weixin.qq.com, 客服消息 "发送客服消息"
- * and reference/wechat.md §5):
+ * something, for a while and a number of messages:
  * - the user sent a message: 5 messages within 48 hours (older docs allowed more; configurable);
  * - the user followed the account, scanned a QR code or clicked a menu item of the kinds that push an
  *   event (click, scancode_push, scancode_waitmsg): 3 messages within 1 minute.
@@ -15,8 +14,8 @@
  * (account id, openid), opened from what the bridge receives and used by what it sends. The rules
  * below are pure; `createReplyWindowTracker` is the I/O edge.
  */
-import type { Job, SendAllowance, Store } from '../store/store';
-import type { DeliverToVonagePayload } from './ports';
+import type { SendAllowance, Store } from '../store/store';
+import type { JOB_DELIVER_TO_VONAGE, JobHandlerOf } from './jobs';
 
 /** Room kept in each inbound body for `"reply_window":{"closes_at":…,"replies_left":…}`. */
 export const REPLY_WINDOW_BODY_BYTES = 80;
@@ -149,9 +148,12 @@ export function createReplyWindowTracker(deps: {
  * Wraps the `deliver-to-vonage` handler: a job about an inbound message first applies the message's
  * grant, then posts its event with the user's window at that moment as `reply_window`.
  */
-export function withReplyWindow(deliver: (job: Job) => Promise<void>, tracker: ReplyWindowTracker): (job: Job) => Promise<void> {
-  return async function deliverWithReplyWindow(job: Job): Promise<void> {
-    const payload = job.payload as DeliverToVonagePayload;
+export function withReplyWindow(
+  deliver: JobHandlerOf<typeof JOB_DELIVER_TO_VONAGE>,
+  tracker: ReplyWindowTracker,
+): JobHandlerOf<typeof JOB_DELIVER_TO_VONAGE> {
+  return async function deliverWithReplyWindow(job) {
+    const { payload } = job;
     const inbound = payload.replyWindow;
     if (inbound === undefined) return deliver(job);
     if (inbound.grant !== undefined) await tracker.apply(inbound.account, inbound.openid, inbound.grant);

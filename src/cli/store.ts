@@ -7,9 +7,8 @@
  * database, so a mistyped path never looks like an empty queue.
  */
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import { loadSettings } from '../config';
-import { openStore } from '../store/open-store';
+import { openStore, sqliteLocation } from '../store/open-store';
 import type { Store } from '../store/store';
 import { CliFailure } from './errors';
 
@@ -30,16 +29,8 @@ export async function openCliStore(env: NodeJS.ProcessEnv, cwd: string): Promise
   }
 }
 
-/**
- * The file a `sqlite:` DATABASE_URL names, or undefined for other stores and `:memory:`. Mirrors
- * the path rules of src/store/open-store.ts (relative to cwd, `sqlite:///abs` for absolute paths);
- * forms it does not recognise are left to openStore to accept or refuse.
- */
+/** The file a `sqlite:` DATABASE_URL names (by openStore's rules), or undefined for other stores and `:memory:`. */
 function sqliteFile(databaseUrl: string, cwd: string): string | undefined {
-  const url = databaseUrl.trim();
-  if (!/^sqlite:/i.test(url)) return undefined;
-  const rest = url.slice('sqlite:'.length);
-  if (rest === '' || rest === ':memory:' || (rest.startsWith('//') && !rest.startsWith('///'))) return undefined;
-  const path = rest.startsWith('///') ? rest.slice(2) : rest;
-  return isAbsolute(path) ? path : resolve(cwd, path);
+  const location = sqliteLocation(databaseUrl, cwd);
+  return location?.kind === 'file' ? location.path : undefined;
 }

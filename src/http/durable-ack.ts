@@ -9,12 +9,13 @@
 import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../logger';
 import type { BridgeMetrics, Direction } from '../metrics';
-import type { EnqueueOptions, NewJob, Store } from '../store/store';
+import type { EnqueueOptions, JobQueue, NewJob, SeenKeys } from '../store/store';
 import { arrivalOf, deadlineOf, markStoring } from './ack-budget';
 
 export interface DurableAckDeps {
   logger: Logger;
-  store: Store;
+  /** Enqueues a request's jobs; the webhooks' replay guards record their keys in it too. */
+  store: Pick<JobQueue, 'enqueue'> & SeenKeys;
   metrics: BridgeMetrics;
   /** Called once new jobs are stored, to wake the workers at once. */
   onJobsStored: () => void;

@@ -5,7 +5,7 @@
  *   signed link (403 forged or expired, 404 malformed) → disk cache → else WeChat media/get
  *   (access token, once per file: concurrent requests share one download) → the file, streamed
  *
- * Not an open proxy: only links the bridge signed are served (media-links.ts), and only WeChat's
+ * Not an open proxy: only links the bridge signed are served (media/links.ts), and only WeChat's
  * answer for that media_id. A JSON error from WeChat is an error (40007 → 404; WeChat down → 503),
  * never a file. Only image, audio and video content types are served inline; anything else is sent
  * as an `application/octet-stream` attachment, and `nosniff` keeps browsers from guessing.
@@ -13,8 +13,8 @@
 import express, { type Request, type Response, type Router } from 'express';
 import { PermanentError, RetryableError } from '../errors';
 import type { Logger } from '../logger';
-import { MediaTooLargeError, type CachedMedia, type MediaFileCache } from '../bridge/media-cache';
-import { MEDIA_ROUTE_PATH, verifyMediaLink } from '../bridge/media-links';
+import { MediaTooLargeError, type CachedMedia, type MediaFileCache } from '../bridge/media/cache';
+import { MEDIA_ROUTE_PATH, verifyMediaLink } from '../bridge/media/links';
 import { WeChatApiError } from '../wechat/transport';
 import type { WeChatMediaClient } from '../wechat/media';
 
@@ -25,7 +25,7 @@ export interface MediaRouteDeps {
   weChatMedia: Pick<WeChatMediaClient, 'getMedia'>;
   logger: Logger;
   now: () => number;
-  /** Where the links are served (media-links.ts `mediaRoutePathOf`); default `/media`. */
+  /** Where the links are served (media/links.ts `mediaRoutePathOf`); default `/media`. */
   routePath?: string;
 }
 

@@ -16,9 +16,9 @@
  */
 import type { Request, Response } from 'express';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
-import type { PassiveReplies, PassiveReply } from '../bridge/passive-replies';
+import type { PassiveReplies, PassiveReply } from '../bridge/to-wechat/passive-replies';
 import type { Logger } from '../logger';
-import type { Store } from '../store/store';
+import type { SeenKeys } from '../store/store';
 import { buildEncryptedReplyXml } from '../wechat/crypto';
 import { weChatContentDigest, type WeChatMessage } from '../wechat/message';
 import { buildPassiveReplyXml, buildPassiveTextReplyXml } from '../wechat/passive-reply';
@@ -41,7 +41,7 @@ const ANSWERABLE_EVENTS: ReadonlySet<string> = new Set(['subscribe', 'SCAN', 'CL
 
 export interface PassiveAnswerDeps {
   replies: Pick<PassiveReplies, 'isPassive' | 'waitFor' | 'putBack' | 'settle'>;
-  store: Pick<Store, 'markSeen'>;
+  store: SeenKeys;
   logger: Logger;
   /** The account whose callback this is: its keys seal the answer, its id scopes the mailbox. */
   accountId?: string;

@@ -7,7 +7,7 @@
  * are stored in the same transaction as the request's jobs, so a request that failed to store (a
  * `503`) can still be retried with its credential, and nothing is remembered for it otherwise.
  */
-import { wasSeen, type EnqueueOptions, type Store } from '../store/store';
+import { wasSeen, type EnqueueOptions, type SeenKeys } from '../store/store';
 
 export interface ReplayKeys {
   credentialKey: string;
@@ -21,7 +21,7 @@ export function replayKeysOf(credential: string, requestDigest: string, expiresA
 }
 
 /** True when the credential was used before for another request. */
-export async function isReplayedCredential(store: Pick<Store, 'markSeen'>, keys: ReplayKeys): Promise<boolean> {
+export async function isReplayedCredential(store: SeenKeys, keys: ReplayKeys): Promise<boolean> {
   // The second probe only for a credential seen before: is it the very same request again?
   return (await wasSeen(store, keys.credentialKey)) && !(await wasSeen(store, keys.requestKey));
 }

@@ -11,7 +11,7 @@
  */
 import * as crypto from 'node:crypto';
 import express, { type RequestHandler, type Response, type Router } from 'express';
-import { mayActOn } from '../bridge/outbound';
+import { mayActOn } from '../bridge/to-wechat/plan-outbound';
 import { InvalidInputError } from '../errors';
 import { unstorableReason } from '../store/storable-text';
 import type { NewJob, Store } from '../store/store';

@@ -29,13 +29,14 @@ import type { Logger } from 'pino';
 import { scrubSecrets, type SecretScrubber } from '../logger';
 import { isClassifiedError, type ClassifiedError } from '../errors';
 import type { Job, JobLease, Store } from '../store/store';
-import { backoffDelayMs, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff';
+import { DEFAULT_RETRY_POLICY, giveUpAt, retryDelayMs, type RetryPolicy } from './retry-policy';
 
 export type JobHandler = (job: Job) => Promise<void>;
 
 export type JobOutcome = 'completed' | 'retried' | 'dead-lettered';
 
-export interface JobWorkerOptions {
+/** `giveUpAfterMs` and `backoff`: the retry policy (retry-policy.ts), DEFAULT_RETRY_POLICY's where not given. */
+export interface JobWorkerOptions extends Partial<RetryPolicy> {
   store: Store;
   handlers: Record<string, JobHandler>;
   logger: Logger;
@@ -48,10 +49,6 @@ export interface JobWorkerOptions {
   leaseMs?: number;
   /** How often to look for work when idle. Default 250 ms. */
   pollIntervalMs?: number;
-  /** A job still failing this long after `createdAt` is dead-lettered. Default 24 h. */
-  giveUpAfterMs?: number;
-  /** Exponential backoff with full jitter. Default 1 s base, 5 min cap. */
-  backoff?: BackoffPolicy;
   now?: () => number;
   random?: () => number;
   /** Called once per handled job after its outcome is stored (a metrics hook); must not throw. */
@@ -73,10 +70,8 @@ export type HandlerResult =
   | { kind: 'unexpected'; error: Error }
   | { kind: 'no-handler'; error: Error };
 
-export interface DecisionContext {
+export interface DecisionContext extends RetryPolicy {
   now: number;
-  giveUpAfterMs: number;
-  backoff: BackoffPolicy;
   random: () => number;
 }
 
@@ -94,19 +89,19 @@ const MAX_STORE_RETRY_MS = 2000;
 export function decideJobOutcome(job: Job, result: HandlerResult, context: DecisionContext): JobDecision {
   const retryOrGiveUp = (delayMs: number, message: string): JobDecision => {
     const runAt = context.now + Math.max(0, delayMs);
-    if (runAt > job.createdAt + context.giveUpAfterMs) {
+    if (runAt > giveUpAt(job.createdAt, context)) {
       return { action: 'dead-letter', reason: clip(`gave up after ${formatDuration(context.giveUpAfterMs)}: ${message}`) };
     }
     return { action: 'retry', runAt, error: clip(message) };
   };
   // The run that just failed was start number attempts + 1, so this is retry number attempts + 1.
-  const backoff = () => backoffDelayMs(job.attempts + 1, context.backoff, context.random);
+  const delay = (retryAfterMs?: number) => retryDelayMs(job.attempts + 1, retryAfterMs, context.backoff, context.random);
 
   switch (result.kind) {
     case 'success':
       return { action: 'complete' };
     case 'retryable':
-      return retryOrGiveUp(Math.max(result.retryAfterMs ?? 0, backoff()), result.message);
+      return retryOrGiveUp(delay(result.retryAfterMs), result.message);
     case 'permanent':
       return {
         action: 'dead-letter',
@@ -115,7 +110,7 @@ export function decideJobOutcome(job: Job, result: HandlerResult, context: Decis
     case 'invalid-input':
       return { action: 'dead-letter', reason: clip(`invalid input (${result.status}): ${result.message}`) };
     case 'unexpected':
-      return retryOrGiveUp(backoff(), `unexpected error: ${result.error.message}`);
+      return retryOrGiveUp(delay(), `unexpected error: ${result.error.message}`);
     case 'no-handler':
       return { action: 'dead-letter', reason: clip(result.error.message) };
   }
@@ -128,8 +123,7 @@ export class JobWorker {
   private readonly concurrency: number;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
-  private readonly giveUpAfterMs: number;
-  private readonly backoff: BackoffPolicy;
+  private readonly retryPolicy: RetryPolicy;
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly onOutcome: JobWorkerOptions['onOutcome'];
@@ -158,8 +152,10 @@ export class JobWorker {
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 8));
     this.leaseMs = options.leaseMs ?? 15_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
-    this.giveUpAfterMs = options.giveUpAfterMs ?? 24 * 60 * 60 * 1000;
-    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    this.retryPolicy = {
+      giveUpAfterMs: options.giveUpAfterMs ?? DEFAULT_RETRY_POLICY.giveUpAfterMs,
+      backoff: options.backoff ?? DEFAULT_RETRY_POLICY.backoff,
+    };
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.onOutcome = options.onOutcome;
@@ -294,12 +290,7 @@ export class JobWorker {
   private async runJob(job: Job): Promise<void> {
     const startedAt = this.now();
     const result = await this.invoke(job);
-    const decision = decideJobOutcome(job, result, {
-      now: this.now(),
-      giveUpAfterMs: this.giveUpAfterMs,
-      backoff: this.backoff,
-      random: this.random,
-    });
+    const decision = decideJobOutcome(job, result, { ...this.retryPolicy, now: this.now(), random: this.random });
     const error = result.kind === 'success' ? undefined : result instanceof Error ? result : result.error;
     const context = { jobId: job.id, kind: job.kind, attempts: job.attempts + 1, durationMs: this.now() - startedAt };
 

@@ -22,7 +22,7 @@ import { createLogger, type Logger } from '../logger';
 import { startBridge, type RunningBridge } from '../server';
 import { decodeEncodingAesKey } from '../wechat/crypto';
 import { callbackPathOf, DEFAULT_ACCOUNT_ID } from '../accounts';
-import { conversationNameFor } from '../bridge/conversation-routing';
+import { conversationNameFor } from '../bridge/to-vonage/conversation-routing';
 import { createConsoleRoutes } from './console-routes';
 import { startDemoBot, type DemoBot } from './demo-bot';
 import { startWeChatApiHost } from './wechat-api-host';

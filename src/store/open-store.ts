@@ -10,21 +10,18 @@
  * The URL is never echoed in an error: it may carry a password.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { PostgresStore, type PostgresStoreOptions } from './postgres-store';
-import { SqliteStore, type SqliteStoreOptions } from './sqlite-store';
+import type { BackendOptions } from './backend-options';
+import { errorWithCode, messageOf } from './error-details';
+import { PostgresStore, type PostgresStoreOptions } from './postgres/store';
+import { SqliteStore, type SqliteStoreOptions } from './sqlite/store';
 import type { Store } from './store';
 
-export interface OpenStoreOptions {
+/** What both backends take, given once here; `pruneIntervalMs` per backend below. */
+type SharedOptions = Omit<BackendOptions, 'pruneIntervalMs'>;
+
+export interface OpenStoreOptions extends SharedOptions {
   /** Base for relative `sqlite:` paths. Default `process.cwd()`. */
   cwd?: string;
-  /** Clock (epoch ms); tests move time with it. Default: the process clock (SQLite), the database's (PostgreSQL). */
-  now?: () => number;
-  /** How long a dedup key is remembered. Default 7 days. */
-  dedupRetentionMs?: number;
-  /** Called after each enqueue group commit (a metrics hook). */
-  onBatchCommit?: (batch: { calls: number; jobs: number; stored: number }) => void;
-  /** Where background failures and lost connections are reported. */
-  logger?: { warn(details: object, message: string): void };
   /**
    * SQLite only: hand every leased job back at open, because a SQLite file belongs to one running
    * bridge (see SqliteStoreOptions). Ignored for PostgreSQL, where other instances may be alive and
@@ -34,7 +31,7 @@ export interface OpenStoreOptions {
   /** SQLite only: see SqliteStoreOptions. */
   sqlite?: Pick<SqliteStoreOptions, 'busyTimeoutMs' | 'pruneIntervalMs'>;
   /** PostgreSQL only: pool size, timeouts, batching; see PostgresStoreOptions. */
-  postgres?: Omit<PostgresStoreOptions, 'now' | 'dedupRetentionMs' | 'onBatchCommit' | 'logger'>;
+  postgres?: Omit<PostgresStoreOptions, keyof SharedOptions>;
 }
 
 const ACCEPTED_FORMS =
@@ -56,8 +53,10 @@ export async function openStore(databaseUrl: string, options: OpenStoreOptions =
       throw withoutPassword(error, url);
     }
   }
-  if (/^sqlite:/i.test(url)) {
-    return SqliteStore.open(sqlitePath(url.slice('sqlite:'.length), options.cwd ?? process.cwd()), {
+  const sqlite = sqliteLocation(url, options.cwd ?? process.cwd());
+  if (sqlite !== undefined) {
+    if (sqlite.kind === 'invalid') throw new Error(`DATABASE_URL: ${sqlite.reason}; expected ${ACCEPTED_FORMS}`);
+    return SqliteStore.open(sqlite.kind === 'memory' ? ':memory:' : sqlite.path, {
       ...options.sqlite,
       ...common,
       ...(options.releaseLeasesOnOpen ? { releaseLeasesOnOpen: true } : {}),
@@ -82,26 +81,31 @@ function checkPostgresUrl(url: string): void {
 
 /** The error to surface: its message, with the URL's password blanked should it appear in it. */
 function withoutPassword(error: unknown, url: string): Error {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   let password = '';
   try {
     password = decodeURIComponent(new URL(url).password);
   } catch {
     // Already checked; nothing to blank.
   }
-  const clean = new Error(password ? message.split(password).join('***') : message);
-  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
-  if (typeof code === 'string') (clean as Error & { code?: string }).code = code;
-  return clean;
+  return errorWithCode(password ? message.split(password).join('***') : message, error);
 }
 
-function sqlitePath(rest: string, cwd: string): string {
-  if (rest === ':memory:') return ':memory:';
-  if (rest === '') throw new Error(`DATABASE_URL: the sqlite path is empty; expected ${ACCEPTED_FORMS}`);
+/** What a `sqlite:` DATABASE_URL names; undefined for a URL of another kind. */
+export type SqliteLocation = { kind: 'memory' } | { kind: 'file'; path: string } | { kind: 'invalid'; reason: string };
+
+/**
+ * Where a `sqlite:` URL points: `sqlite::memory:`, or a file path relative to `cwd` (or absolute,
+ * also spelled `sqlite:///abs/path`). Operator tools use it to find the file the bridge opens.
+ */
+export function sqliteLocation(databaseUrl: string, cwd: string): SqliteLocation | undefined {
+  const url = databaseUrl.trim();
+  if (!/^sqlite:/i.test(url)) return undefined;
+  const rest = url.slice('sqlite:'.length);
+  if (rest === ':memory:') return { kind: 'memory' };
+  if (rest === '') return { kind: 'invalid', reason: 'the sqlite path is empty' };
   // `sqlite:///abs/path` is a common spelling of an absolute path; `sqlite://host/…` names a host we cannot use.
-  if (rest.startsWith('//') && !rest.startsWith('///')) {
-    throw new Error(`DATABASE_URL: sqlite takes a file path, not a host; expected ${ACCEPTED_FORMS}`);
-  }
+  if (rest.startsWith('//') && !rest.startsWith('///')) return { kind: 'invalid', reason: 'sqlite takes a file path, not a host' };
   const path = rest.startsWith('///') ? rest.slice(2) : rest;
-  return isAbsolute(path) ? path : resolve(cwd, path);
+  return { kind: 'file', path: isAbsolute(path) ? path : resolve(cwd, path) };
 }

@@ -1,7 +1,8 @@
 /**
  * The one durable store. Everything that must survive a crash lives behind this interface:
  * the job queue (with dedup keys), dead letters, seen keys, tokens and locks, the per-user conversation
- * mappings and the uploaded-media cache.
+ * mappings, the uploaded-media cache, send allowances and remembered values. Each is a role interface
+ * (`JobQueue`, `SeenKeys`, …) that a caller names for what it uses; `Store` is all of them.
  *
  * Two implementations keep the same contract (test/support/store-contract.ts runs against both):
  * SQLite for one instance, PostgreSQL for several instances sharing one database. Everything here
@@ -161,7 +162,18 @@ export interface SendAllowance {
 /** How long a closed allowance is kept (then pruned), so that "closed since" can still be shown. */
 export const SEND_ALLOWANCE_KEPT_AFTER_CLOSE_MS = 24 * 60 * 60 * 1000;
 
-export interface Store {
+/** What a claim asks for: up to `limit` runnable jobs (of these kinds only, when given), leased for `leaseMs`. */
+export interface ClaimOptions {
+  limit: number;
+  leaseMs: number;
+  kinds?: JobKind[];
+}
+
+/**
+ * The durable job queue: what the webhooks store and the workers run. Each role below is what one
+ * kind of caller needs; `Store` is all of them on one database.
+ */
+export interface JobQueue {
   /**
    * Stores jobs durably, each with its dedup key, in one transaction: when the promise
    * resolves the jobs survive a crash. Results are in the order of `jobs`. `seenKeys` are recorded
@@ -175,7 +187,7 @@ export interface Store {
    * its order key. So at most one job per order key is ever out at once, across every process on
    * the database, and concurrent claims never hand out the same job.
    */
-  claim(options: { limit: number; leaseMs: number; kinds?: JobKind[] }): Promise<Job[]>;
+  claim(options: ClaimOptions): Promise<Job[]>;
 
   /**
    * Extends the leases still held by these claims to `leaseMs` from now (the worker's heartbeat
@@ -197,6 +209,11 @@ export interface Store {
   /** Move the job to the dead letters with the reason; it stops blocking its order key. */
   deadLetter(lease: JobLease, reason: string): Promise<boolean>;
 
+  stats(): Promise<QueueStats>;
+}
+
+/** The jobs that gave up, for an operator to read, replay or purge. */
+export interface DeadLetters {
   /** Dead letters, newest first. */
   listDeadLetters(options?: { limit?: number }): Promise<DeadLetter[]>;
 
@@ -211,15 +228,19 @@ export interface Store {
    * the message's dedup key stays, so a WeChat retry of it is still recognised as a duplicate.
    */
   purgeDeadLetter(id: string): Promise<boolean>;
+}
 
-  stats(): Promise<QueueStats>;
-
+/** Keys remembered until they expire (replay guards: a webhook token's `jti`, a signed query). */
+export interface SeenKeys {
   /**
    * Records `key` as seen until `expiresAt` (epoch ms). Resolves true the first time, false while
    * the key is remembered (e.g. a webhook JWT `jti` already used). Expired keys are forgotten.
    */
   markSeen(key: string, expiresAt: number): Promise<boolean>;
+}
 
+/** Shared secrets and the locks that let one process at a time refresh them. */
+export interface TokensAndLocks {
   /** A shared secret value with its expiry (e.g. the WeChat access token), expired or not, or undefined. */
   getToken(name: string): Promise<StoredToken | undefined>;
   putToken(name: string, token: StoredToken): Promise<void>;
@@ -231,7 +252,10 @@ export interface Store {
    */
   tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
   unlock(name: string, owner: string): Promise<void>;
+}
 
+/** Which Vonage conversation belongs to which WeChat user (per-user conversation mode). */
+export interface ConversationMappings {
   /** The conversation mapping of a WeChat user, or undefined. */
   getConversationMapping(openid: string): Promise<ConversationMapping | undefined>;
 
@@ -246,13 +270,19 @@ export interface Store {
    * and never overwritten. A conversation id already mapped to another openid is refused (throws).
    */
   saveConversationMapping(update: ConversationMappingUpdate): Promise<ConversationMapping>;
+}
 
+/** Files already uploaded to WeChat, while their `media_id` lives. */
+export interface UploadedMediaCache {
   /** An uploaded media record still valid now (its `expiresAt` is in the future), or undefined. */
   getUploadedMedia(key: string): Promise<UploadedMedia | undefined>;
 
   /** Stores (or replaces) an uploaded media record. Expired records are pruned. */
   putUploadedMedia(media: UploadedMedia): Promise<void>;
+}
 
+/** The reply windows: how many sends each recipient may still get, and until when. */
+export interface SendAllowances {
   /**
    * Stores the allowance unless the scope already holds one of the same kind opened at the same time
    * or later (so that a job that runs again cannot grant twice); resolves whether it was stored.
@@ -270,7 +300,10 @@ export interface Store {
 
   /** The scope's allowances, open or not, soonest closing first. */
   listSendAllowances(scope: string): Promise<SendAllowance[]>;
+}
 
+/** Small JSON values kept until they expire. */
+export interface RememberedValues {
   /**
    * Remembers a JSON value under `key` until `expiresAt` (epoch ms), replacing an earlier one (e.g.
    * which outbound event a platform's message id belongs to). Expired values are pruned.
@@ -279,7 +312,18 @@ export interface Store {
 
   /** The value remembered under `key`, while it has not expired; undefined otherwise. */
   recallValue(key: string): Promise<unknown>;
+}
 
+/** Every role on one database, and the store's own health and lifecycle. */
+export interface Store
+  extends JobQueue,
+    DeadLetters,
+    SeenKeys,
+    TokensAndLocks,
+    ConversationMappings,
+    UploadedMediaCache,
+    SendAllowances,
+    RememberedValues {
   /** Throws when the store cannot serve (for /readyz): e.g. the database is unreachable. */
   ping(): Promise<void>;
 
@@ -287,9 +331,22 @@ export interface Store {
 }
 
 /**
+ * A wake-up between the processes on one database: one publishes a key, every subscriber hears it
+ * at once. Best effort (a subscriber that is disconnected misses keys), so whoever waits for
+ * something stored still looks at the store now and then; the signal only makes it fast.
+ */
+export interface StoreSignal {
+  /** Tells every listener (this process's included) about `key`. */
+  publish(key: string): Promise<void>;
+  /** Calls `listener` with every key published; returns a function that removes it. */
+  subscribe(listener: (key: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+/**
  * Whether `key` is remembered, without remembering it: a key recorded "until" a past instant is
  * forgotten at once (`markSeen`'s contract), so the probe leaves nothing behind.
  */
-export async function wasSeen(store: Pick<Store, 'markSeen'>, key: string): Promise<boolean> {
+export async function wasSeen(store: SeenKeys, key: string): Promise<boolean> {
   return !(await store.markSeen(key, 0));
 }

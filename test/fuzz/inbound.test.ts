@@ -10,7 +10,7 @@ import {
   toInboundEventBody,
   VONAGE_BODY_LIMIT_BYTES,
   type InboundEventBody,
-} from '../../src/bridge/inbound';
+} from '../../src/bridge/to-vonage/event-body';
 import { InvalidInputError } from '../../src/errors';
 import {
   MAX_WECHAT_ID_LENGTH,
@@ -74,7 +74,7 @@ const weChatFields: fc.Arbitrary<XmlBuildFields> = fc
 
 const weChatMessage: fc.Arbitrary<WeChatMessage> = weChatFields.map((fields) => readWeChatMessage(buildWeChatXml(fields)));
 
-/** Keys of the body itself; a WeChat field of the same name is not carried (documented in inbound.ts). */
+/** Keys of the body itself; a WeChat field of the same name is not carried (documented in event-body.ts). */
 const RESERVED_KEYS = ['direction', 'from', 'to', 'content', 'msg_type', 'msg_id', 'create_time', 'event', 'part', 'parts'];
 
 /** Text messages, and types or events the bridge does not know: their Content is what the user wrote. */

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../src/config';
-import { inboundJobs } from '../../src/bridge/accept-inbound';
+import { inboundJobs } from '../../src/bridge/to-vonage/inbound-jobs';
 import { openStore } from '../../src/store/open-store';
 import { parseWeChatMessage } from '../../src/wechat/message';
 import { parseWeChatXml } from '../../src/wechat/xml';

@@ -8,7 +8,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mediaLink, mediaLinkKey } from '../../src/bridge/media-links';
+import { mediaLink, mediaLinkKey } from '../../src/bridge/media/links';
 import type { RecordedEvent } from '../support/fake-vonage';
 import { startHarness, TEST_APP_SECRET, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { SqliteStore } from '../../src/store/sqlite-store';
+import { SqliteStore } from '../../src/store/sqlite/store';
 import { startFakeVonage, type FakeVonage, type RecordedEvent } from '../support/fake-vonage';
 import { startHarness, TEST_TOKEN, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
 import { testKeyPair } from '../support/keys';

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { accountScopedKey, accountUserKey, callbackPathOf, parseAccountsFile, parseAccountUserKey, type Account } from '../../src/accounts';
-import { weChatUserOrderKey } from '../../src/bridge/accept-inbound';
-import { conversationNameFor, userNameFor } from '../../src/bridge/conversation-routing';
-import { planOutbound } from '../../src/bridge/outbound';
-import { createRecipientResolver } from '../../src/bridge/outbound-recipient';
+import { weChatUserOrderKey } from '../../src/bridge/jobs';
+import { conversationNameFor, userNameFor } from '../../src/bridge/to-vonage/conversation-routing';
+import { planOutbound } from '../../src/bridge/to-wechat/plan-outbound';
+import { createRecipientResolver } from '../../src/bridge/to-wechat/recipient';
 import { accountsOf, loadConfig } from '../../src/config';
 import type { ConversationMapping } from '../../src/store/store';
 import { testKeyPair } from '../support/keys';

@@ -10,11 +10,10 @@ import {
   replyWindowOf,
   withReplyWindow,
 } from '../../../src/bridge/reply-window';
-import type { DeliverToVonagePayload } from '../../../src/bridge/ports';
-import { inboundJobs } from '../../../src/bridge/accept-inbound';
+import type { DeliverToVonagePayload, JobOf } from '../../../src/bridge/jobs';
+import { inboundJobs } from '../../../src/bridge/to-vonage/inbound-jobs';
 import { readWeChatMessage } from '../../../src/wechat/message';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import type { Job } from '../../../src/store/store';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 
 const T = Date.UTC(2026, 11, 2, 12, 0, 0);
 const HOUR = 3_600_000;
@@ -109,7 +108,7 @@ describe('the tracker over the store', () => {
       event: { type: 'custom:wechat:message', body: { from: 'oB', content: 'hi' } },
       replyWindow: { account: 'default', openid: 'oB', grant: { kind: 'message', openedAt: T } },
     };
-    const job = { id: '1', kind: 'deliver-to-vonage', orderKey: 'wechat:oB', payload, attempts: 0, createdAt: T, lastError: undefined, leaseToken: 't', interrupted: false } satisfies Job;
+    const job = { id: '1', kind: 'deliver-to-vonage', orderKey: 'wechat:oB', payload, attempts: 0, createdAt: T, lastError: undefined, leaseToken: 't', interrupted: false } satisfies JobOf<'deliver-to-vonage'>;
     await deliver(job);
     await deliver({ ...job, payload: { conversationId: 'CON-1', event: { type: 'custom:wechat:status', body: { status: 'delivered' } } } });
     expect(posted[0]!.event.body).toEqual({ from: 'oB', content: 'hi', reply_window: { closes_at: T / 1000 + 48 * 3600, replies_left: 5 } });

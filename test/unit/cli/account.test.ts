@@ -1,5 +1,5 @@
-import { inboundJobs } from '../../../src/bridge/accept-inbound';
-import { planOutbound } from '../../../src/bridge/outbound';
+import { inboundJobs } from '../../../src/bridge/to-vonage/inbound-jobs';
+import { planOutbound } from '../../../src/bridge/to-wechat/plan-outbound';
 import { accountOfJobPayload } from '../../../src/cli/account';
 import { parseWeChatMessage } from '../../../src/wechat/message';
 import { parseWeChatXml } from '../../../src/wechat/xml';

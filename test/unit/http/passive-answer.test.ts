@@ -4,10 +4,10 @@
  */
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { createPassiveReplies } from '../../../src/bridge/passive-replies';
+import { createPassiveReplies } from '../../../src/bridge/to-wechat/passive-replies';
 import { createPassiveAnswerer } from '../../../src/http/passive-answer';
 import { createLogger } from '../../../src/logger';
-import { SqliteStore } from '../../../src/store/sqlite-store';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 import type { Job, NewJob } from '../../../src/store/store';
 import { parseWeChatMessage } from '../../../src/wechat/message';
 import { parseWeChatXml } from '../../../src/wechat/xml';

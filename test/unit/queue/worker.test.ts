@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { InvalidInputError, PermanentError, RetryableError } from '../../../src/errors';
 import { decideJobOutcome, formatDuration, JobWorker, type JobHandler, type JobOutcome, type JobWorkerOptions } from '../../../src/queue/worker';
-import { SqliteStore } from '../../../src/store/sqlite-store';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 import type { Job, NewJob, Store } from '../../../src/store/store';
 
 const T0 = 1_700_000_000_000;

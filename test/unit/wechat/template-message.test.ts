@@ -1,7 +1,7 @@
 /** Outbound bodies → template/send and subscribe/bizsend JSON (pure). */
 import { InvalidInputError } from '../../../src/errors';
 import { buildSubscribeSendBody, buildTemplateSendBody, fallbackOf, msgIdOf } from '../../../src/wechat/template-message';
-import { templateResultOutcome } from '../../../src/bridge/template-result';
+import { templateResultOutcome } from '../../../src/bridge/to-wechat/template-result';
 
 describe('buildTemplateSendBody', () => {
   test('the documented fields in order; plain strings become {value}; color is kept', () => {

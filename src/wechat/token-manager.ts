@@ -22,7 +22,7 @@ import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
-import type { StoredToken } from '../store/store';
+import type { StoredToken, TokensAndLocks } from '../store/store';
 import {
   apiBaseOf,
   checkHttpStatus,
@@ -38,13 +38,8 @@ import {
   type AccessTokenSource,
 } from './transport';
 
-/** A structural subset of src/store/store.ts `Store`; the real store satisfies it. */
-export interface TokenStore {
-  getToken(name: string): Promise<StoredToken | undefined>;
-  putToken(name: string, token: StoredToken): Promise<void>;
-  tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
-  unlock(name: string, owner: string): Promise<void>;
-}
+/** The store's role the token manager uses: the shared token and its refresh lock. */
+export type TokenStore = TokensAndLocks;
 
 export interface AccessTokenManagerOptions {
   appId: string;

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { PermanentError, RetryableError } from '../../../src/errors';
-import { SqliteStore } from '../../../src/store/sqlite-store';
+import { SqliteStore } from '../../../src/store/sqlite/store';
 import { UncertainDeliveryError, createWeChatApiClient, type WeChatApiClient } from '../../../src/wechat/api-client';
 import { WeChatApiError } from '../../../src/wechat/transport';
 import { buildCustomSendBody, buildTypingBody } from '../../../src/wechat/custom-message';

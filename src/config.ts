@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { DEFAULT_ACCOUNT_ID, parseAccountsFile, type Account } from './accounts';
 import { loadVonagePrivateKey } from './vonage/private-key';
 import { decodeEncodingAesKey } from './wechat/crypto';
+import { WECHAT_MESSAGE_MODES, type WeChatMessageMode } from './wechat/inbound';
 import { LOG_FORMATS, type LogFormat } from './logger';
 
 export interface Config {
@@ -85,10 +86,6 @@ export interface RepliesConfig {
   /** WECHAT_PASSIVE_REPLY_TTL_SECONDS: how long a queued reply waits for a push before it fails `expired`. */
   replyTtlMs: number;
 }
-
-/** How WeChat pushes a message: plaintext, plaintext plus ciphertext, or ciphertext only. */
-export const WECHAT_MESSAGE_MODES = ['plain', 'compatible', 'safe'] as const;
-export type WeChatMessageMode = (typeof WECHAT_MESSAGE_MODES)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -55,6 +55,7 @@ import { createWeChatApiClient } from './wechat/api-client';
 import { createWeChatMediaClient } from './wechat/media';
 import type { WeChatMessage } from './wechat/message';
 import { AccessTokenManager } from './wechat/token-manager';
+import type { AccessTokenSource } from './wechat/transport';
 
 /**
  * Jobs in flight at once. Nearly all of a job's time is waiting for WeChat or Vonage, so more than the
@@ -298,7 +299,7 @@ interface AccountRelay {
 
 function wireAccountRelay(
   account: Account,
-  deps: { config: Config; store: Store; tokens: Pick<AccessTokenManager, 'getToken' | 'invalidate'>; logger: Logger },
+  deps: { config: Config; store: Store; tokens: AccessTokenSource; logger: Logger },
 ): AccountRelay {
   const { config, store, logger } = deps;
   const now = Date.now;

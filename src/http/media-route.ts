@@ -15,7 +15,7 @@ import { PermanentError, RetryableError } from '../errors';
 import type { Logger } from '../logger';
 import { MediaTooLargeError, type CachedMedia, type MediaFileCache } from '../bridge/media/cache';
 import { MEDIA_ROUTE_PATH, verifyMediaLink } from '../bridge/media/links';
-import { WeChatApiError } from '../wechat/api-client';
+import { WeChatApiError } from '../wechat/transport';
 import type { WeChatMediaClient } from '../wechat/media';
 
 export interface MediaRouteDeps {

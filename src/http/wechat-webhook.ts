@@ -1,34 +1,29 @@
 /**
  * `/weChatEvent`: WeChat's URL verification (GET) and message push (POST), as a chain of tiny
- * middlewares so that each check reads on its own and the order is visible in one place:
+ * middlewares so that each step reads on its own and the order is visible in one place:
  *
- *   signature → fresh timestamp → admit (budget) → body (64 KiB) → mode allowed → decrypt + parse →
- *   signed query not reused for other content → store durably → `success`
+ *   signed, fresh query → admit (budget) → body (64 KiB) → open the push (wechat/inbound.ts) →
+ *   storable → signed query not reused for other content → store durably → `success`
  *
- * The signature is checked before the body is even read, so unsigned floods cost almost nothing.
- * The answer is due `ackTimeoutMs` after arrival whatever takes the time (ack-budget.ts).
+ * The query is checked before the body is even read, so unsigned floods cost almost nothing.
+ * Everything about WeChat's protocol is `openPush`'s; this file maps HTTP to it and keeps the
+ * store's checks. The answer is due `ackTimeoutMs` after arrival whatever takes the time (ack-budget.ts).
  */
-import { createHash } from 'node:crypto';
-import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import express, { type Request, type RequestHandler, type Response, type Router } from 'express';
 import { InvalidInputError } from '../errors';
 import type { NewJob } from '../store/store';
 import { unstorableReason } from '../store/storable-text';
-import { decryptWeChatMessage, WeChatCryptoError } from '../wechat/crypto';
-import type { WeChatMessageMode } from '../config';
-import { parseWeChatMessage, weChatContentDigest, type WeChatMessage } from '../wechat/message';
-import { isFreshTimestamp, verifyWeChatMsgSignature, verifyWeChatSignature } from '../wechat/signature';
-import { parseWeChatXml } from '../wechat/xml';
+import { checkPushQuery, openPush, type OpenedPush, type PushAccount, type PushQuery, type PushRefusal } from '../wechat/inbound';
+import type { WeChatMessage } from '../wechat/message';
+import { verifyWeChatSignature } from '../wechat/signature';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
 import type { PassiveAnswerer } from './passive-answer';
 import { isReplayedCredential, replayKeysOf, seenKeysOf, type ReplayKeys } from './replay-guard';
 
 export const WECHAT_BODY_LIMIT = '64kb';
 
-/** A signed query is good this long either side of its timestamp (isFreshTimestamp's window). */
-const TIMESTAMP_WINDOW_SECONDS = 300;
-
 export interface WeChatWebhookDeps extends DurableAckDeps {
-  weChat: { token: string; appId: string; aesKeys: Buffer[]; messageModes?: readonly WeChatMessageMode[] | undefined };
+  weChat: PushAccount;
   /** The jobs that deliver one accepted message (the bridge decides where it goes). */
   jobsFor: (message: WeChatMessage) => NewJob[];
   now: () => number;
@@ -46,6 +41,20 @@ const queryString = (req: Request, name: string): string | undefined => {
   return typeof value === 'string' ? value : undefined;
 };
 
+const pushQueryOf = (req: Request): PushQuery => ({
+  timestamp: queryString(req, 'timestamp'),
+  nonce: queryString(req, 'nonce'),
+  signature: queryString(req, 'signature'),
+  msg_signature: queryString(req, 'msg_signature'),
+  encrypt_type: queryString(req, 'encrypt_type'),
+});
+
+const refusalError = (refusal: PushRefusal): InvalidInputError => new InvalidInputError(refusal.status, refusal.reason);
+
+/** The push as opened, and when its request arrived (epoch ms), between the steps of one request. */
+const receivedAtOf = (res: Response): number => res.locals.pushReceivedAt as number;
+const openedOf = (res: Response): OpenedPush => res.locals.weChatPush as OpenedPush;
+
 export function requireWeChatSignature(token: string): RequestHandler {
   return (req, _res, next) => {
     const ok = verifyWeChatSignature({
@@ -58,101 +67,52 @@ export function requireWeChatSignature(token: string): RequestHandler {
   };
 }
 
-/** Replay protection: a captured signed request is only good for five minutes. */
-export function requireFreshTimestamp(now: () => number): RequestHandler {
-  return (req, _res, next) => {
-    next(isFreshTimestamp(queryString(req, 'timestamp'), now()) ? undefined : new InvalidInputError(401, 'stale timestamp'));
-  };
-}
-
 function answerEchostr(req: Request, res: Response): void {
   res.status(200).type('text/plain').send(queryString(req, 'echostr') ?? '');
 }
 
-/** The modes a configuration accepts: WECHAT_MESSAGE_MODES, or else plain and, with a key, the encrypted two. */
-export function acceptedMessageModes(weChat: WeChatWebhookDeps['weChat']): ReadonlySet<WeChatMessageMode> {
-  if (weChat.messageModes !== undefined) return new Set(weChat.messageModes);
-  return new Set<WeChatMessageMode>(weChat.aesKeys.length > 0 ? ['plain', 'compatible', 'safe'] : ['plain']);
-}
-
-/**
- * Reads the pushed XML into `res.locals.weChatMessage`: plain mode, or compatible/safe mode
- * (`encrypt_type=aes`; compatible when the body also carries the plaintext fields).
- */
-export function readWeChatMessage(weChat: WeChatWebhookDeps['weChat']): RequestHandler {
-  const accepted = acceptedMessageModes(weChat);
+/** A push's signature and timestamp, before its body is read; the arrival time is kept for openPush. */
+export function requireSignedPushQuery(token: string, now: () => number): RequestHandler {
   return (req, res, next) => {
-    const text = typeof req.body === 'string' ? req.body : '';
-    if (text.trim() === '') return next(new InvalidInputError(400, 'empty body'));
-    const outer = parseWeChatXml(text);
-    const encryptType = queryString(req, 'encrypt_type');
-    const mode: WeChatMessageMode = encryptType !== 'aes' ? 'plain' : outer.MsgType !== undefined ? 'compatible' : 'safe';
-    // A plain push is signed over timestamp and nonce only, never over its body: an account that
-    // pushes encrypted refuses plain pushes so that a captured query cannot carry a forged body.
-    if (!accepted.has(mode)) return next(new InvalidInputError(401, `${mode} mode push refused (WECHAT_MESSAGE_MODES)`));
-
-    if (encryptType === 'aes') {
-      // A passive reply to an encrypted push must be encrypted too.
-      res.locals.weChatEncrypted = true;
-      const encrypt = outer.Encrypt;
-      if (typeof encrypt !== 'string' || encrypt === '') return next(new InvalidInputError(400, 'missing Encrypt'));
-      const signed = verifyWeChatMsgSignature({
-        token: weChat.token,
-        timestamp: queryString(req, 'timestamp'),
-        nonce: queryString(req, 'nonce'),
-        encrypt,
-        msgSignature: queryString(req, 'msg_signature'),
-      });
-      if (!signed) return next(new InvalidInputError(401, 'invalid msg_signature'));
-      if (weChat.aesKeys.length === 0) {
-        return next(new InvalidInputError(400, 'encrypted message but WECHAT_ENCODING_AES_KEY is not set'));
-      }
-      // Compatible mode also carries a plaintext copy: trust only what was inside the ciphertext.
-      return acceptMessage(parseWeChatMessage(parseWeChatXml(decryptWithAnyKey(encrypt, weChat))), res, next);
-    }
-    if (encryptType !== undefined && encryptType !== 'raw') return next(new InvalidInputError(400, 'unknown encrypt_type'));
-    return acceptMessage(parseWeChatMessage(outer), res, next);
+    const receivedAt = now();
+    const refusal = checkPushQuery(pushQueryOf(req), token, receivedAt);
+    if (refusal) return next(refusalError(refusal));
+    res.locals.pushReceivedAt = receivedAt;
+    next();
   };
 }
 
-/** A message with text no store can hold is the sender's fault: 400, so that WeChat stops pushing it. */
-function acceptMessage(message: WeChatMessage, res: Response, next: NextFunction): void {
-  const unstorable = unstorableReason(message);
-  if (unstorable !== undefined) return next(new InvalidInputError(400, `message not accepted: ${unstorable}`));
-  res.locals.weChatMessage = message;
-  return next();
-}
-
-/** The current key first, then the previous one, so a key rotation loses no message in flight. */
-function decryptWithAnyKey(encrypt: string, weChat: WeChatWebhookDeps['weChat']): string {
-  let firstError: unknown;
-  for (const key of weChat.aesKeys) {
-    try {
-      return decryptWeChatMessage(encrypt, key, weChat.appId);
-    } catch (error) {
-      if (!(error instanceof WeChatCryptoError)) throw error;
-      firstError ??= error;
-    }
-  }
-  throw firstError;
+/**
+ * Opens the pushed body into `res.locals.weChatPush`. A message with text no store can hold is the
+ * sender's fault: 400, so that WeChat stops pushing it.
+ */
+export function openPushedMessage(weChat: PushAccount): RequestHandler {
+  return (req, res, next) => {
+    const push = openPush({
+      query: pushQueryOf(req),
+      body: typeof req.body === 'string' ? req.body : '',
+      account: weChat,
+      receivedAtMs: receivedAtOf(res),
+    });
+    if (push.kind === 'refused') return next(refusalError(push));
+    const unstorable = unstorableReason(push.message);
+    if (unstorable !== undefined) return next(new InvalidInputError(400, `message not accepted: ${unstorable}`));
+    res.locals.weChatPush = push;
+    next();
+  };
 }
 
 /**
- * The plain `signature` covers only timestamp and nonce, so a captured query could carry any body
- * while its timestamp is fresh. Each signed query is remembered (in the store, so every instance
- * sees it) with a digest of the content it came with, for as long as the timestamp is accepted: the
- * same query with the same content is WeChat retrying (answered `success`, the dedup key absorbs
- * it), the same query with other content is a forgery (401). The keys are stored with the message's
- * jobs, so a push whose storing failed (a `503`) is still taken when WeChat retries it.
+ * Each signed query is remembered (in the store, so every instance sees it) with a digest of the
+ * content it came with, for as long as the timestamp is accepted: the same query with the same
+ * content is WeChat retrying (answered `success`, the dedup key absorbs it), the same query with
+ * other content is a forgery (401). The keys are stored with the message's jobs, so a push whose
+ * storing failed (a `503`) is still taken when WeChat retries it.
  */
 export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'logger'>): RequestHandler {
-  return async (req, res, next) => {
-    const message = res.locals.weChatMessage as WeChatMessage;
-    const timestamp = queryString(req, 'timestamp') ?? '';
-    const signed = createHash('sha256')
-      .update(`${timestamp}\n${queryString(req, 'nonce') ?? ''}\n${(queryString(req, 'signature') ?? '').toLowerCase()}`)
-      .digest('hex');
-    const keys = replayKeysOf(`wechat-push:${signed}`, weChatContentDigest(message), (Number(timestamp) + TIMESTAMP_WINDOW_SECONDS + 60) * 1000);
+  return async (_req, res, next) => {
+    const { replay } = openedOf(res);
+    const keys = replayKeysOf(replay.credential, replay.requestDigest, replay.expiresAt);
     let forged: boolean;
     try {
       forged = await isReplayedCredential(deps.store, keys);
@@ -169,7 +129,9 @@ export function refuseReusedSignature(deps: Pick<WeChatWebhookDeps, 'store' | 'l
 
 export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
   return async (req, res: Response) => {
-    const message = res.locals.weChatMessage as WeChatMessage;
+    const { message, mode } = openedOf(res);
+    // A passive reply to an encrypted push must be encrypted too.
+    const encrypted = mode !== 'plain';
     const passive = deps.passive;
     const keys = res.locals.replayKeys as ReplayKeys | undefined;
     await storeThenAcknowledge(deps, res, {
@@ -178,7 +140,7 @@ export function storeAndAcknowledge(deps: WeChatWebhookDeps): RequestHandler {
       successText: 'success',
       context: { ...(deps.accountId !== undefined ? { account: deps.accountId } : {}), msgType: message.msgType, event: message.event, msgId: message.msgId },
       ...(keys ? { seenKeys: seenKeysOf(keys) } : {}),
-      ...(passive ? { answer: () => passive.answer(req, res, message, res.locals.weChatEncrypted === true) } : {}),
+      ...(passive ? { answer: () => passive.answer(req, res, message, encrypted) } : {}),
     });
   };
 }
@@ -189,11 +151,10 @@ export function weChatWebhookRouter(deps: WeChatWebhookDeps): Router {
   router.get(path, requireWeChatSignature(deps.weChat.token), answerEchostr);
   router.post(
     path,
-    requireWeChatSignature(deps.weChat.token),
-    requireFreshTimestamp(deps.now),
+    requireSignedPushQuery(deps.weChat.token, deps.now),
     deps.admit,
     express.text({ type: () => true, limit: WECHAT_BODY_LIMIT }),
-    readWeChatMessage(deps.weChat),
+    openPushedMessage(deps.weChat),
     refuseReusedSignature(deps),
     storeAndAcknowledge(deps),
   );

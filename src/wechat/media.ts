@@ -17,15 +17,19 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { PermanentError, RetryableError } from '../errors';
 import {
-  parseRetryAfterMs,
+  apiBaseOf,
+  checkHttpStatus,
+  networkErrorCode,
   parseWeChatAnswer,
   readErrcode,
   readErrmsg,
   retryLaterError,
-  TOKEN_REJECTED_ERRCODES,
+  tokenRejection,
   WeChatApiError,
-} from './api-client';
-import type { AccessTokenManager } from './token-manager';
+  withAccessToken,
+  type AccessTokenSource,
+  type TokenAttempt,
+} from './transport';
 
 export type MediaUploadType = 'image' | 'voice' | 'video' | 'thumb';
 
@@ -50,7 +54,7 @@ export interface WeChatMediaClient {
 export interface WeChatMediaClientOptions {
   /** e.g. https://api.weixin.qq.com */
   baseUrl: string;
-  tokens: Pick<AccessTokenManager, 'getToken' | 'invalidate'>;
+  tokens: AccessTokenSource;
   /** Whole-exchange budget for one download or upload, body included. Default 60 s. */
   timeoutMs?: number;
   /** Defaults to the global fetch. */
@@ -62,23 +66,19 @@ export interface WeChatMediaClientOptions {
 const MAX_ANSWER_BYTES = 64 * 1024;
 const JSON_LIKE = /^(application\/(json|javascript)|text\/)/i;
 
-type Attempt<T> = { kind: 'done'; value: T } | { kind: 'token-rejected'; errcode: number; errmsg: string };
-
 export function createWeChatMediaClient(options: WeChatMediaClientOptions): WeChatMediaClient {
-  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const baseUrl = apiBaseOf(options.baseUrl);
   const timeoutMs = options.timeoutMs ?? 60_000;
   const fetchImpl = options.fetch ?? fetch;
   const now = options.now ?? Date.now;
   const { tokens } = options;
 
   /** Runs `attempt` with the token; on a rejected token, once more with a fresh one. */
-  async function withToken<T>(what: string, attempt: (token: string) => Promise<Attempt<T>>): Promise<T> {
-    const token = await tokens.getToken();
-    const first = await attempt(token);
-    if (first.kind === 'done') return first.value;
-    const second = await attempt(await tokens.invalidate(token));
-    if (second.kind === 'done') return second.value;
-    throw new RetryableError(`WeChat ${what}: access token rejected again after one refetch (${second.errcode} ${second.errmsg})`.trimEnd());
+  function withToken<T>(what: string, attempt: (token: string) => Promise<TokenAttempt<T>>): Promise<T> {
+    return withAccessToken(tokens, attempt, {
+      giveUp: (rejection) =>
+        new RetryableError(`WeChat ${what}: access token rejected again after one refetch (${rejection.errcode} ${rejection.errmsg})`.trimEnd()),
+    });
   }
 
   /** fetch with one deadline over the whole exchange; the timer ends with the body. */
@@ -91,33 +91,27 @@ export function createWeChatMediaClient(options: WeChatMediaClientOptions): WeCh
       return { response, done };
     } catch (error) {
       done();
-      const reason = controller.signal.aborted ? `timed out after ${timeoutMs} ms` : `failed (${transportCode(error)})`;
+      const reason = controller.signal.aborted ? `timed out after ${timeoutMs} ms` : `failed (${networkErrorCode(error)})`;
       throw new RetryableError(`WeChat ${what} ${reason}`);
     }
   }
 
   /** HTTP-level outcome of a WeChat API answer: throws for anything but 2xx. */
   function checkStatus(what: string, response: Response): void {
-    if (response.status === 429) {
-      const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after') ?? undefined);
-      throw new RetryableError(`WeChat ${what} answered HTTP 429`, retryAfterMs === undefined ? {} : { retryAfterMs });
-    }
-    if (response.status >= 500) throw new RetryableError(`WeChat ${what} answered HTTP ${response.status}`);
-    if (response.status < 200 || response.status >= 300) {
-      throw new PermanentError(`WeChat ${what} answered HTTP ${response.status}`, { code: `http_${response.status}` });
-    }
+    checkHttpStatus(response.status, response.headers.get('retry-after') ?? undefined, `WeChat ${what} answered`);
   }
 
   /** A JSON answer's errcode as our error (token rejection is the caller's business). */
-  function answerError(what: string, answer: Record<string, unknown>): Attempt<never> | undefined {
+  function answerError(what: string, answer: Record<string, unknown>): TokenAttempt<never> | undefined {
     const errcode = readErrcode(answer);
     if (errcode === 0) return undefined;
     const errmsg = readErrmsg(answer);
-    if (TOKEN_REJECTED_ERRCODES.has(errcode)) return { kind: 'token-rejected', errcode, errmsg };
+    const rejected = tokenRejection(errcode, errmsg);
+    if (rejected) return rejected;
     throw retryLaterError(errcode, errmsg, `WeChat ${what}`) ?? new WeChatApiError(errcode, errmsg, { context: `WeChat ${what}` });
   }
 
-  async function download(what: string, url: string): Promise<Attempt<MediaDownload | Record<string, unknown>>> {
+  async function download(what: string, url: string): Promise<TokenAttempt<MediaDownload | Record<string, unknown>>> {
     const { response, done } = await request(what, url);
     try {
       checkStatus(what, response);
@@ -219,11 +213,4 @@ export function filenameOf(disposition: string | null): string | undefined {
   const match = /filename="?([^";\r\n]+)"?/i.exec(disposition ?? '');
   const name = match?.[1]?.trim();
   return name && /^[\w.() -]{1,120}$/.test(name) ? name : undefined;
-}
-
-function transportCode(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
-  if (cause && typeof cause.code === 'string' && /^[A-Z0-9_]+$/.test(cause.code)) return cause.code;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'network error';
 }

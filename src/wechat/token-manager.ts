@@ -1,6 +1,5 @@
 /**
- * The WeChat access token, shared by every request and every instance (silenceper/wechat's
- * pattern, reference/wechat.md §6):
+ * The WeChat access token, shared by every request and every instance:
  *
  * - Fetched with `POST /cgi-bin/stable_token` in normal mode. Normal mode returns the *same* token
  *   while it is valid, so several fetchers cannot invalidate each other; `force_refresh` is never
@@ -18,31 +17,29 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
-import { PermanentError, RetryableError } from '../errors';
+import { RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
-import type { StoredToken } from '../store/store';
+import type { StoredToken, TokensAndLocks } from '../store/store';
 import {
+  apiBaseOf,
+  checkHttpStatus,
   DEFAULT_TIMEOUT_MS,
-  WeChatApiError,
-  WeChatTransportFailure,
-  parseRetryAfterMs,
   parseWeChatAnswer,
   postWeChatJson,
   readErrcode,
   readErrmsg,
   retryLaterError,
   serializeWeChatJson,
-} from './api-client';
+  WeChatApiError,
+  WeChatTransportFailure,
+  type AccessTokenSource,
+} from './transport';
 
-/** A structural subset of src/store/store.ts `Store`; the real store satisfies it. */
-export interface TokenStore {
-  getToken(name: string): Promise<StoredToken | undefined>;
-  putToken(name: string, token: StoredToken): Promise<void>;
-  tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
-  unlock(name: string, owner: string): Promise<void>;
-}
+/** The store's role the token manager uses: the shared token and its refresh lock. */
+export type TokenStore = TokensAndLocks;
 
 export interface AccessTokenManagerOptions {
   appId: string;
@@ -94,7 +91,7 @@ const CONFIG_HINTS: ReadonlyMap<number, string> = new Map([
 
 const CONTEXT = 'WeChat access token request failed';
 
-export class AccessTokenManager {
+export class AccessTokenManager implements AccessTokenSource {
   private readonly appId: string;
   private readonly appSecret: string;
   private readonly url: string;
@@ -117,7 +114,7 @@ export class AccessTokenManager {
   constructor(options: AccessTokenManagerOptions) {
     this.appId = options.appId;
     this.appSecret = options.appSecret;
-    this.url = `${options.baseUrl.replace(/\/+$/, '')}/cgi-bin/stable_token`;
+    this.url = `${apiBaseOf(options.baseUrl)}/cgi-bin/stable_token`;
     this.store = options.store;
     this.http = options.http ?? axios.create();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -240,14 +237,7 @@ export class AccessTokenManager {
       throw new RetryableError(`${CONTEXT}: ${reason}`);
     }
 
-    if (answer.status === 429) {
-      const retryAfterMs = parseRetryAfterMs(answer.retryAfter);
-      throw new RetryableError(`${CONTEXT}: HTTP 429`, retryAfterMs === undefined ? {} : { retryAfterMs });
-    }
-    if (answer.status >= 500) throw new RetryableError(`${CONTEXT}: HTTP ${answer.status}`);
-    if (answer.status < 200 || answer.status >= 300) {
-      throw new PermanentError(`${CONTEXT}: HTTP ${answer.status}`, { code: `http_${answer.status}` });
-    }
+    checkHttpStatus(answer.status, answer.retryAfter, `${CONTEXT}:`);
     const parsed = parseWeChatAnswer(answer.text);
     if (!parsed) throw new RetryableError(`${CONTEXT}: unreadable answer (HTTP ${answer.status})`);
 
@@ -275,8 +265,4 @@ export class AccessTokenManager {
   private scrub(text: string): string {
     return scrubSecrets(text, [this.appSecret]);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

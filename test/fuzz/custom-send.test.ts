@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { InvalidInputError } from '../../src/errors';
-import { serializeWeChatJson } from '../../src/wechat/api-client';
+import { serializeWeChatJson } from '../../src/wechat/transport';
 import { buildCustomSendBody, buildTypingBody, CUSTOM_MESSAGE_TYPES, type CustomSendInput } from '../../src/wechat/custom-message';
 import { anyText, onlyThrows, RUNS } from './support';
 

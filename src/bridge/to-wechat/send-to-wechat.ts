@@ -34,7 +34,8 @@ import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../../logger';
 import { wasSeen, type Store } from '../../store/store';
-import { UncertainDeliveryError, WeChatApiError, type SendOptions, type WeChatApiClient as WeChatApi } from '../../wechat/api-client';
+import { UncertainDeliveryError, type SendOptions, type WeChatApiClient as WeChatApi } from '../../wechat/api-client';
+import { WeChatApiError } from '../../wechat/transport';
 import { buildCustomSendBody } from '../../wechat/custom-message';
 import {
   buildSubscribeSendBody,

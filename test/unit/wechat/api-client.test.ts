@@ -2,14 +2,9 @@ import { createServer, type Server } from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { PermanentError, RetryableError } from '../../../src/errors';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import {
-  UncertainDeliveryError,
-  WeChatApiError,
-  createWeChatApiClient,
-  serializeWeChatJson,
-  type WeChatApiClient,
-} from '../../../src/wechat/api-client';
+import { SqliteStore } from '../../../src/store/sqlite/store';
+import { UncertainDeliveryError, createWeChatApiClient, type WeChatApiClient } from '../../../src/wechat/api-client';
+import { WeChatApiError } from '../../../src/wechat/transport';
 import { buildCustomSendBody, buildTypingBody } from '../../../src/wechat/custom-message';
 import { AccessTokenManager } from '../../../src/wechat/token-manager';
 import { startFakeWeChat, type FakeWeChat } from '../../support/fake-wechat';
@@ -262,14 +257,6 @@ describe('scrubSecrets (shared with the logger)', () => {
       '{"access_token": "[REDACTED]","expires_in":7200}',
     );
     expect(scrubSecrets('nothing to hide')).toBe('nothing to hide');
-  });
-});
-
-describe('serializeWeChatJson', () => {
-  it('writes raw UTF-8 and never \\u escapes', () => {
-    const json = serializeWeChatJson({ text: { content: '中文 😀 \u2028 tab\tline\nend\u0001\u001f lone\ud800 pair\ud83d\ude00' } });
-    expect(json).not.toMatch(/\\u[0-9a-fA-F]{4}/);
-    expect(JSON.parse(json)).toEqual({ text: { content: '中文 😀 \u2028 tab\tline\nend lone pair😀' } });
   });
 });
 

@@ -5,8 +5,8 @@
 import { buffer } from 'node:stream/consumers';
 import { PermanentError, RetryableError } from '../../../src/errors';
 import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat/platform';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import { WeChatApiError } from '../../../src/wechat/api-client';
+import { SqliteStore } from '../../../src/store/sqlite/store';
+import { WeChatApiError } from '../../../src/wechat/transport';
 import { createWeChatMediaClient, filenameOf, type WeChatMediaClient } from '../../../src/wechat/media';
 import { AccessTokenManager } from '../../../src/wechat/token-manager';
 

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { PermanentError, RetryableError } from '../../../src/errors';
-import { SqliteStore } from '../../../src/store/sqlite-store';
-import { WeChatApiError } from '../../../src/wechat/api-client';
+import { SqliteStore } from '../../../src/store/sqlite/store';
+import { WeChatApiError } from '../../../src/wechat/transport';
 import { AccessTokenManager, type AccessTokenManagerOptions } from '../../../src/wechat/token-manager';
 import { startFakeWeChat, type FakeWeChat } from '../../support/fake-wechat';
 

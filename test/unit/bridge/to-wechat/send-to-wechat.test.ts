@@ -12,7 +12,8 @@ import { createLogger } from '../../../../src/logger';
 import { SqliteStore } from '../../../../src/store/sqlite/store';
 import type { Store } from '../../../../src/store/store';
 import { parseRtcEvent } from '../../../../src/vonage/webhook';
-import { UncertainDeliveryError, WeChatApiError } from '../../../../src/wechat/api-client';
+import { UncertainDeliveryError } from '../../../../src/wechat/api-client';
+import { WeChatApiError } from '../../../../src/wechat/transport';
 
 const CONV = 'CON-1';
 const LEASE_MS = 1_000;

@@ -2,7 +2,7 @@ import { createSendTypingToWeChatHandler } from '../../../../src/bridge/to-wecha
 import { RetryableError } from '../../../../src/errors';
 import type { JobOf } from '../../../../src/bridge/jobs';
 import { createLogger } from '../../../../src/logger';
-import { WeChatApiError } from '../../../../src/wechat/api-client';
+import { WeChatApiError } from '../../../../src/wechat/transport';
 import { captureLogs } from '../../../support/bridge-harness';
 
 const job = (body: Record<string, unknown>): JobOf<'send-typing-to-wechat'> => ({

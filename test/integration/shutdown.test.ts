@@ -5,6 +5,7 @@
  * client that keeps its socket alive (a browser, WeChat's servers) cannot hold a stop open.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -107,9 +108,11 @@ test('a keep-alive client that goes on sending through a stop does not hold the 
     // A push in flight on the kept-alive socket when the stop begins: its body is not all sent yet.
     const push = signedPush(TEXT, { token: TEST_TOKEN });
     const body = Buffer.from(push.body);
+    const arrived = once(harness.bridge.server, 'request');
     const inFlight = send('POST', push.path, { 'Content-Type': 'text/xml', 'Content-Length': body.length });
     inFlight.req.write(body.subarray(0, 10));
-    await sleep(100);
+    // The server has read its headers: the socket is busy, not idle, when the stop begins.
+    await arrived;
     const stopped = harness.bridge.stop();
     inFlight.req.end(body.subarray(10));
     await inFlight.answered;

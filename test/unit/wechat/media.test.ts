@@ -22,7 +22,7 @@ describe('WeChat media client', () => {
     weChat = await startWeChatPlatform({ ...APP, unknownUsers: 'accept' });
     store = SqliteStore.open(':memory:');
     const tokens = new AccessTokenManager({ ...APP, baseUrl: weChat.baseUrl, store });
-    media = createWeChatMediaClient({ baseUrl: weChat.baseUrl, tokens, timeoutMs: 2_000 });
+    media = createWeChatMediaClient({ baseUrl: weChat.baseUrl, tokens, timeoutMs: 30_000 }); // a 10 MiB upload on a loaded machine; the timeout test has its own client
   });
   afterEach(async () => {
     await store.close();

@@ -13,6 +13,8 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { parseRetryAfter } from '../retry-after';
+import { clipChars, isRecord } from '../values';
 
 export interface CustomEventInput {
   /** `custom:…`, at most 100 characters of `[A-Za-z0-9_:-]`. */
@@ -335,20 +337,6 @@ function vonageError(body: unknown): { code: string | undefined; detail: string 
   return { code, detail: detail === '' ? undefined : sanitize(detail) };
 }
 
-/**
- * `Retry-After` is delta-seconds or an HTTP date (RFC 9110 §10.2.3). Anything else counts as absent,
- * and a date in the past means "now".
- */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  if (!/[a-z]/i.test(text)) return undefined;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
-}
-
 function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
   const code = errorCode(error);
   const summary = transportSummary(error, code, timeoutMs);
@@ -397,14 +385,10 @@ function parseJson(text: unknown): unknown {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Bounded, on one line, and scrubbed (a bearer token, a JWT), in case a server echoes one. */
 function sanitize(text: string): string {
   const clean = scrubSecrets(text).replace(/[\r\n]+/g, ' ');
-  return clean.length > MAX_DETAIL_CHARS ? `${clean.slice(0, MAX_DETAIL_CHARS - 1)}…` : clean;
+  return clipChars(clean, MAX_DETAIL_CHARS);
 }
 
 function throwing(error: Error): never {

@@ -11,6 +11,7 @@
 import * as crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { InvalidInputError } from '../errors';
+import { isRecord } from '../values';
 
 export interface WebhookSignatureInput {
   authorization: string | undefined;
@@ -176,6 +177,3 @@ function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -6,10 +6,9 @@
  *   reply XML (encrypted and signed when the push was): `delivered` `via: "passive"` once written.
  * - None by then: the request is left unanswered, so that WeChat gives up at 5 s and delivers the push
  *   again (the dedup key makes the copy no second event) and the next delivery holds again. On the
- *   last delivery (WeChat makes three: wechat.md §3, "五秒内收不到响应会断掉连接，并且重新发起请求，
- *   总共重试三次", https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html)
- *   the answer is the holding text, or `success`, and the reply, when it comes, waits for the
- *   user's next message.
+ *   last delivery (WeChat delivers a push three times at most, dropping each connection that has
+ *   no answer after 5 s) the answer is the holding text, or `success`, and the reply, when it
+ *   comes, waits for the user's next message.
  *
  * Pushes that cannot be answered with a message (most events: unsubscribe, VIEW, LOCATION, template
  * and mass-send reports) get `success` at once.

@@ -315,7 +315,7 @@ function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: 
   const { code, detail } = vonageError(body);
   const message = `${what}: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;
   if (status === 429 || status >= 500) {
-    // 429 and 503 say the request was not acted on (RFC 6585 §4, RFC 9110 §15.6.4); a 500 or 504 may have been.
+    // A 429 or a 503 means the server did not act on the request; after a 500 or a 504 it may have.
     const refused = status === 429 || status === 503;
     return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs), refused }));
   }

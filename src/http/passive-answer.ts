@@ -14,6 +14,7 @@
  * and mass-send reports) get `success` at once.
  */
 import type { Request, Response } from 'express';
+import { setTimeout as delay } from 'node:timers/promises';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import type { PassiveReplies, PassiveReply } from '../bridge/to-wechat/passive-replies';
 import type { Logger } from '../logger';
@@ -118,7 +119,7 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
         } catch (error) {
           if (attempt >= STATUS_TRIES - 1) throw error;
           logger.warn({ ...context, err: error }, 'could not store the status of a delivered passive reply; retrying');
-          await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+          await delay(200 * 2 ** attempt);
         }
       }
     } else {

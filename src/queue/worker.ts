@@ -25,6 +25,7 @@
  * runs again after an unrecorded run is marked `interrupted` and logged, so that handlers and
  * operators can tell (see `Job.interrupted`).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { scrubSecrets, type SecretScrubber } from '../logger';
 import { isClassifiedError, type ClassifiedError } from '../errors';
@@ -373,7 +374,7 @@ export class JobWorker {
           { ...context, error: describeError(storeError), retryInMs },
           'could not record the job outcome; trying again',
         );
-        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+        await delay(retryInMs);
       }
     }
   }

@@ -24,6 +24,7 @@ import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { signedPush } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const INSTANCES = 3;
 const USERS = 50;
@@ -130,7 +131,7 @@ describe('three instances on one PostgreSQL database', () => {
         if (instance.child.exitCode !== null || instance.child.signalCode !== null) instance.alive = false;
       }
       if (attempt >= 30) throw new Error(`message never acknowledged after ${attempt} tries`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       instance = nextInstance(instance);
     }
   }
@@ -139,7 +140,7 @@ describe('three instances on one PostgreSQL database', () => {
     const deadline = Date.now() + timeoutMs;
     while (!(await condition())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
 

@@ -12,6 +12,7 @@ import { testKeyPair } from '../support/keys';
 import { TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { pushToBridge } from '../support/wechat-push';
 import { freePort, waitForHttp } from '../support/net';
+import { sleep } from '../support/wait';
 
 const waitForHealth = (baseUrl: string) => waitForHttp(`${baseUrl}/healthz`);
 
@@ -99,7 +100,7 @@ describe('npm start (dist/main.js)', () => {
         await waitForHealth(baseUrl);
         const events = await vonage.waitForEvents(1, 20_000);
         expect(events[0]!.body).toMatchObject({ content: 'this is a test', msg_id: '1234567890123456' });
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await sleep(300);
         expect(vonage.events).toHaveLength(1);
       } finally {
         second.child.kill('SIGTERM');

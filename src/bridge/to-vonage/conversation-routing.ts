@@ -29,7 +29,7 @@ import * as crypto from 'node:crypto';
 import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
 import { PermanentError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { ConversationMapping, Store } from '../../store/store';
+import type { ConversationMapping, ConversationMappings } from '../../store/store';
 import { clipChars } from '../../values';
 import type { WeChatUserRoute } from '../jobs';
 import type { ConversationDirectory } from '../ports';
@@ -109,7 +109,7 @@ export interface ConversationRouter {
 
 export interface ConversationRouterDeps {
   directory: ConversationDirectory;
-  store: Pick<Store, 'getConversationMapping' | 'saveConversationMapping'>;
+  store: Pick<ConversationMappings, 'getConversationMapping' | 'saveConversationMapping'>;
   logger?: Logger;
   /** Pages of 100 conversations read, newest first, when looking for one by name. Default 50. */
   maxLookupPages?: number;

@@ -30,6 +30,7 @@ export function formatTime(epochMs: number): string {
 
 /** One line, at most `max` characters (control characters and line breaks become spaces). */
 export function oneLine(text: string, max = Number.POSITIVE_INFINITY): string {
+  // eslint-disable-next-line no-control-regex -- the control characters are what this replaces
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
   return clipChars(flat, max);
 }

@@ -373,7 +373,8 @@ function header(response: AxiosResponse, name: string): string | undefined {
   const headers = response.headers as Record<string, unknown> & { get?: (n: string) => unknown };
   const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
   if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
-  return typeof value === 'string' ? value : value == null ? undefined : String(value);
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
 }
 
 function parseJson(text: unknown): unknown {

@@ -95,7 +95,7 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
   if (Math.abs(input.nowMs / 1000 - iat) > maxAgeSeconds) throw unauthorized('token iat too far from now');
   if (typeof jti !== 'string' || jti === '') throw unauthorized('token has no jti');
 
-  const claimedHash = claims.payload_hash;
+  const claimedHash: unknown = claims.payload_hash;
   if (claimedHash === undefined) return { jti, iat, payloadHashed: false };
   if (typeof claimedHash !== 'string' || !/^[0-9a-f]{64}$/i.test(claimedHash)) throw unauthorized('malformed payload_hash');
   const actual = crypto.createHash('sha256').update(input.rawBody).digest();

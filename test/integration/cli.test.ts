@@ -168,7 +168,7 @@ describe('wechat-bridge (dist/cli/main.js)', () => {
       try {
         expectUsageError(run, message);
       } catch (error) {
-        throw new Error(`wechat-bridge ${args.join(' ')}: ${(error as Error).message}`);
+        throw new Error(`wechat-bridge ${args.join(' ')}: ${(error as Error).message}`, { cause: error });
       }
     });
   });

@@ -2,7 +2,7 @@
  * The inbound path end to end: signed WeChat pushes → the real bridge → a fake Vonage that verifies
  * the application JWT with the public key and records events.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { startHarness, TEST_AES_KEY, TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
@@ -75,7 +75,7 @@ describe('every official sample becomes exactly one custom:wechat:message event'
 });
 
 function readdirXml(): string[] {
-  return require('node:fs').readdirSync(officialDir).filter((f: string) => f.endsWith('.xml'));
+  return readdirSync(officialDir).filter((f) => f.endsWith('.xml'));
 }
 
 describe('delivery guarantees', () => {

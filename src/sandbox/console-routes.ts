@@ -15,8 +15,8 @@ import express, { type Express, type Request, type Response } from 'express';
 import type { Logger } from '../logger';
 import type { DemoBot } from './demo-bot';
 import type { TrafficRecorder } from './traffic';
-import type { VonageEmulator } from './vonage-emulator';
-import type { WeChatPlatform } from './wechat-platform';
+import type { VonageEmulator } from './vonage/emulator';
+import type { WeChatPlatform } from './wechat/platform';
 
 export interface ConsoleDeps {
   weChat: WeChatPlatform;

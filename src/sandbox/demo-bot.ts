@@ -9,7 +9,7 @@
  * push held, and answered with the bot's message.
  */
 import type { Logger } from '../logger';
-import type { VonageEmulator } from './vonage-emulator';
+import type { VonageEmulator } from './vonage/emulator';
 
 export interface DemoBotDeps {
   vonage: Pick<VonageEmulator, 'onChange'>;

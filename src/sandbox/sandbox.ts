@@ -25,10 +25,10 @@ import { callbackPathOf, DEFAULT_ACCOUNT_ID } from '../accounts';
 import { conversationNameFor } from '../bridge/to-vonage/conversation-routing';
 import { createConsoleRoutes } from './console-routes';
 import { startDemoBot, type DemoBot } from './demo-bot';
-import { startWeChatApiHost } from './wechat-api-host';
+import { startWeChatApiHost } from './wechat/api-host';
 import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { startVonageEmulator, type VonageEmulator } from './vonage-emulator';
-import { startWeChatPlatform, type WeChatPlatform } from './wechat-platform';
+import { startVonageEmulator, type VonageEmulator } from './vonage/emulator';
+import { startWeChatPlatform, type WeChatPlatform } from './wechat/platform';
 
 export interface SandboxOptions {
   /** The console's and the bridge's port; default 3000, 0 picks a free one. */

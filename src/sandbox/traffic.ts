@@ -7,6 +7,7 @@
  * secret in a stable_token body, bearer tokens): sandbox credentials are throwaway, but a developer
  * copying from the panel must never learn to paste secrets around.
  */
+import { Listeners } from './listeners';
 
 /** Which wire an entry was seen on. */
 export type TrafficChannel =
@@ -60,7 +61,7 @@ export function createTrafficRecorder(options: { keep?: number } = {}): TrafficR
   // Kept as received and blanked when read: a benchmark pushing thousands of requests through an
   // emulator with nobody watching pays for a slice, not for the regular expressions.
   const entries: TrafficEntry[] = [];
-  const listeners = new Set<TrafficListener>();
+  const listeners = new Listeners<TrafficEntry>();
   let seq = 0;
   return {
     record(input) {
@@ -75,21 +76,14 @@ export function createTrafficRecorder(options: { keep?: number } = {}): TrafficR
       if (entries.length > keep * 2) entries.splice(0, entries.length - keep);
       if (listeners.size === 0) return entry;
       const shown = blanked(entry);
-      for (const listener of listeners) {
-        try {
-          listener(shown);
-        } catch {
-          // A broken listener (a closed console stream) must not break the emulator.
-        }
-      }
+      listeners.emit(shown);
       return shown;
     },
     recent(limit = keep) {
       return entries.slice(-Math.min(limit, keep)).map(blanked);
     },
     subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+      return listeners.add(listener);
     },
   };
 }
@@ -97,20 +91,29 @@ export function createTrafficRecorder(options: { keep?: number } = {}): TrafficR
 function blanked(entry: TrafficEntry): TrafficEntry {
   return {
     ...entry,
-    path: redactSecrets(entry.path),
-    ...(entry.requestBody !== undefined ? { requestBody: redactSecrets(entry.requestBody) } : {}),
-    ...(entry.responseBody !== undefined ? { responseBody: redactSecrets(entry.responseBody) } : {}),
+    path: blankCredentials(entry.path),
+    ...(entry.requestBody !== undefined ? { requestBody: blankCredentials(entry.requestBody) } : {}),
+    ...(entry.responseBody !== undefined ? { responseBody: blankCredentials(entry.responseBody) } : {}),
   };
 }
 
-/** Blanks access tokens, secrets and bearer tokens wherever they appear in text. */
-export function redactSecrets(text: string): string {
+/**
+ * Blanks access tokens, secrets and bearer tokens wherever they appear in text.
+ *
+ * Not the bridge's `scrubSecrets` (src/logger.ts), on purpose: that one cleans the bridge's own logs
+ * and knows the bridge's secrets by value; this one blanks what any client sends an emulator, whose
+ * secrets it cannot know, so it goes by where credentials travel, including the `secret` field of a
+ * stable_token body that the bridge's scrubber has no reason to know. Everything else stays as it
+ * went over the wire, and the marker is the panel's own lowercase `[redacted]`.
+ */
+function blankCredentials(text: string): string {
   return text
     .replace(/(access_token=)[^&\s"']+/gi, '$1[redacted]')
     .replace(/("(?:secret|access_token)"\s*:\s*")[^"]*(")/gi, '$1[redacted]$2')
     .replace(/(Bearer\s+)[A-Za-z0-9\-_.~+/]+=*/g, '$1[redacted]');
 }
 
+/** Unlike the bridge's error-line clippers, says how much was left off: the panel shows bodies. */
 function clip(text: string): string {
   return text.length <= MAX_BODY_CHARS ? text : `${text.slice(0, MAX_BODY_CHARS)}… (${text.length - MAX_BODY_CHARS} more characters)`;
 }

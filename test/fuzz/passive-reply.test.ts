@@ -5,8 +5,8 @@
  */
 import fc from 'fast-check';
 import { InvalidInputError } from '../../src/errors';
-import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
-import { readPassiveReply } from '../../src/sandbox/wechat-passive-reply';
+import { aesKeyOf } from '../../src/sandbox/wechat/crypto';
+import { readPassiveReply } from '../../src/sandbox/wechat/passive-reply';
 import { buildEncryptedReplyXml } from '../../src/wechat/crypto';
 import { buildPassiveTextReplyXml } from '../../src/wechat/passive-reply';
 import { onlyThrows, RUNS } from './support';

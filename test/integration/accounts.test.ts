@@ -5,8 +5,8 @@
  */
 import type { Account } from '../../src/accounts';
 import { decodeEncodingAesKey } from '../../src/wechat/crypto';
-import { startWeChatApiHost, type WeChatApiHost } from '../../src/sandbox/wechat-api-host';
-import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat-platform';
+import { startWeChatApiHost, type WeChatApiHost } from '../../src/sandbox/wechat/api-host';
+import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat/platform';
 import { startHarness, type Harness } from '../support/bridge-harness';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { testKeyPair } from '../support/keys';

@@ -3,7 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { aesKeyOf, platformEncrypt, platformSignature } from '../../src/sandbox/wechat-crypto';
+import { aesKeyOf, platformEncrypt, platformSignature } from '../../src/sandbox/wechat/crypto';
 import { startHarness, TEST_AES_KEY, TEST_APP_ID, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { pushToBridge, signedPush } from '../support/wechat-push';
 

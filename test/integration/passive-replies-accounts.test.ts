@@ -4,9 +4,9 @@
  * pushes, sealed with that account's keys (safe mode), never the other's.
  */
 import type { Account } from '../../src/accounts';
-import { startWeChatApiHost } from '../../src/sandbox/wechat-api-host';
-import { userActionXml } from '../../src/sandbox/wechat-messages';
-import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat-platform';
+import { startWeChatApiHost } from '../../src/sandbox/wechat/api-host';
+import { userActionXml } from '../../src/sandbox/wechat/messages';
+import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat/platform';
 import { decodeEncodingAesKey } from '../../src/wechat/crypto';
 import { startHarness, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { startFakeVonage } from '../support/fake-vonage';

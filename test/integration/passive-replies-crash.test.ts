@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { userActionXml } from '../../src/sandbox/wechat-messages';
+import { userActionXml } from '../../src/sandbox/wechat/messages';
 import { TEST_APP_ID, TEST_APP_SECRET, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { startFakeVonage } from '../support/fake-vonage';

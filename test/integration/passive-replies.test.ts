@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import type { RepliesConfig } from '../../src/config';
-import { userActionXml } from '../../src/sandbox/wechat-messages';
-import type { PushResult } from '../../src/sandbox/wechat-platform';
+import { userActionXml } from '../../src/sandbox/wechat/messages';
+import type { PushResult } from '../../src/sandbox/wechat/dispatch';
 import {
   startHarness,
   TEST_AES_KEY_TEXT,

@@ -5,7 +5,7 @@
  */
 import * as crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { startVonageEmulator } from '../../src/sandbox/vonage-emulator';
+import { startVonageEmulator } from '../../src/sandbox/vonage/emulator';
 import { startHarness, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
 import { testKeyPair } from '../support/keys';
 import { outboundMessage, postRtcEvent, signRtcBody } from '../support/rtc-events';

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../support/net';
+import { sleep } from '../support/wait';
 
 const ROOT = path.join(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'sandbox', 'main.js');
@@ -35,7 +36,7 @@ test('started as a child process it answers on / and /healthz, and stops cleanly
     const deadline = Date.now() + 20_000;
     while (!output.includes('Sandbox ready')) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no "Sandbox ready" line; output:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
     expect(output.split('\n')[0]).toBe(`Sandbox ready: open http://localhost:${port}/`);
     store = /Throwaway store: (\S+)/.exec(output)?.[1];

@@ -6,18 +6,9 @@
 import { startHarness } from '../support/bridge-harness';
 import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
 import { createLogger } from '../../src/logger';
+import { waitFor } from '../support/wait';
 
 const silent = createLogger({ level: 'silent' });
-
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 8_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('the sandbox', () => {
   let sandbox: Sandbox;

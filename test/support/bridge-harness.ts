@@ -11,7 +11,7 @@ import type { Config, RepliesConfig, WeChatMessageMode } from '../../src/config'
 import { freePort } from './net';
 import { createLogger } from '../../src/logger';
 import { configuredSecrets, startBridge, type BridgeOptions, type RunningBridge } from '../../src/server';
-import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
+import { aesKeyOf } from '../../src/sandbox/wechat/crypto';
 import { startFakeVonage, type FakeVonage } from './fake-vonage';
 import { startFakeWeChat, type FakeWeChat } from './fake-wechat';
 import { testKeyPair } from './keys';

@@ -1,14 +1,15 @@
 /**
  * The fake Conversation API of the bridge's tests: the sandbox's Vonage emulator
- * (src/sandbox/vonage-emulator.ts), by default narrowed to the surface the fixed-conversation tests
+ * (src/sandbox/vonage/emulator.ts), by default narrowed to the surface the fixed-conversation tests
  * were written against: `POST /{v1|beta}/conversations/{id}/events` to any conversation id, RS256 JWT
  * checks, custom event validation, `script([...])` for failures. `surface: 'full'` gives the whole
  * API (conversations, users, members, duplicate-name errors) for per-user conversation mode.
  * One implementation serves the tests and the sandbox.
  */
-import { startVonageEmulator, type VonageEmulator } from '../../src/sandbox/vonage-emulator';
+import { startVonageEmulator, type VonageEmulator } from '../../src/sandbox/vonage/emulator';
 
-export type { RecordedEvent, ScriptedResponse } from '../../src/sandbox/vonage-emulator';
+export type { ScriptedResponse } from '../../src/sandbox/vonage/routes';
+export type { RecordedEvent } from '../../src/sandbox/vonage/state';
 
 export type FakeVonage = VonageEmulator;
 

@@ -3,7 +3,7 @@
  * `timestamp`, `nonce` and `openid`; safe mode adds `encrypt_type=aes` and `msg_signature`,
  * and the body becomes `<xml><ToUserName/><Encrypt/></xml>`.
  */
-import { signPush, type PushMode } from '../../src/sandbox/wechat-push';
+import { signPush, type PushMode } from '../../src/sandbox/wechat/push';
 
 export interface PushOptions {
   token: string;

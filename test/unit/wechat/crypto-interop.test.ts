@@ -2,10 +2,10 @@
  * The bridge's WXBizMsgCrypt against node-webot's wechat-crypto, an implementation written by
  * others: each must read what the other writes, for every pad length (1..32, a whole block when
  * the plaintext is already aligned), and both must sign alike. The WeChat emulator's own crypto
- * (src/sandbox/wechat-crypto.ts) is held to the same.
+ * (src/sandbox/wechat/crypto.ts) is held to the same.
  */
 import WXBizMsgCrypt from 'wechat-crypto';
-import { aesKeyOf, platformEncrypt, platformSignature } from '../../../src/sandbox/wechat-crypto';
+import { aesKeyOf, platformEncrypt, platformSignature } from '../../../src/sandbox/wechat/crypto';
 import { decodeEncodingAesKey, decryptWeChatMessage, encryptWeChatMessage } from '../../../src/wechat/crypto';
 import { weChatSignature } from '../../../src/wechat/signature';
 

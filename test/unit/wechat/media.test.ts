@@ -4,7 +4,7 @@
  */
 import { buffer } from 'node:stream/consumers';
 import { PermanentError, RetryableError } from '../../../src/errors';
-import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat-platform';
+import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat/platform';
 import { SqliteStore } from '../../../src/store/sqlite-store';
 import { WeChatApiError } from '../../../src/wechat/api-client';
 import { createWeChatMediaClient, filenameOf, type WeChatMediaClient } from '../../../src/wechat/media';

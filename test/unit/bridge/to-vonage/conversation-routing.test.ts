@@ -15,7 +15,7 @@ import {
 } from '../../../../src/bridge/to-vonage/conversation-routing';
 import { MAX_WECHAT_ID_LENGTH } from '../../../../src/wechat/message';
 import { PermanentError } from '../../../../src/errors';
-import { startVonageEmulator, type VonageEmulator } from '../../../../src/sandbox/vonage-emulator';
+import { startVonageEmulator, type VonageEmulator } from '../../../../src/sandbox/vonage/emulator';
 import { SqliteStore } from '../../../../src/store/sqlite/store';
 import { createVonageClient, type VonageClient } from '../../../../src/vonage/client';
 import { createApplicationTokenSource } from '../../../../src/vonage/jwt';

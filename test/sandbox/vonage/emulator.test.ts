@@ -8,9 +8,9 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
-import { startVonageEmulator, type VonageEmulator } from '../../src/sandbox/vonage-emulator';
-import { verifyVonageWebhookSignature } from '../../src/vonage/webhook';
-import { testKeyPair } from '../support/keys';
+import { startVonageEmulator, type VonageEmulator } from '../../../src/sandbox/vonage/emulator';
+import { verifyVonageWebhookSignature } from '../../../src/vonage/webhook';
+import { testKeyPair } from '../../support/keys';
 
 const APPLICATION_ID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 const SECRET = 'signature-secret-for-tests';

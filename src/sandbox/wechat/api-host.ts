@@ -2,21 +2,21 @@
  * One WeChat API host for several Official Accounts, as `api.weixin.qq.com` is: every account's
  * server calls the same host, and WeChat tells the accounts apart by credentials alone.
  *
- * Each account is its own platform emulator (wechat-platform.ts: its users, tokens, windows); this
+ * Each account is its own platform emulator (platform.ts: its users, tokens, windows); this
  * host forwards each request to the account it belongs to:
  *
  * - `stable_token` by the `appid` in its JSON body (an unknown AppID: errcode 40013 "invalid appid",
  *   WeChat's global return code for it, which the single-account emulator answers too);
  * - every other `/cgi-bin/` call by its `access_token` query parameter: the account that issued the
  *   token. A token no account issued is errcode 40001 ("access_token is invalid or not latest",
- *   reference/wechat.md, tokens), so a token can never act for another account: each account's
+ *   WeChat's global return code), so a token can never act for another account: each account's
  *   emulator only ever sees its own tokens.
  * - anything else (`/mmbiz/` picture links) goes to the first account.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { WeChatPlatform } from './wechat-platform';
+import type { WeChatPlatform } from './platform';
 
 export interface WeChatApiHost {
   baseUrl: string;

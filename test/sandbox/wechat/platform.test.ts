@@ -4,17 +4,13 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  FOLLOW_WINDOW_MS,
-  MEDIA_TTL_MS,
-  MESSAGE_WINDOW_MS,
-  startWeChatPlatform,
-  type WeChatPlatform,
-} from '../../src/sandbox/wechat-platform';
-import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../src/sandbox/wechat-push';
+import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat/platform';
+import { FOLLOW_WINDOW_MS, MEDIA_TTL_MS, MESSAGE_WINDOW_MS } from '../../../src/sandbox/wechat/state';
+import { WECHAT_ANSWER_TIMEOUT_MS, WECHAT_PUSH_DELIVERIES } from '../../../src/sandbox/wechat/push';
 import WXBizMsgCrypt from 'wechat-crypto';
-import { readWeChatMessage } from '../../src/wechat/message';
-import { parseWeChatXml } from '../../src/wechat/xml';
+import { readWeChatMessage } from '../../../src/wechat/message';
+import { parseWeChatXml } from '../../../src/wechat/xml';
+import { sleep } from '../../support/wait';
 
 const APP_ID = 'wx0123456789abcdef';
 const APP_SECRET = 'platform-test-secret';
@@ -74,7 +70,7 @@ async function waitForPush(receiver: { received: Received[] }, matches: (xml: st
   for (let waited = 0; waited < 5_000; waited += 10) {
     const found = receiver.received.find((push) => matches(push.body));
     if (found) return found.body;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
   throw new Error('no such push');
 }

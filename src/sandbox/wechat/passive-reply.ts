@@ -15,8 +15,8 @@
  *   a plaintext or an encrypted reply.
  */
 import { parseString } from 'xml2js';
-import { platformDecrypt, platformSignature } from './wechat-crypto';
-import type { PushMode } from './wechat-push';
+import { platformDecrypt, platformSignature } from './crypto';
+import type { PushMode } from './push';
 
 export const PASSIVE_REPLY_ERROR = '该公众号暂时无法提供服务，请稍后再试';
 

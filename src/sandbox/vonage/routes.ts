@@ -1,6 +1,6 @@
 /**
- * An emulator of the Vonage Conversation API (v1) for one application: a real HTTP server on
- * loopback with the documented paths, status codes and error bodies (vonage.md §2–4).
+ * The Conversation API (v1) the Vonage emulator serves, with the documented paths, status codes and
+ * error bodies, over the emulator's model (state.ts):
  *
  * - Every request needs `Authorization: Bearer` with an RS256 JWT from the application's private key:
  *   `application_id`, `iat`, `jti`, `exp` at most 24 h after `iat` (else 401
@@ -20,148 +20,25 @@
  *   most 4096 bytes serialised (400 `http:error:validation-fail` / `conversation:error:invalid-event`),
  *   201 with `{id, type, from, body, timestamp, _links}`; ids are progressive integers per conversation.
  * - No trailing-slash normalisation (the real gateway stopped doing it in 2026): such paths are 404.
- * - Every event created in a conversation (the bridge's own included: Vonage echoes them) is
- *   dispatched to the RTC `event_url`, signed when a signature secret is set, in order per
- *   conversation, retried on 5xx, 429 and network failures.
+ * - Every event created is handed to the dispatch (dispatch.ts), in creation order.
  *
- * `surface: 'events-only'` narrows it to what the bridge's own tests were written against: only
- * `POST` and `GET /{v1|beta}/conversations/{id}/events`, to any conversation id, never checking `from`.
+ * `eventsOnly` narrows it to what the bridge's own tests were written against: only `POST` and
+ * `GET /{v1|beta}/conversations/{id}/events`, to any conversation id, never checking `from`.
  *
  * Tests steer failures with `script([...])`: one entry is consumed per incoming request, in arrival
  * order, before normal handling. `{status}` answers with that status (a Vonage-shaped error body unless
  * `body` is given); `{delayMs}` waits, then handles normally unless the client has gone away meanwhile
  * (a timed-out request is then *not* recorded); `{reset: true}` destroys the socket; `{loseAnswer: true}`
  * handles the request (an event is created) and then destroys the socket instead of answering.
- * `loseEventAnswers(n)` does the same to every n-th created event, for load tests;
- * `sendUnsignedCallbacks(n)` sends the next n callbacks' first attempt unsigned.
+ * `loseEventAnswers(n)` does the same to every n-th created event, for load tests.
  */
 import * as crypto from 'node:crypto';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type * as http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import jwt from 'jsonwebtoken';
-import { createTrafficRecorder, type TrafficRecorder } from './traffic';
-import { deliverCallback, isDelivered, signCallback, type CallbackAttempt } from './vonage-dispatch';
-
-export interface RecordedEvent {
-  conversationId: string;
-  /** Progressive per conversation, from 1. */
-  id: number;
-  type: string;
-  body: Record<string, unknown>;
-  from: string | undefined;
-  /** The verified claims of the bearer token that posted it. */
-  jwtClaims: jwt.JwtPayload;
-  /** Epoch ms. */
-  receivedAt: number;
-}
-
-export type ScriptedResponse =
-  | { status: number; retryAfter?: string; body?: unknown }
-  | { delayMs: number }
-  | { reset: true }
-  /** Handle the request normally (an event is created), then drop the connection instead of answering. */
-  | { loseAnswer: true };
-
-/** An event as the API returns it (`GET …/events`) and as it is pushed to listeners. */
-export interface EventView {
-  id: number;
-  type: string;
-  from?: string;
-  body: Record<string, unknown>;
-  timestamp: string;
-  _embedded?: { from_user: { id: string; name: string; display_name?: string }; from_member: { id: string } };
-  _links: { self: { href: string } };
-}
-
-export interface ConversationView {
-  id: string;
-  name: string;
-  display_name?: string;
-  image_url?: string;
-  state: 'ACTIVE';
-  sequence_number: number;
-  timestamp: { created: string };
-  properties?: Record<string, unknown>;
-  _links: { self: { href: string } };
-}
-
-export interface DispatchRecord {
-  conversationId: string;
-  eventId: number;
-  type: string;
-  /** The exact JSON body sent. */
-  rawBody: string;
-  attempts: CallbackAttempt[];
-  /** Authorization header of each attempt (to check signatures in tests). */
-  authorizations: Array<string | undefined>;
-  outcome: 'pending' | 'delivered' | 'failed';
-}
-
-export type VonageChange =
-  | { type: 'conversation'; conversation: ConversationView }
-  | { type: 'event'; conversationId: string; event: EventView };
-
-export interface VonageEmulator {
-  /** e.g. `http://127.0.0.1:PORT/v1`. */
-  baseUrl: string;
-  traffic: TrafficRecorder;
-  /** Events created with `POST …/events`, in order. */
-  events: RecordedEvent[];
-  /** Every POST seen, including refused and scripted ones. */
-  readonly requests: number;
-  script(responses: ScriptedResponse[]): void;
-  /** Drops the scripted responses not consumed yet: requests are handled normally again. */
-  clearScript(): void;
-  /** Resolves with all events recorded so far once there are at least `n`; rejects after `timeoutMs` (default 5 s). */
-  waitForEvents(n: number, timeoutMs?: number): Promise<RecordedEvent[]>;
-
-  /** Where events are dispatched (the application's RTC `event_url`); undefined dispatches nothing. */
-  setRtcEventUrl(url: string | undefined): void;
-
-  /**
-   * The first attempt of each of the next `n` callbacks goes out unsigned, as Vonage documents for
-   * "the rare case of an internal error"; its retries (after a 5xx) are signed.
-   */
-  sendUnsignedCallbacks(n: number): void;
-
-  /**
-   * From now on, every `everyNth` event created with `POST …/events` is committed and then its
-   * answer is lost (the connection drops), as when a response times out on the way back; 0 stops.
-   */
-  loseEventAnswers(everyNth: number): void;
-  /** Every dispatch, in the order the events were created. */
-  dispatches: DispatchRecord[];
-  /** Resolves once `predicate` holds for the dispatches (checked on every change); rejects after `timeoutMs`. */
-  waitForDispatches(predicate: (dispatches: DispatchRecord[]) => boolean, timeoutMs?: number): Promise<DispatchRecord[]>;
-  conversations(): ConversationView[];
-  /** All events of a conversation (member events included), oldest first. */
-  conversationEvents(conversationId: string): EventView[];
-  /** Like the Client SDK's live connection: every conversation and event as it is created. */
-  onChange(listener: (change: VonageChange) => void): () => void;
-  close(): Promise<void>;
-}
-
-export interface VonageEmulatorOptions {
-  publicKeyPem: string;
-  applicationId: string;
-  /** Clock for token checks and timestamps, epoch ms; default `Date.now`. */
-  now?: () => number;
-  /** `full` (default): the documented API. `events-only`: the narrow surface of the bridge's tests. */
-  surface?: 'full' | 'events-only';
-  /** The application's RTC `event_url`. */
-  rtcEventUrl?: string;
-  /** The account's signature secret: when set, callbacks are signed (signed_callbacks). */
-  signatureSecret?: string;
-  /** The account's API key, named in signed callbacks; default random. */
-  apiKey?: string;
-  /** Waits between dispatch attempts; default 1 s, 2 s, 5 s, 10 s, 30 s (six attempts in all). */
-  dispatchRetryDelaysMs?: readonly number[];
-  /** How long one dispatch attempt waits for an answer; default 10 s. */
-  dispatchTimeoutMs?: number;
-  traffic?: TrafficRecorder;
-  /** Who a request came from, for the traffic log; default `user <sub>` or `application`. */
-  callerOf?: (claims: jwt.JwtPayload) => string;
-}
+import type { TrafficRecorder } from '../traffic';
+import type { Dispatcher } from './dispatch';
+import type { ConversationState, MemberState, StoredEvent, UserState, VonageState } from './state';
 
 const VERSION_PREFIX = /^\/(v1|beta)(\/.*)$/;
 const CUSTOM_TYPE = /^custom:[\w\-:]+$/;
@@ -205,51 +82,6 @@ const conversationNotFound = () =>
 const validation = (name: string, reason: string, code = 'http:error:validation-fail') =>
   new ApiError(400, code, 'Bad request.', 'Input validation failure.', [{ name, reason }]);
 
-interface StoredEvent {
-  id: number;
-  type: string;
-  from: string | undefined;
-  body: Record<string, unknown>;
-  at: number;
-}
-
-interface ConversationState {
-  id: string;
-  name: string;
-  displayName?: string;
-  imageUrl?: string;
-  properties?: Record<string, unknown>;
-  createdAt: number;
-  events: StoredEvent[];
-  nextEventId: number;
-  /** Dispatches run one after another per conversation, so the application sees them in order. */
-  dispatchChain: Promise<void>;
-}
-
-interface UserState {
-  id: string;
-  name: string;
-  displayName?: string;
-  imageUrl?: string;
-  properties?: Record<string, unknown>;
-}
-
-interface MemberState {
-  id: string;
-  conversationId: string;
-  userId: string;
-  state: 'JOINED' | 'INVITED';
-  channel: Record<string, unknown>;
-  at: number;
-}
-
-interface Waiter {
-  n: number;
-  resolve: (events: RecordedEvent[]) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 interface RequestContext {
   req: http.IncomingMessage;
   res: http.ServerResponse;
@@ -261,41 +93,58 @@ interface RequestContext {
   origin: string;
 }
 
-export async function startVonageEmulator(options: VonageEmulatorOptions): Promise<VonageEmulator> {
-  const now = options.now ?? Date.now;
-  const eventsOnly = options.surface === 'events-only';
-  const publicKey = crypto.createPublicKey(options.publicKeyPem);
-  const traffic = options.traffic ?? createTrafficRecorder();
-  const callerOf = options.callerOf ?? ((claims: jwt.JwtPayload) => (typeof claims.sub === 'string' ? `user ${claims.sub}` : 'application'));
-  const apiKey = options.apiKey ?? crypto.randomBytes(4).toString('hex');
-  const retryDelaysMs = options.dispatchRetryDelaysMs ?? [1_000, 2_000, 5_000, 10_000, 30_000];
-  const dispatchTimeoutMs = options.dispatchTimeoutMs ?? 10_000;
-  let rtcEventUrl = options.rtcEventUrl;
+export type ScriptedResponse =
+  | { status: number; retryAfter?: string; body?: unknown }
+  | { delayMs: number }
+  | { reset: true }
+  /** Handle the request normally (an event is created), then drop the connection instead of answering. */
+  | { loseAnswer: true };
 
-  const events: RecordedEvent[] = [];
-  const conversations = new Map<string, ConversationState>();
-  const users = new Map<string, UserState>();
-  const members = new Map<string, MemberState>();
+export interface VonageRoutesDeps {
+  state: VonageState;
+  dispatcher: Dispatcher;
+  traffic: TrafficRecorder;
+  /** Clock for token checks, epoch ms. */
+  now: () => number;
+  publicKeyPem: string;
+  applicationId: string;
+  /** The narrow surface of the bridge's tests (see above). */
+  eventsOnly: boolean;
+  /** Who a request came from, for the traffic log. */
+  callerOf: (claims: jwt.JwtPayload) => string;
+  /** Aborted when the emulator closes: a scripted delay then ends unanswered. */
+  signal: AbortSignal;
+}
+
+export interface VonageRoutes {
+  listener: http.RequestListener;
+  /** Every POST seen, including refused and scripted ones. */
+  readonly requests: number;
+  script(responses: ScriptedResponse[]): void;
+  clearScript(): void;
+  loseEventAnswers(everyNth: number): void;
+}
+
+export function createVonageRoutes(deps: VonageRoutesDeps): VonageRoutes {
+  const { state, dispatcher, traffic, now, eventsOnly, callerOf } = deps;
+  const publicKey = crypto.createPublicKey(deps.publicKeyPem);
   const scripted: ScriptedResponse[] = [];
-  const waiters = new Set<Waiter>();
-  const dispatchWaiters = new Set<() => void>();
-  const listeners = new Set<(change: VonageChange) => void>();
-  const dispatches: DispatchRecord[] = [];
-  const sleeps = new Set<{ timer: NodeJS.Timeout; wake: () => void }>();
-  const closing = new AbortController();
   let requests = 0;
-  let closed = false;
-  let unsignedCallbacks = 0;
   let loseEveryNth = 0;
   let createdSinceLoss = 0;
-  let origin = '';
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) sendError(res, 500, 'system:error:internal-error', 'Internal Error.', 'Emulator error.');
-      else res.destroy();
-    });
-  });
+  /** An event joins its conversation, then goes to the application. */
+  function addEvent(
+    conversation: ConversationState,
+    type: string,
+    body: Record<string, unknown>,
+    from: string | undefined,
+    claims: jwt.JwtPayload | undefined,
+  ): StoredEvent {
+    const stored = state.addEvent(conversation, type, body, from, claims);
+    dispatcher.dispatchEvent(conversation, stored);
+    return stored;
+  }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const started = now();
@@ -328,8 +177,8 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       return;
     }
     if (step && 'delayMs' in step) {
-      await sleep(step.delayMs);
-      if (closed || res.destroyed || req.socket.destroyed) return;
+      await delay(step.delayMs, undefined, { signal: deps.signal }).catch(() => undefined);
+      if (deps.signal.aborted || res.destroyed || req.socket.destroyed) return;
     }
     if (step && 'status' in step) {
       record(step.status, sendScripted(res, step));
@@ -383,11 +232,11 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       throw invalidToken();
     }
     const { application_id: applicationId, iat, jti, exp } = claims as jwt.JwtPayload & { application_id?: unknown };
-    if (applicationId !== options.applicationId) throw invalidToken();
+    if (applicationId !== deps.applicationId) throw invalidToken();
     if (typeof iat !== 'number' || typeof exp !== 'number' || typeof jti !== 'string' || jti === '') throw invalidToken();
     if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS || exp <= iat) throw invalidToken();
     if (Math.floor(now() / 1000) - iat > MAX_TOKEN_LIFETIME_SECONDS) throw expiredToken();
-    if (!eventsOnly && claims.sub !== undefined && (typeof claims.sub !== 'string' || !userByName(claims.sub))) throw invalidToken();
+    if (!eventsOnly && claims.sub !== undefined && (typeof claims.sub !== 'string' || !state.userByName(claims.sub))) throw invalidToken();
     return claims;
   }
 
@@ -420,13 +269,13 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     // Listing is part of the narrow surface too: the bridge reads a conversation's newest events to
     // tell whether a post whose answer was lost went through.
     if (context.req.method === 'GET') {
-      return listEvents(context, conversations.get(conversationId) ?? newConversation(conversationId, conversationId));
+      return listEvents(context, state.conversations.get(conversationId) ?? state.newConversation(conversationId, conversationId));
     }
     const input = readJson(context);
     const event = validateCustomEvent(input);
-    const conversation = conversations.get(conversationId) ?? newConversation(conversationId, conversationId);
+    const conversation = state.conversations.get(conversationId) ?? state.newConversation(conversationId, conversationId);
     const stored = addEvent(conversation, event.type, event.body, event.from, claims);
-    return { status: 201, body: eventView(conversation, stored, context.origin, context.version, true) };
+    return { status: 201, body: state.eventView(conversation, stored, context.origin, context.version, true) };
   }
 
   // --- the whole API ---------------------------------------------------------------------------------
@@ -457,9 +306,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       }
       allow('GET');
       authenticate();
-      const user = users.get(decodeId(id));
+      const user = state.users.get(decodeId(id));
       if (!user) throw new ApiError(404, 'user:error:not-found', 'Not found.', 'User does not exist, or you do not have access.');
-      return { status: 200, body: userView(user, context) };
+      return { status: 200, body: state.userView(user, context.origin, context.version) };
     }
     if (collection !== 'conversations') throw notFoundRoute();
     if (id === undefined) {
@@ -471,32 +320,32 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     if (sub === undefined) {
       allow('GET');
       authenticate();
-      const conversation = conversations.get(conversationId);
+      const conversation = state.conversations.get(conversationId);
       if (!conversation) throw conversationNotFound();
-      return { status: 200, body: conversationView(conversation, context.origin, context.version) };
+      return { status: 200, body: state.conversationView(conversation, context.origin, context.version) };
     }
     if (sub === 'members' && subId === undefined) {
       allow('GET', 'POST');
       authenticate();
-      const conversation = conversations.get(conversationId);
+      const conversation = state.conversations.get(conversationId);
       if (!conversation) throw conversationNotFound();
       return method === 'POST' ? createMember(context, conversation) : listMembers(context, conversation);
     }
     if (sub === 'events' && subId === undefined) {
       allow('GET', 'POST');
       const claims = authenticate();
-      const conversation = conversations.get(conversationId);
+      const conversation = state.conversations.get(conversationId);
       if (!conversation) throw conversationNotFound();
       return method === 'POST' ? postEvent(context, conversation, claims) : listEvents(context, conversation);
     }
     if (sub === 'events' && subId !== undefined) {
       allow('GET');
       authenticate();
-      const conversation = conversations.get(conversationId);
+      const conversation = state.conversations.get(conversationId);
       if (!conversation) throw conversationNotFound();
       const event = /^\d+$/.test(subId) ? conversation.events.find((e) => e.id === Number(subId)) : undefined;
       if (!event) throw new ApiError(404, 'event:error:not-found', 'Not found.', 'Event does not exist, or you do not have access.');
-      return { status: 200, body: eventView(conversation, event, context.origin, context.version) };
+      return { status: 200, body: state.eventView(conversation, event, context.origin, context.version) };
     }
     throw notFoundRoute();
   }
@@ -510,7 +359,7 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     if (properties !== undefined && (typeof properties !== 'object' || properties === null || Array.isArray(properties))) {
       throw validation('properties', '"properties" must be an object.');
     }
-    if (name !== undefined && [...conversations.values()].some((c) => c.name === name)) {
+    if (name !== undefined && [...state.conversations.values()].some((c) => c.name === name)) {
       throw new ApiError(
         409,
         'conversation:error:duplicate-name',
@@ -518,29 +367,29 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
         'The request failed because the conversation name already exists. Please provide a unique name and try again.',
       );
     }
-    const conversation = newConversation(`CON-${crypto.randomUUID()}`, name ?? `NAM-${crypto.randomUUID()}`);
+    const conversation = state.newConversation(`CON-${crypto.randomUUID()}`, name ?? `NAM-${crypto.randomUUID()}`);
     if (displayName !== undefined) conversation.displayName = displayName;
     if (imageUrl !== undefined) conversation.imageUrl = imageUrl;
     if (properties !== undefined) conversation.properties = properties as Record<string, unknown>;
-    const view = conversationView(conversation, context.origin, context.version);
-    emit({ type: 'conversation', conversation: view });
+    const view = state.conversationView(conversation, context.origin, context.version);
+    state.emit({ type: 'conversation', conversation: view });
     // Like the live service: an application event, with neither an event `id` nor a `conversation_id`.
-    dispatchPayload(conversation, {
+    dispatcher.dispatchPayload(conversation, {
       type: 'conversation:created',
       body: { id: conversation.id, name: conversation.name, ...(displayName !== undefined ? { display_name: displayName } : {}) },
-      application_id: options.applicationId,
+      application_id: deps.applicationId,
       timestamp: new Date(conversation.createdAt).toISOString(),
     }, 0);
     return { status: 201, body: view };
   }
 
   function listConversations(context: RequestContext): Answer {
-    const page = paginate([...conversations.values()], context);
+    const page = paginate([...state.conversations.values()], context);
     return {
       status: 200,
       body: {
         page_size: page.pageSize,
-        _embedded: { conversations: page.items.map((c) => conversationView(c, context.origin, context.version)) },
+        _embedded: { conversations: page.items.map((c) => state.conversationView(c, context.origin, context.version)) },
         _links: page.links,
       },
     };
@@ -551,70 +400,70 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     const name = optionalString(input, 'name', MAX_NAME_CHARS);
     const displayName = optionalString(input, 'display_name', MAX_DISPLAY_NAME_CHARS);
     const imageUrl = optionalUrl(input, 'image_url');
-    if (name !== undefined && userByName(name)) {
+    if (name !== undefined && state.userByName(name)) {
       throw new ApiError(409, 'user:error:duplicate-name', 'Conflict.', `User with name ${name} already exists.`);
     }
     const user: UserState = { id: `USR-${crypto.randomUUID()}`, name: name ?? `NAM-${crypto.randomUUID()}` };
     if (displayName !== undefined) user.displayName = displayName;
     if (imageUrl !== undefined) user.imageUrl = imageUrl;
-    users.set(user.id, user);
-    return { status: 201, body: userView(user, context) };
+    state.users.set(user.id, user);
+    return { status: 201, body: state.userView(user, context.origin, context.version) };
   }
 
   function listUsers(context: RequestContext): Answer {
     const name = context.url.searchParams.get('name');
-    const all = [...users.values()].filter((u) => name === null || u.name === name);
+    const all = [...state.users.values()].filter((u) => name === null || u.name === name);
     const page = paginate(all, context);
     return {
       status: 200,
-      body: { page_size: page.pageSize, _embedded: { users: page.items.map((u) => userView(u, context)) }, _links: page.links },
+      body: { page_size: page.pageSize, _embedded: { users: page.items.map((u) => state.userView(u, context.origin, context.version)) }, _links: page.links },
     };
   }
 
   function createMember(context: RequestContext, conversation: ConversationState): Answer {
     const input = readJson(context);
-    const state = input['state'];
-    if (state !== 'joined' && state !== 'invited') throw validation('state', '"state" must be one of joined, invited.');
+    const joining = input['state'];
+    if (joining !== 'joined' && joining !== 'invited') throw validation('state', '"state" must be one of joined, invited.');
     const userRef = input['user'];
     if (typeof userRef !== 'object' || userRef === null || Array.isArray(userRef)) throw validation('user', '"user" must be an object with id or name.');
     const { id, name } = userRef as Record<string, unknown>;
-    const user = typeof id === 'string' ? users.get(id) : typeof name === 'string' ? userByName(name) : undefined;
+    const user = typeof id === 'string' ? state.users.get(id) : typeof name === 'string' ? state.userByName(name) : undefined;
     if (!user) throw new ApiError(404, 'user:error:not-found', 'Not found.', 'User does not exist, or you do not have access.');
     const channel = input['channel'] ?? { type: 'app' };
     if (typeof channel !== 'object' || channel === null || Array.isArray(channel)) throw validation('channel', '"channel" must be an object.');
-    if ([...members.values()].some((m) => m.conversationId === conversation.id && m.userId === user.id)) {
+    if ([...state.members.values()].some((m) => m.conversationId === conversation.id && m.userId === user.id)) {
       throw new ApiError(409, 'conversation:error:member-already-joined', 'Conflict.', `User ${user.name} is already a member of this conversation.`);
     }
     const member: MemberState = {
       id: `MEM-${crypto.randomUUID()}`,
       conversationId: conversation.id,
       userId: user.id,
-      state: state === 'joined' ? 'JOINED' : 'INVITED',
+      state: joining === 'joined' ? 'JOINED' : 'INVITED',
       channel: channel as Record<string, unknown>,
       at: now(),
     };
-    members.set(member.id, member);
+    state.members.set(member.id, member);
     addEvent(
       conversation,
-      `member:${state}`,
+      `member:${joining}`,
       {
         user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
         channel: member.channel,
         member_id: member.id,
-        timestamp: { [state]: new Date(member.at).toISOString() },
+        timestamp: { [joining]: new Date(member.at).toISOString() },
       },
       member.id,
       undefined,
     );
-    return { status: 201, body: memberView(member, context) };
+    return { status: 201, body: state.memberView(member, context.origin, context.version) };
   }
 
   function listMembers(context: RequestContext, conversation: ConversationState): Answer {
-    const all = [...members.values()].filter((m) => m.conversationId === conversation.id);
+    const all = [...state.members.values()].filter((m) => m.conversationId === conversation.id);
     const page = paginate(all, context);
     return {
       status: 200,
-      body: { page_size: page.pageSize, _embedded: { members: page.items.map((m) => memberView(m, context)) }, _links: page.links },
+      body: { page_size: page.pageSize, _embedded: { members: page.items.map((m) => state.memberView(m, context.origin, context.version)) }, _links: page.links },
     };
   }
 
@@ -625,20 +474,20 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     const userName = typeof claims.sub === 'string' ? claims.sub : undefined;
     if (userName !== undefined) {
       // A user token speaks as that user's member of the conversation, and only as it.
-      const own = [...members.values()].find(
-        (m) => m.conversationId === conversation.id && users.get(m.userId)?.name === userName && m.state === 'JOINED',
+      const own = [...state.members.values()].find(
+        (m) => m.conversationId === conversation.id && state.users.get(m.userId)?.name === userName && m.state === 'JOINED',
       );
       if (!own) throw new ApiError(403, 'system:error:forbidden', 'Forbidden.', `User ${userName} is not a member of this conversation.`);
       if (from !== undefined && from !== own.id) throw validation('from', '"from" must be your own member id.');
       from = own.id;
     } else if (from !== undefined) {
-      const member = members.get(from);
+      const member = state.members.get(from);
       if (!member || member.conversationId !== conversation.id) {
         throw new ApiError(404, 'member:error:not-found', 'Not found.', 'Member does not exist, or you do not have access.');
       }
     }
     const stored = addEvent(conversation, event.type, event.body, from, claims);
-    return { status: 201, body: eventView(conversation, stored, context.origin, context.version, true) };
+    return { status: 201, body: state.eventView(conversation, stored, context.origin, context.version, true) };
   }
 
   function listEvents(context: RequestContext, conversation: ConversationState): Answer {
@@ -657,111 +506,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
       status: 200,
       body: {
         page_size: page.pageSize,
-        // The live v1 API nests the page under `events` (what vonage-java-sdk#536/#537 had to parse).
-        _embedded: { events: page.items.map((e) => eventView(conversation, e, context.origin, context.version)) },
+        // The live v1 API nests the page under `events` (docs/emulator-limits.md names the source).
+        _embedded: { events: page.items.map((e) => state.eventView(conversation, e, context.origin, context.version)) },
         _links: page.links,
-      },
-    };
-  }
-
-  // --- state ---------------------------------------------------------------------------------------------
-
-  function newConversation(id: string, name: string): ConversationState {
-    const conversation: ConversationState = { id, name, createdAt: now(), events: [], nextEventId: 1, dispatchChain: Promise.resolve() };
-    conversations.set(id, conversation);
-    return conversation;
-  }
-
-  function userByName(name: string): UserState | undefined {
-    return [...users.values()].find((u) => u.name === name);
-  }
-
-  function addEvent(
-    conversation: ConversationState,
-    type: string,
-    body: Record<string, unknown>,
-    from: string | undefined,
-    claims: jwt.JwtPayload | undefined,
-  ): StoredEvent {
-    const stored: StoredEvent = { id: conversation.nextEventId, type, from, body, at: now() };
-    conversation.nextEventId += 1;
-    conversation.events.push(stored);
-    if (claims) {
-      events.push({ conversationId: conversation.id, id: stored.id, type, body, from, jwtClaims: claims, receivedAt: stored.at });
-      notifyWaiters();
-    }
-    emit({ type: 'event', conversationId: conversation.id, event: eventView(conversation, stored, origin, 'v1') });
-    dispatch(conversation, stored);
-    return stored;
-  }
-
-  function emit(change: VonageChange): void {
-    for (const listener of listeners) {
-      try {
-        listener(change);
-      } catch {
-        // A listener's failure is its own.
-      }
-    }
-  }
-
-  // --- views -------------------------------------------------------------------------------------------
-
-  function eventView(conversation: ConversationState, event: StoredEvent, base: string, version: string, nullFrom = false): EventView {
-    const view: EventView = {
-      id: event.id,
-      type: event.type,
-      ...(event.from !== undefined ? { from: event.from } : nullFrom ? { from: null as unknown as string } : {}),
-      body: event.body,
-      timestamp: new Date(event.at).toISOString(),
-      _links: { self: { href: `${base}/${version}/conversations/${encodeURIComponent(conversation.id)}/events/${event.id}` } },
-    };
-    const member = event.from !== undefined ? members.get(event.from) : undefined;
-    const user = member ? users.get(member.userId) : undefined;
-    if (member && user) {
-      view._embedded = {
-        from_user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) },
-        from_member: { id: member.id },
-      };
-    }
-    return view;
-  }
-
-  function conversationView(conversation: ConversationState, base: string, version: string): ConversationView {
-    return {
-      id: conversation.id,
-      name: conversation.name,
-      ...(conversation.displayName !== undefined ? { display_name: conversation.displayName } : {}),
-      ...(conversation.imageUrl !== undefined ? { image_url: conversation.imageUrl } : {}),
-      state: 'ACTIVE',
-      sequence_number: conversation.nextEventId - 1,
-      timestamp: { created: new Date(conversation.createdAt).toISOString() },
-      ...(conversation.properties !== undefined ? { properties: conversation.properties } : {}),
-      _links: { self: { href: `${base}/${version}/conversations/${encodeURIComponent(conversation.id)}` } },
-    };
-  }
-
-  function userView(user: UserState, context: RequestContext): Record<string, unknown> {
-    return {
-      id: user.id,
-      name: user.name,
-      ...(user.displayName !== undefined ? { display_name: user.displayName } : {}),
-      ...(user.imageUrl !== undefined ? { image_url: user.imageUrl } : {}),
-      _links: { self: { href: `${context.origin}/${context.version}/users/${encodeURIComponent(user.id)}` } },
-    };
-  }
-
-  function memberView(member: MemberState, context: RequestContext): Record<string, unknown> {
-    const user = users.get(member.userId)!;
-    return {
-      id: member.id,
-      conversation_id: member.conversationId,
-      state: member.state,
-      timestamp: { [member.state === 'JOINED' ? 'joined' : 'invited']: new Date(member.at).toISOString() },
-      channel: member.channel,
-      _embedded: { user: { id: user.id, name: user.name, ...(user.displayName ? { display_name: user.displayName } : {}) } },
-      _links: {
-        self: { href: `${context.origin}/${context.version}/conversations/${encodeURIComponent(member.conversationId)}/members/${member.id}` },
       },
     };
   }
@@ -795,100 +542,6 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     return { items, pageSize, links };
   }
 
-  // --- dispatch to the application ---------------------------------------------------------------------
-
-  function dispatch(conversation: ConversationState, event: StoredEvent): void {
-    if (rtcEventUrl === undefined) return;
-    const view = eventView(conversation, event, origin, 'v1');
-    const payload: Record<string, unknown> = {
-      type: view.type,
-      body: view.body,
-      id: view.id,
-      conversation_id: conversation.id,
-      application_id: options.applicationId,
-      timestamp: view.timestamp,
-      ...(view.from !== undefined ? { from: view.from } : {}),
-      ...(view._embedded ? { _embedded: view._embedded } : {}),
-    };
-    dispatchPayload(conversation, payload, event.id);
-  }
-
-  /** Queues one callback behind the conversation's earlier ones. `eventId` 0: not a conversation event. */
-  function dispatchPayload(conversation: ConversationState, payload: Record<string, unknown>, eventId: number): void {
-    const url = rtcEventUrl;
-    if (url === undefined) return;
-    const record: DispatchRecord = {
-      conversationId: conversation.id,
-      eventId,
-      type: String(payload.type),
-      rawBody: JSON.stringify(payload),
-      attempts: [],
-      authorizations: [],
-      outcome: 'pending',
-    };
-    dispatches.push(record);
-    notifyDispatchWaiters();
-    const secret = options.signatureSecret;
-    let unsignedFirstAttempt = false;
-    if (secret && unsignedCallbacks > 0) {
-      unsignedCallbacks -= 1;
-      unsignedFirstAttempt = true;
-    }
-    conversation.dispatchChain = conversation.dispatchChain.then(async () => {
-      if (closed) return;
-      const attempts = await deliverCallback({
-        url,
-        rawBody: record.rawBody,
-        ...(secret
-          ? {
-              sign: (raw: string) => {
-                if (unsignedFirstAttempt) {
-                  unsignedFirstAttempt = false;
-                  return undefined;
-                }
-                return signCallback(raw, { secret, apiKey, applicationId: options.applicationId, nowMs: now() });
-              },
-            }
-          : {}),
-        retryDelaysMs: retryDelaysMs,
-        timeoutMs: dispatchTimeoutMs,
-        now,
-        signal: closing.signal,
-        onAttempt: (attempt, authorization) => {
-          record.attempts.push(attempt);
-          record.authorizations.push(authorization);
-          traffic.record({
-            at: attempt.at,
-            channel: 'vonage-webhook',
-            caller: 'Vonage',
-            method: 'POST',
-            path: new URL(url).pathname,
-            requestBody: record.rawBody,
-            ...(attempt.status !== undefined ? { status: attempt.status } : {}),
-            ...(attempt.body !== undefined ? { responseBody: attempt.body } : {}),
-            ...(attempt.error !== undefined ? { error: attempt.error } : {}),
-            durationMs: attempt.durationMs,
-            note: [
-              authorization ? 'signed: Authorization: Bearer <HS256 JWT with payload_hash>' : secret ? 'unsigned (a rare internal error)' : 'unsigned (no signature secret)',
-              attempt.attempt > 1 ? `retry ${attempt.attempt - 1}` : undefined,
-            ]
-              .filter(Boolean)
-              .join('; '),
-          });
-          notifyDispatchWaiters();
-        },
-      });
-      record.outcome = attempts.some(isDelivered) ? 'delivered' : closed ? 'pending' : 'failed';
-      notifyDispatchWaiters();
-    });
-  }
-
-  function notifyDispatchWaiters(): void {
-    for (const wake of [...dispatchWaiters]) wake();
-  }
-
-  // --- plumbing -----------------------------------------------------------------------------------------
-
   function sendScripted(res: http.ServerResponse, step: { status: number; retryAfter?: string; body?: unknown }): string {
     if (step.retryAfter !== undefined) res.setHeader('Retry-After', step.retryAfter);
     if (step.body !== undefined) {
@@ -906,43 +559,13 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     return '';
   }
 
-  function notifyWaiters(): void {
-    for (const waiter of waiters) {
-      if (events.length >= waiter.n) {
-        waiters.delete(waiter);
-        clearTimeout(waiter.timer);
-        waiter.resolve(events.slice());
-      }
-    }
-  }
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => {
-          sleeps.delete(entry);
-          resolve();
-        }, ms),
-        wake: resolve,
-      };
-      sleeps.add(entry);
-    });
-  }
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
-
   return {
-    baseUrl: `${origin}/v1`,
-    traffic,
-    events,
+    listener: (req, res) => {
+      handle(req, res).catch(() => {
+        if (!res.headersSent) sendError(res, 500, 'system:error:internal-error', 'Internal Error.', 'Emulator error.');
+        else res.destroy();
+      });
+    },
     get requests() {
       return requests;
     },
@@ -952,77 +575,9 @@ export async function startVonageEmulator(options: VonageEmulatorOptions): Promi
     clearScript() {
       scripted.length = 0;
     },
-    waitForEvents(n, timeoutMs = 5000) {
-      if (events.length >= n) return Promise.resolve(events.slice());
-      return new Promise((resolve, reject) => {
-        const waiter: Waiter = {
-          n,
-          resolve,
-          reject,
-          timer: setTimeout(() => {
-            waiters.delete(waiter);
-            reject(new Error(`Vonage emulator: expected ${n} events within ${timeoutMs} ms, got ${events.length}`));
-          }, timeoutMs),
-        };
-        waiters.add(waiter);
-      });
-    },
     loseEventAnswers(everyNth) {
       loseEveryNth = everyNth;
       createdSinceLoss = 0;
-    },
-    sendUnsignedCallbacks(n) {
-      unsignedCallbacks += n;
-    },
-    setRtcEventUrl(url) {
-      rtcEventUrl = url;
-    },
-    dispatches,
-    waitForDispatches(predicate, timeoutMs = 5000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (!predicate(dispatches)) return;
-          clearTimeout(timer);
-          dispatchWaiters.delete(check);
-          resolve(dispatches.slice());
-        };
-        const timer = setTimeout(() => {
-          dispatchWaiters.delete(check);
-          reject(new Error(`Vonage emulator: dispatches did not reach the expected state within ${timeoutMs} ms`));
-        }, timeoutMs);
-        dispatchWaiters.add(check);
-        check();
-      });
-    },
-    conversations() {
-      return [...conversations.values()].map((c) => conversationView(c, origin, 'v1'));
-    },
-    conversationEvents(conversationId) {
-      const conversation = conversations.get(conversationId);
-      return conversation ? conversation.events.map((e) => eventView(conversation, e, origin, 'v1')) : [];
-    },
-    onChange(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      closing.abort();
-      for (const entry of sleeps) {
-        clearTimeout(entry.timer);
-        entry.wake();
-      }
-      sleeps.clear();
-      for (const waiter of waiters) {
-        clearTimeout(waiter.timer);
-        waiter.reject(new Error('Vonage emulator closed'));
-      }
-      waiters.clear();
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await stopped;
-      await Promise.all([...conversations.values()].map((c) => c.dispatchChain.catch(() => undefined)));
     },
   };
 }

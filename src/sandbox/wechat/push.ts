@@ -5,11 +5,14 @@
  *   compatible or safe mode, `encrypt_type=aes` and `msg_signature` over the `Encrypt` field, with the
  *   body rewritten as WeChat does (safe: only `ToUserName` + `Encrypt`; compatible: both).
  * - `deliverPush` (I/O): WeChat waits 5 s for an answer, then drops the connection and sends the same
- *   request again: three deliveries in all, the same MsgId each time (wechat.md §3). An answer other
- *   than `200` counts as no answer, and the next delivery starts 5 s after the previous one did.
+ *   request again: three deliveries in all, the same MsgId each time (docs/emulator-limits.md names
+ *   the sources). An answer other than `200` counts as no answer, and the next delivery starts 5 s
+ *   after the previous one did.
  */
 import { randomInt } from 'node:crypto';
-import { platformEncrypt, platformSignature } from './wechat-crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { postOnce, type DeliveryAttempt } from '../delivery';
+import { platformEncrypt, platformSignature } from './crypto';
 
 export type PushMode = 'plain' | 'compatible' | 'safe';
 
@@ -58,18 +61,6 @@ export function signPush(xml: string, o: PushSigning): SignedPush {
   return { query: query.toString(), body };
 }
 
-export interface PushDelivery {
-  /** 1, 2, 3. */
-  attempt: number;
-  /** Epoch ms. */
-  at: number;
-  status?: number;
-  body?: string;
-  /** `no answer within 5000 ms`, `connect ECONNREFUSED …`. */
-  error?: string;
-  durationMs: number;
-}
-
 export interface DeliverOptions {
   /** The server URL without query, e.g. `http://127.0.0.1:3000/weChatEvent`. */
   url: string;
@@ -78,68 +69,35 @@ export interface DeliverOptions {
   deliveries?: number;
   now?: () => number;
   /** Called after every delivery (the console shows "retrying"). */
-  onDelivery?: (delivery: PushDelivery) => void;
+  onDelivery?: (delivery: DeliveryAttempt) => void;
   /** Aborts the waits and the request in flight (the platform is closing). */
   signal?: AbortSignal;
 }
 
 /** Pushes until a `200` comes back or the deliveries run out; resolves with every delivery made. */
-export async function deliverPush(o: DeliverOptions): Promise<PushDelivery[]> {
+export async function deliverPush(o: DeliverOptions): Promise<DeliveryAttempt[]> {
   const timeoutMs = o.answerTimeoutMs ?? WECHAT_ANSWER_TIMEOUT_MS;
   const total = o.deliveries ?? WECHAT_PUSH_DELIVERIES;
   const now = o.now ?? Date.now;
-  const made: PushDelivery[] = [];
+  const made: DeliveryAttempt[] = [];
   for (let attempt = 1; attempt <= total; attempt += 1) {
     if (o.signal?.aborted) break;
     const started = now();
-    const delivery = await deliverOnce(o, attempt, timeoutMs, started, now);
+    const delivery = await postOnce({
+      url: `${o.url}?${o.push.query}`,
+      headers: { 'content-type': 'text/xml' },
+      body: o.push.body,
+      attempt,
+      timeoutMs,
+      now,
+      signal: o.signal,
+    });
     made.push(delivery);
     o.onDelivery?.(delivery);
     if (delivery.status === 200) break;
     // The next delivery starts one timeout after this one did (at once after a timeout).
     const wait = timeoutMs - (now() - started);
-    if (attempt < total && wait > 0) await sleep(wait, o.signal);
+    if (attempt < total && wait > 0) await delay(wait, undefined, { signal: o.signal }).catch(() => undefined);
   }
   return made;
-}
-
-async function deliverOnce(o: DeliverOptions, attempt: number, timeoutMs: number, at: number, now: () => number): Promise<PushDelivery> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const abort = () => controller.abort();
-  o.signal?.addEventListener('abort', abort);
-  try {
-    const response = await fetch(`${o.url}?${o.push.query}`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/xml' },
-      body: o.push.body,
-      signal: controller.signal,
-    });
-    const body = await response.text();
-    return { attempt, at, status: response.status, body, durationMs: now() - at };
-  } catch (error) {
-    const message = controller.signal.aborted ? `no answer within ${timeoutMs} ms` : describe(error);
-    return { attempt, at, error: message, durationMs: now() - at };
-  } finally {
-    clearTimeout(timer);
-    o.signal?.removeEventListener('abort', abort);
-  }
-}
-
-function describe(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-  if (cause && typeof cause.message === 'string') return cause.message;
-  return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done);
-  });
 }

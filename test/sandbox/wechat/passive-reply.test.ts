@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { aesKeyOf } from '../../src/sandbox/wechat-crypto';
-import { readPassiveReply, type ReplyContext } from '../../src/sandbox/wechat-passive-reply';
+import { aesKeyOf } from '../../../src/sandbox/wechat/crypto';
+import { readPassiveReply, type ReplyContext } from '../../../src/sandbox/wechat/passive-reply';
 
-const fixture = (name: string): string => readFileSync(join(__dirname, '../fixtures/replies', name), 'utf8');
+const fixture = (name: string): string => readFileSync(join(__dirname, '../../fixtures/replies', name), 'utf8');
 // The samples are written from the account `fromUser` to the user `toUser`.
 const plain: ReplyContext = { openid: 'toUser', accountId: 'fromUser', mode: 'plain', token: 't', appId: 'wx1' };
 

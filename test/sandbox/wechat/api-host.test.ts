@@ -2,8 +2,8 @@
  * The WeChat API host of several accounts: each request reaches the emulator of the account whose
  * credentials it carries, and credentials of no account get WeChat's refusals.
  */
-import { startWeChatApiHost, type WeChatApiHost } from '../../src/sandbox/wechat-api-host';
-import { startWeChatPlatform, type WeChatPlatform } from '../../src/sandbox/wechat-platform';
+import { startWeChatApiHost, type WeChatApiHost } from '../../../src/sandbox/wechat/api-host';
+import { startWeChatPlatform, type WeChatPlatform } from '../../../src/sandbox/wechat/platform';
 
 describe('one WeChat API host for two accounts', () => {
   let a: WeChatPlatform;

@@ -10,13 +10,13 @@ import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { startVonageEmulator, type VonageEmulator } from '../../src/sandbox/vonage-emulator';
-import { testKeyPair } from '../support/keys';
-import { waitFor } from '../support/wait';
+import { startVonageEmulator, type VonageEmulator } from '../../../src/sandbox/vonage/emulator';
+import { testKeyPair } from '../../support/keys';
+import { waitFor } from '../../support/wait';
 
 const APPLICATION_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
 const SECRET = 'emulator-signature-secret-0123456789';
-const DRIVER = path.join(__dirname, '..', 'support', 'vonage-sdk-driver.cjs');
+const DRIVER = path.join(__dirname, '..', '..', 'support', 'vonage-sdk-driver.cjs');
 
 function runDriver(input: unknown): Promise<Record<string, any>> {
   return new Promise((resolve, reject) => {

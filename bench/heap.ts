@@ -10,6 +10,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sleep } from '../test/support/wait';
 
 export interface HeapSnapshots {
   /** Node arguments that make the child write snapshots into this directory. */
@@ -73,4 +74,3 @@ export function liveHeapMb(json: string): number {
   return total / 1024 / 1024;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

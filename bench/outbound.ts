@@ -21,6 +21,7 @@ import { startFakeWeChat } from '../test/support/fake-wechat';
 import { testKeyPair } from '../test/support/keys';
 import { CONVERSATION_ID, SIGNATURE_SECRET, startBridge, VONAGE_APP_ID, WECHAT_APP_ID, WECHAT_APP_SECRET } from './bridge';
 import { ChildProcesses, type ProcessMemory } from './processes';
+import { sleep } from '../test/support/wait';
 
 /** Outbound events go to this many WeChat users. */
 export const OUTBOUND_USERS = 200;
@@ -147,7 +148,6 @@ function sign(body: string): string {
   return `Bearer ${jwt.sign(claims, SIGNATURE_SECRET, { algorithm: 'HS256' })}`;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // `node dist-bench/bench/outbound.js` runs it on its own.
 if (require.main === module) {

@@ -82,7 +82,7 @@ export function bridgeNodeArgs(): string[] {
  * production runs): a small young generation and a capped old space keep RSS flat under load.
  */
 export function productionNodeArgs(): string[] {
-  const start = (require(path.join(__dirname, '../../package.json')) as { scripts: { start: string } }).scripts.start;
+  const start = (JSON.parse(readFileSync(path.join(__dirname, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
   return start.split(' ').filter((word) => /^--max-[a-z-]+-size=\d+$/.test(word));
 }
 
@@ -116,7 +116,7 @@ export class ChildProcesses {
     const pid = child.pid;
     this.live.add(child);
     let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (chunk: Buffer) => {
       stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
     });
     const exited = new Promise<string>((resolve) => {
@@ -139,8 +139,8 @@ export class ChildProcesses {
         try {
           await Promise.race([waitForHttp(url, timeoutMs), died]);
         } catch (error) {
-          if (hasExited()) throw new Error(describe('exited before it was ready'));
-          throw new Error(describe(`did not answer ${url} within ${timeoutMs} ms (${(error as Error).message})`));
+          if (hasExited()) throw new Error(describe('exited before it was ready'), { cause: error });
+          throw new Error(describe(`did not answer ${url} within ${timeoutMs} ms (${(error as Error).message})`), { cause: error });
         } finally {
           died.catch(() => undefined);
         }

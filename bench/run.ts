@@ -196,7 +196,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     try {
       postgres = await benchPostgres({ processes, durationS: settings.durationS, connections: settings.connections, warmUpS: settings.warmUpS, withSqlite: true });
     } catch (error) {
-      throw new Error(`the PostgreSQL rows failed (set BENCH_SKIP_POSTGRES=1 on a machine without PostgreSQL): ${(error as Error).message}`);
+      throw new Error(`the PostgreSQL rows failed (set BENCH_SKIP_POSTGRES=1 on a machine without PostgreSQL): ${(error as Error).message}`, { cause: error });
     }
     for (const row of postgres) progress(`  ${row.name}: ${row.rps.toFixed(0)} req/s, p99 ${row.p99} ms`);
   }

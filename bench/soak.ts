@@ -103,7 +103,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       const sampler = setInterval(sample, 1000);
       let inbound: PacedResult;
       let outbound: PacedResult;
-      const ids: string[] = [];
+      const ids = new Map<number, string>();
       try {
         [inbound, outbound] = await Promise.all([
           runPaced({
@@ -113,12 +113,12 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
             connections,
             request: (seq) => {
               const push = pacedPush(0, seq);
-              ids[seq] = push.msgId;
+              ids.set(seq, push.msgId);
               return push;
             },
             onAnswer: (seq, status, _latency, sentAtMs) => {
-              if (status >= 200 && status < 300) deliveries.noteSent(ids[seq]!, sentAtMs);
-              delete ids[seq];
+              if (status >= 200 && status < 300) deliveries.noteSent(ids.get(seq)!, sentAtMs);
+              ids.delete(seq);
             },
           }),
           runPaced({

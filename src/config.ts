@@ -193,7 +193,7 @@ export function loadSettings<K extends SettingName>(env: NodeJS.ProcessEnv, name
   const mask = Object.fromEntries(names.map((name) => [name, true])) as { [P in SettingName]?: true };
   const parsed = schema.pick(mask).safeParse(withoutBlanks(env));
   if (!parsed.success) return { ok: false, errors: describeIssues(parsed.error) };
-  return { ok: true, settings: parsed.data as Pick<Settings, K> };
+  return { ok: true, settings: parsed.data };
 }
 
 /** With an accounts file, the single-account variables may all be left out (then there is no `default` account). */

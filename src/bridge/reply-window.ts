@@ -14,7 +14,7 @@
  * (account id, openid), opened from what the bridge receives and used by what it sends. The rules
  * below are pure; `createReplyWindowTracker` is the I/O edge.
  */
-import type { SendAllowance, Store } from '../store/store';
+import type { SendAllowance, SendAllowances } from '../store/store';
 import type { JOB_DELIVER_TO_VONAGE, JobHandlerOf } from './jobs';
 
 /** Room kept in each inbound body for `"reply_window":{"closes_at":…,"replies_left":…}`. */
@@ -119,7 +119,7 @@ export interface ReplyWindowTracker {
 }
 
 export function createReplyWindowTracker(deps: {
-  store: Pick<Store, 'grantSendAllowance' | 'takeSendAllowance' | 'revokeSendAllowances' | 'listSendAllowances'>;
+  store: SendAllowances;
   rules?: Partial<ReplyWindowRules>;
   now?: () => number;
 }): ReplyWindowTracker {

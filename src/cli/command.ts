@@ -10,7 +10,7 @@ export interface CliContext {
   print(text: string): void;
   /** Asks a yes/no question on an interactive terminal; undefined when there is none to ask. */
   confirm: ((question: string) => Promise<boolean>) | undefined;
-  now(): number;
+  now: () => number;
 }
 
 export interface ParsedArgs {

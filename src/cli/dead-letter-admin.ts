@@ -1,31 +1,13 @@
 /**
- * What the CLI does with dead letters, over the `Store` interface.
- *
- * `Store` can list, replay and count dead letters. Purging, and reading one by id, need methods it
- * does not have yet (requested in notes/cli-store-needs.md); a store that has them is used through
- * them, else `show` falls back to scanning the list and `purge` fails with "not supported yet".
+ * What the CLI does with dead letters: the store's dead-letter role (list, read, replay, purge) and
+ * its queue counts.
  */
-import type { DeadLetter, Store } from '../store/store';
-import { CliFailure } from './errors';
+import type { DeadLetter, DeadLetters, JobQueue } from '../store/store';
 
-/** The store methods the CLI would like; optional until every Store implements them. */
-export interface DeadLetterStoreExtras {
-  /** One dead letter by id, or undefined. */
-  getDeadLetter?(id: string): Promise<DeadLetter | undefined>;
-  /** Deletes a dead letter for good; resolves false when there is none with this id. */
-  purgeDeadLetter?(id: string): Promise<boolean>;
-}
-
-export type AdminStore = Pick<Store, 'listDeadLetters' | 'replayDeadLetter' | 'stats'> & DeadLetterStoreExtras;
-
-export const PURGE_NOT_SUPPORTED = 'purging dead letters is not supported by this store yet (it needs Store.purgeDeadLetter)';
+export type AdminStore = DeadLetters & Pick<JobQueue, 'stats'>;
 
 export class DeadLetterAdmin {
   constructor(private readonly store: AdminStore) {}
-
-  get canPurge(): boolean {
-    return typeof this.store.purgeDeadLetter === 'function';
-  }
 
   async count(): Promise<number> {
     return (await this.store.stats()).deadLetters;
@@ -37,8 +19,7 @@ export class DeadLetterAdmin {
   }
 
   async get(id: string): Promise<DeadLetter | undefined> {
-    if (typeof this.store.getDeadLetter === 'function') return this.store.getDeadLetter(id);
-    return (await this.all()).find((letter) => letter.id === id);
+    return this.store.getDeadLetter(id);
   }
 
   /**
@@ -55,7 +36,6 @@ export class DeadLetterAdmin {
   }
 
   async purge(id: string): Promise<boolean> {
-    if (typeof this.store.purgeDeadLetter !== 'function') throw new CliFailure(PURGE_NOT_SUPPORTED);
     return this.store.purgeDeadLetter(id);
   }
 }

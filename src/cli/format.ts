@@ -3,6 +3,7 @@
  * printed. No colours, no terminal tricks: the output is meant to be read and grepped.
  */
 import { scrubSecrets } from '../logger';
+import { clipChars } from '../values';
 
 /** `0s`, `45s`, `12m 5s`, `3h 2m`, `2d 4h`: the two largest units. */
 export function formatDuration(ms: number): string {
@@ -29,8 +30,9 @@ export function formatTime(epochMs: number): string {
 
 /** One line, at most `max` characters (control characters and line breaks become spaces). */
 export function oneLine(text: string, max = Number.POSITIVE_INFINITY): string {
+  // eslint-disable-next-line no-control-regex -- the control characters are what this replaces
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length <= max ? flat : `${flat.slice(0, Math.max(0, max - 1))}…`;
+  return clipChars(flat, max);
 }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. */

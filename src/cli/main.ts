@@ -21,7 +21,7 @@ async function confirmOnTerminal(question: string): Promise<boolean> {
 }
 
 dotenv.config({ quiet: true });
-runCli(process.argv.slice(2), {
+void runCli(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   stdout: process.stdout,

@@ -72,7 +72,9 @@ export const sendTestCommand: CommandSpec = {
     const { accountId, appId, appSecret, baseUrl } = weChatAppOf(context.env, context.cwd, accountOption, 'send-test');
 
     // Loaded here, not at the top: axios costs every other command a tenth of a second of start-up.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above); import() would make it an ES module load
     const { AccessTokenManager } = require('../wechat/token-manager') as typeof import('../wechat/token-manager');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above)
     const { createWeChatApiClient } = require('../wechat/api-client') as typeof import('../wechat/api-client');
     const tokens = new AccessTokenManager({ appId, appSecret, baseUrl, store: new MemoryTokenStore() });
     const weChat = createWeChatApiClient({ baseUrl, tokens });

@@ -3,7 +3,7 @@
  */
 import type { DeadLetter, Store } from '../store/store';
 import { JSON_OPTION, type CliContext, type CommandSpec, type ParsedArgs } from './command';
-import { DeadLetterAdmin, PURGE_NOT_SUPPORTED } from './dead-letter-admin';
+import { DeadLetterAdmin } from './dead-letter-admin';
 import { accountOfJobPayload } from './account';
 import { CliFailure, UsageError } from './errors';
 import { formatDuration, formatTime, oneLine, table } from './format';
@@ -227,8 +227,6 @@ export const purgeCommand: CommandSpec = {
     const which = target(args, 'dead-letters purge');
     return withStore(context, async (store) => {
       const admin = new DeadLetterAdmin(store);
-      if (!admin.canPurge) throw new CliFailure(PURGE_NOT_SUPPORTED); // before any question is asked
-
       let ids: string[];
       let question: string;
       if (which.all) {

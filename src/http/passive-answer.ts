@@ -6,15 +6,15 @@
  *   reply XML (encrypted and signed when the push was): `delivered` `via: "passive"` once written.
  * - None by then: the request is left unanswered, so that WeChat gives up at 5 s and delivers the push
  *   again (the dedup key makes the copy no second event) and the next delivery holds again. On the
- *   last delivery (WeChat makes three: wechat.md §3, "五秒内收不到响应会断掉连接，并且重新发起请求，
- *   总共重试三次", https://developers.weixin.qq.com/doc/offiaccount/Message_Management/Receiving_standard_messages.html)
- *   the answer is the holding text, or `success`, and the reply, when it comes, waits for the
- *   user's next message.
+ *   last delivery (WeChat delivers a push three times at most, dropping each connection that has
+ *   no answer after 5 s) the answer is the holding text, or `success`, and the reply, when it
+ *   comes, waits for the user's next message.
  *
  * Pushes that cannot be answered with a message (most events: unsubscribe, VIEW, LOCATION, template
  * and mass-send reports) get `success` at once.
  */
 import type { Request, Response } from 'express';
+import { setTimeout as delay } from 'node:timers/promises';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../accounts';
 import type { PassiveReplies, PassiveReply } from '../bridge/to-wechat/passive-replies';
 import type { Logger } from '../logger';
@@ -119,7 +119,7 @@ export function createPassiveAnswerer(deps: PassiveAnswerDeps) {
         } catch (error) {
           if (attempt >= STATUS_TRIES - 1) throw error;
           logger.warn({ ...context, err: error }, 'could not store the status of a delivered passive reply; retrying');
-          await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+          await delay(200 * 2 ** attempt);
         }
       }
     } else {

@@ -14,7 +14,7 @@ import express, { type RequestHandler, type Response, type Router } from 'expres
 import { mayActOn } from '../bridge/to-wechat/plan-outbound';
 import { InvalidInputError } from '../errors';
 import { unstorableReason } from '../store/storable-text';
-import type { NewJob, Store } from '../store/store';
+import type { NewJob } from '../store/store';
 import { parseRtcEvent, signatureSecretKey, verifyVonageWebhookSignature, type RtcEvent } from '../vonage/webhook';
 import { storeThenAcknowledge, type DurableAckDeps } from './durable-ack';
 import { isReplayedCredential, replayKeysOf, seenKeysOf, type ReplayKeys } from './replay-guard';

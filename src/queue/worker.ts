@@ -25,10 +25,12 @@
  * runs again after an unrecorded run is marked `interrupted` and logged, so that handlers and
  * operators can tell (see `Job.interrupted`).
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { scrubSecrets, type SecretScrubber } from '../logger';
 import { isClassifiedError, type ClassifiedError } from '../errors';
 import type { Job, JobLease, Store } from '../store/store';
+import { clipChars } from '../values';
 import { DEFAULT_RETRY_POLICY, giveUpAt, retryDelayMs, type RetryPolicy } from './retry-policy';
 
 export type JobHandler = (job: Job) => Promise<void>;
@@ -90,9 +92,9 @@ export function decideJobOutcome(job: Job, result: HandlerResult, context: Decis
   const retryOrGiveUp = (delayMs: number, message: string): JobDecision => {
     const runAt = context.now + Math.max(0, delayMs);
     if (runAt > giveUpAt(job.createdAt, context)) {
-      return { action: 'dead-letter', reason: clip(`gave up after ${formatDuration(context.giveUpAfterMs)}: ${message}`) };
+      return { action: 'dead-letter', reason: clipChars(`gave up after ${formatDuration(context.giveUpAfterMs)}: ${message}`, MAX_ERROR_TEXT) };
     }
-    return { action: 'retry', runAt, error: clip(message) };
+    return { action: 'retry', runAt, error: clipChars(message, MAX_ERROR_TEXT) };
   };
   // The run that just failed was start number attempts + 1, so this is retry number attempts + 1.
   const delay = (retryAfterMs?: number) => retryDelayMs(job.attempts + 1, retryAfterMs, context.backoff, context.random);
@@ -105,14 +107,14 @@ export function decideJobOutcome(job: Job, result: HandlerResult, context: Decis
     case 'permanent':
       return {
         action: 'dead-letter',
-        reason: clip(`permanent failure${result.code === undefined ? '' : ` (code ${result.code})`}: ${result.message}`),
+        reason: clipChars(`permanent failure${result.code === undefined ? '' : ` (code ${result.code})`}: ${result.message}`, MAX_ERROR_TEXT),
       };
     case 'invalid-input':
-      return { action: 'dead-letter', reason: clip(`invalid input (${result.status}): ${result.message}`) };
+      return { action: 'dead-letter', reason: clipChars(`invalid input (${result.status}): ${result.message}`, MAX_ERROR_TEXT) };
     case 'unexpected':
       return retryOrGiveUp(delay(), `unexpected error: ${result.error.message}`);
     case 'no-handler':
-      return { action: 'dead-letter', reason: clip(result.error.message) };
+      return { action: 'dead-letter', reason: clipChars(result.error.message, MAX_ERROR_TEXT) };
   }
 }
 
@@ -372,7 +374,7 @@ export class JobWorker {
           { ...context, error: describeError(storeError), retryInMs },
           'could not record the job outcome; trying again',
         );
-        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+        await delay(retryInMs);
       }
     }
   }
@@ -403,10 +405,6 @@ function describeError(error: unknown, withStack = false): Record<string, unknow
     ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
     ...(withStack && error.stack ? { stack: error.stack } : {}),
   };
-}
-
-function clip(text: string): string {
-  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT - 1)}…`;
 }
 
 /** `24 h`, `30 min`, `45 s`, `250 ms`: the largest whole unit. */

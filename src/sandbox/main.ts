@@ -9,7 +9,7 @@
 // First: on a Node.js too old for node:sqlite, one clear line instead of a stack trace.
 import '../require-node';
 import { chooseLogFormat, createLogger, LOG_FORMATS, type LogFormat } from '../logger';
-import { LOG_LEVELS, type LogLevel } from '../config';
+import { LOG_LEVELS } from '../config';
 import { startSandbox } from './sandbox';
 
 async function main(): Promise<void> {
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const host = process.env.HOST?.trim() || '127.0.0.1';
 
   const logger = createLogger({
-    level: level as LogLevel,
+    level,
     format: chooseLogFormat(format as LogFormat | undefined, process.stdout.isTTY === true, process.env.NODE_ENV),
   });
   const sandbox = await startSandbox({ port, host, logger });

@@ -13,6 +13,8 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { parseRetryAfter } from '../retry-after';
+import { clipChars, isRecord } from '../values';
 
 export interface CustomEventInput {
   /** `custom:…`, at most 100 characters of `[A-Za-z0-9_:-]`. */
@@ -313,7 +315,7 @@ function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: 
   const { code, detail } = vonageError(body);
   const message = `${what}: HTTP ${status}${code ? ` ${code}` : ''}${detail ? `: ${detail}` : ''}`;
   if (status === 429 || status >= 500) {
-    // 429 and 503 say the request was not acted on (RFC 6585 §4, RFC 9110 §15.6.4); a 500 or 504 may have been.
+    // A 429 or a 503 means the server did not act on the request; after a 500 or a 504 it may have.
     const refused = status === 429 || status === 503;
     return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs), refused }));
   }
@@ -333,20 +335,6 @@ function vonageError(body: unknown): { code: string | undefined; detail: string 
     : '';
   const detail = [text, invalid && `(${invalid})`].filter(Boolean).join(' ');
   return { code, detail: detail === '' ? undefined : sanitize(detail) };
-}
-
-/**
- * `Retry-After` is delta-seconds or an HTTP date (RFC 9110 §10.2.3). Anything else counts as absent,
- * and a date in the past means "now".
- */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  if (!/[a-z]/i.test(text)) return undefined;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowMs);
 }
 
 function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
@@ -385,7 +373,8 @@ function header(response: AxiosResponse, name: string): string | undefined {
   const headers = response.headers as Record<string, unknown> & { get?: (n: string) => unknown };
   const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
   if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
-  return typeof value === 'string' ? value : value == null ? undefined : String(value);
+  if (typeof value === 'string') return value;
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
 }
 
 function parseJson(text: unknown): unknown {
@@ -397,14 +386,10 @@ function parseJson(text: unknown): unknown {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /** Bounded, on one line, and scrubbed (a bearer token, a JWT), in case a server echoes one. */
 function sanitize(text: string): string {
   const clean = scrubSecrets(text).replace(/[\r\n]+/g, ' ');
-  return clean.length > MAX_DETAIL_CHARS ? `${clean.slice(0, MAX_DETAIL_CHARS - 1)}…` : clean;
+  return clipChars(clean, MAX_DETAIL_CHARS);
 }
 
 function throwing(error: Error): never {

@@ -3,8 +3,8 @@
  *
  * Vonage wants RS256 over `{application_id, iat, jti, exp}` (no `sub`/`acl`: those are for Client SDK
  * user tokens) and refuses any token more than 24 h after its `iat`, whatever `exp` says. Signing costs an
- * RSA operation, so one token is reused until shortly before it expires; the official SDKs either mint
- * per request (slow) or cached forever (vonage-python-sdk#223: unauthorized after 15 min). Refreshing
+ * RSA operation, so one token is reused until shortly before it expires (minting one per request is
+ * slow; caching one forever ends in 401s once Vonage stops accepting it). Refreshing
  * `refreshBeforeSeconds` early leaves room for clock skew and for a request already in flight.
  */
 import * as crypto from 'node:crypto';

@@ -11,6 +11,7 @@
 import * as crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { InvalidInputError } from '../errors';
+import { isRecord } from '../values';
 
 export interface WebhookSignatureInput {
   authorization: string | undefined;
@@ -94,7 +95,7 @@ export function verifyVonageWebhookSignature(input: WebhookSignatureInput): Veri
   if (Math.abs(input.nowMs / 1000 - iat) > maxAgeSeconds) throw unauthorized('token iat too far from now');
   if (typeof jti !== 'string' || jti === '') throw unauthorized('token has no jti');
 
-  const claimedHash = claims.payload_hash;
+  const claimedHash: unknown = claims.payload_hash;
   if (claimedHash === undefined) return { jti, iat, payloadHashed: false };
   if (typeof claimedHash !== 'string' || !/^[0-9a-f]{64}$/i.test(claimedHash)) throw unauthorized('malformed payload_hash');
   const actual = crypto.createHash('sha256').update(input.rawBody).digest();
@@ -176,6 +177,3 @@ function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

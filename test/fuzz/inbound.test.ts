@@ -112,7 +112,7 @@ function expectFaithfulBodies(message: WeChatMessage): number {
   // Every field of the message reaches the body: under its own name, or (its text) in the content.
   for (const [key, value] of Object.entries(message.fields)) {
     if (key === 'content') {
-      if (isTextLike(message)) expect(String(whole.content)).toContain(value);
+      if (isTextLike(message)) expect(whole.content as string).toContain(value);
     } else if (!RESERVED_KEYS.includes(key)) {
       expect({ key, value: whole[key] }).toEqual({ key, value });
     }
@@ -123,9 +123,9 @@ function expectFaithfulBodies(message: WeChatMessage): number {
     return 1;
   }
   // Split: the content rejoins, and every other field is in every part or appended to the content.
-  const content = bodies.map((body) => String(body.content)).join('');
+  const content = bodies.map((body) => body.content as string).join('');
   expect(content.startsWith(renderContent(message))).toBe(true);
-  expect(content.startsWith(String(whole.content))).toBe(true);
+  expect(content.startsWith(whole.content as string)).toBe(true);
   for (const [key, value] of Object.entries(whole)) {
     if (key === 'content') continue;
     const inEveryPart = bodies.every((body) => body[key] === value);

@@ -178,7 +178,7 @@ export function textMutation(snippets: readonly string[] = HOSTILE_XML_SNIPPETS)
     // Delete a range.
     fc.tuple(fraction, fraction).map(([a, b]): Mutation => (input) => {
       const [from, to] = [at(a, input.length), at(b, input.length)].sort((x, y) => x - y);
-      return input.slice(0, from) + input.slice(to!);
+      return input.slice(0, from) + input.slice(to);
     }),
     // Duplicate a range in place.
     fc.tuple(fraction, fraction).map(([a, b]): Mutation => (input) => {

@@ -54,14 +54,10 @@ function expectFailure(run: Run, message: RegExp): void {
   expect(run.stderr).toMatch(message);
 }
 
-/** The Store interface is gaining lease tokens (deadLetter takes the claim); seed through either form. */
+/** Dead-letters a claimed job, as the worker does when a job gives up. */
 async function deadLetter(store: Store, job: Job, reason: string): Promise<void> {
-  const lease: unknown = 'leaseToken' in job ? job : (job as { id: string }).id;
-  await (store.deadLetter as (lease: unknown, reason: string) => Promise<unknown>)(lease, reason);
+  await store.deadLetter(job, reason);
 }
-
-/** Does this store implement the purge the CLI asked for (notes/cli-store-needs.md)? */
-const canPurge = (store: Store) => typeof (store as Store & { purgeDeadLetter?: unknown }).purgeDeadLetter === 'function';
 
 const HOUR = 3_600_000;
 const SECRET = 'app-secret-0123456789abcdef';
@@ -172,7 +168,7 @@ describe('wechat-bridge (dist/cli/main.js)', () => {
       try {
         expectUsageError(run, message);
       } catch (error) {
-        throw new Error(`wechat-bridge ${args.join(' ')}: ${(error as Error).message}`);
+        throw new Error(`wechat-bridge ${args.join(' ')}: ${(error as Error).message}`, { cause: error });
       }
     });
   });
@@ -246,31 +242,19 @@ describe('wechat-bridge (dist/cli/main.js)', () => {
   });
 
   describe('dead-letters purge', () => {
-    test('without --yes and without a terminal it refuses (exit 2), or says the store cannot purge yet (exit 1)', async () => {
-      const store = await openSeeded();
-      const supported = canPurge(store);
-      await store.close();
+    test('without --yes and without a terminal it refuses (exit 2) and deletes nothing', async () => {
       const run = await cli(['dead-letters', 'purge', seeded[1]!.id], { cwd: dir });
-      if (supported) expectUsageError(run, /add --yes to confirm/);
-      else expectFailure(run, /purging dead letters is not supported by this store yet/);
+      expectUsageError(run, /add --yes to confirm/);
       expect((await snapshot()).deadLetters).toHaveLength(3);
     });
 
-    test('purge <id> --yes deletes that one, or fails with "not supported yet" and deletes nothing', async () => {
-      const store = await openSeeded();
-      const supported = canPurge(store);
-      await store.close();
+    test('purge <id> --yes deletes that one; a second purge of it exits 1', async () => {
       const target = seeded[1]!;
       const run = await cli(['dead-letters', 'purge', target.id, '--yes'], { cwd: dir });
-      if (supported) {
-        expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: `Purged dead letter ${target.id}.\n` });
-        expect((await snapshot()).deadLetters.map((letter) => letter.id)).not.toContain(target.id);
-        seeded.splice(1, 1);
-        expectFailure(await cli(['dead-letters', 'purge', target.id, '--yes'], { cwd: dir }), /no dead letter with id/);
-      } else {
-        expectFailure(run, /not supported by this store yet/);
-        expect((await snapshot()).deadLetters).toHaveLength(3);
-      }
+      expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 0, stdout: `Purged dead letter ${target.id}.\n` });
+      expect((await snapshot()).deadLetters.map((letter) => letter.id)).not.toContain(target.id);
+      seeded.splice(1, 1);
+      expectFailure(await cli(['dead-letters', 'purge', target.id, '--yes'], { cwd: dir }), /no dead letter with id/);
     });
   });
 

@@ -66,9 +66,9 @@ describe('PostgreSQL restarted during a run', () => {
       await cluster.stop();
       down = true;
       // Give the load a moment to hit the missing database, then look at readiness.
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS / 2));
+      await sleep(OUTAGE_MS / 2);
       expect(await readyz()).toBe(503);
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS / 2));
+      await sleep(OUTAGE_MS / 2);
       down = false;
       await cluster.start();
     };
@@ -89,7 +89,7 @@ describe('PostgreSQL restarted during a run', () => {
           expect(response.status).toBe(503);
           if (down) refusedWhileDown.push(response.status);
           if (attempt > 200) throw new Error('never acknowledged after the database came back');
-          await new Promise((resolve) => setTimeout(resolve, 50));
+          await sleep(50);
         }
         acknowledged.add(msgIdOf(index, n));
         if (acknowledged.size === OUTAGE_AFTER_ACKS) outage = outageThenRecovery();
@@ -112,7 +112,7 @@ describe('PostgreSQL restarted during a run', () => {
         const missing = [...acknowledged].filter((msgId) => !delivered().has(msgId));
         throw new Error(`${missing.length} acknowledged messages never reached Vonage`);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     for (let index = 0; index < USERS; index += 1) {
       const sequence = vonage.events.filter((event) => event.body.from === openidOf(index)).map((event) => String(event.body.msg_id));

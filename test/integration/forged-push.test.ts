@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startHarness, TEST_AES_KEY, TEST_APP_ID, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { signedPush } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
 const forgedText = (openid: string, content: string, msgId: string) =>
@@ -29,7 +30,7 @@ function plainQueryOf(pushPath: string): string {
   return `/weChatEvent?${query}`;
 }
 
-const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+const settle = () => sleep(300);
 
 describe('with an EncodingAESKey and the default modes', () => {
   let harness: Harness;

@@ -2,12 +2,13 @@
  * The inbound path end to end: signed WeChat pushes → the real bridge → a fake Vonage that verifies
  * the application JWT with the public key and records events.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startFakeVonage, type FakeVonage } from '../support/fake-vonage';
 import { startHarness, TEST_AES_KEY, TEST_APP_ID, TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
 import { testKeyPair } from '../support/keys';
 import { pushToBridge } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const officialDir = path.join(__dirname, '../fixtures/messages/official');
 const sample = (name: string) => readFileSync(path.join(officialDir, name), 'utf8');
@@ -64,7 +65,7 @@ describe('every official sample becomes exactly one custom:wechat:message event'
         for (const key of ['from', 'to', 'content', 'msg_type', 'msg_id']) expect(typeof event.body[key]).toBe('string');
         expect(typeof event.body.create_time).toBe('number');
         expect(event.jwtClaims).toMatchObject({ application_id: TEST_VONAGE_APP_ID });
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await sleep(50);
         expect(vonage.events.length).toBe(before + 1);
       } finally {
         await harness.close();
@@ -74,7 +75,7 @@ describe('every official sample becomes exactly one custom:wechat:message event'
 });
 
 function readdirXml(): string[] {
-  return require('node:fs').readdirSync(officialDir).filter((f: string) => f.endsWith('.xml'));
+  return readdirSync(officialDir).filter((f) => f.endsWith('.xml'));
 }
 
 describe('delivery guarantees', () => {
@@ -90,7 +91,7 @@ describe('delivery guarantees', () => {
       expect(await pushToBridge(harness.baseUrl, xml, { token: TEST_TOKEN })).toEqual({ status: 200, text: 'success' });
     }
     await harness.vonage.waitForEvents(1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(harness.vonage.events).toHaveLength(1);
   });
 
@@ -107,7 +108,7 @@ describe('delivery guarantees', () => {
       expect(await pushToBridge(harness.baseUrl, xml, { token: TEST_TOKEN })).toEqual({ status: 200, text: 'success' });
     }
     await harness.vonage.waitForEvents(6);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(harness.vonage.events).toHaveLength(6);
     const sentIds = harness.vonage.events
       .map((e) => (e.body['subscribe_msg_sent_event'] as { list?: { msg_id?: string } } | undefined)?.list?.msg_id)
@@ -144,7 +145,7 @@ describe('delivery guarantees', () => {
     const logs = harness.logs.join('');
     expect(logs).toMatch(/HTTP 503/);
     expect(logs).toMatch(/HTTP 429/);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     expect(harness.vonage.events).toHaveLength(1);
   });
 

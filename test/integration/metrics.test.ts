@@ -6,6 +6,7 @@ import path from 'node:path';
 import { startHarness, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { pushToBridge } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const TEXT = readFileSync(path.join(__dirname, '../fixtures/messages/official/text.xml'), 'utf8');
 
@@ -23,7 +24,7 @@ async function scrapeUntil(harness: Harness, pattern: RegExp, timeoutMs = 10_000
   while (Date.now() < deadline) {
     text = await scrape(harness);
     if (pattern.test(text)) return text;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
   throw new Error(`metrics never matched ${pattern}:\n${text}`);
 }

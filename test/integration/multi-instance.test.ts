@@ -25,6 +25,7 @@ import { BRIDGE_MAIN, bridgeProcessEnv } from '../support/bridge-process';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
 import { signedPush } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const INSTANCES = 3;
 const USERS = 50;
@@ -85,8 +86,8 @@ describe('three instances on one PostgreSQL database', () => {
       env: bridgeProcessEnv({ port, vonageBaseUrl: vonage.baseUrl, weChatBaseUrl: weChat.baseUrl, databaseUrl: db.url }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const instance: Instance = {
       index,
@@ -133,7 +134,7 @@ describe('three instances on one PostgreSQL database', () => {
         if (instance.child.exitCode !== null || instance.child.signalCode !== null) instance.alive = false;
       }
       if (attempt >= 30) throw new Error(`message never acknowledged after ${attempt} tries`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       instance = nextInstance(instance);
     }
   }
@@ -142,7 +143,7 @@ describe('three instances on one PostgreSQL database', () => {
     const deadline = Date.now() + timeoutMs;
     while (!(await condition())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
 

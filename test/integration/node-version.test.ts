@@ -5,7 +5,7 @@
  * builds first).
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isSupportedNodeVersion, MINIMUM_NODE_VERSION } from '../../src/node-version';
@@ -44,7 +44,7 @@ describe('the minimum Node.js version', () => {
   });
 
   test('package.json engines says the same version', () => {
-    const manifest = require(path.join(ROOT, 'package.json')) as { engines: { node: string } };
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } };
     expect(manifest.engines.node).toBe(`>=${MINIMUM_NODE_VERSION.replace(/\.0$/, '')}`);
   });
 });

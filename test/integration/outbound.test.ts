@@ -8,6 +8,7 @@ import type { RecordedEvent } from '../support/fake-vonage';
 import { startHarness, TEST_APP_SECRET, TEST_CONVERSATION_ID, TEST_TOKEN, type Harness } from '../support/bridge-harness';
 import { outboundMessage, postRtcEvent, rtcEvent } from '../support/rtc-events';
 import { pushToBridge } from '../support/wechat-push';
+import { sleep } from '../support/wait';
 
 const customSendDir = path.join(__dirname, '../fixtures/custom-send');
 const vector = (file: string) => JSON.parse(readFileSync(path.join(customSendDir, file), 'utf8')) as Record<string, unknown>;
@@ -38,7 +39,6 @@ async function waitForStatusCount(harness: Harness, n: number, timeoutMs = 10_00
   return statusEvents(harness);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** An outbound event body in the nested form: WeChat's own type object under its msgtype. */
 function eventBodyFor(v: Record<string, unknown>): Record<string, unknown> {

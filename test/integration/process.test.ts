@@ -12,6 +12,7 @@ import { testKeyPair } from '../support/keys';
 import { TEST_CONVERSATION_ID, TEST_TOKEN, TEST_VONAGE_APP_ID } from '../support/bridge-harness';
 import { pushToBridge } from '../support/wechat-push';
 import { freePort, waitForHttp } from '../support/net';
+import { sleep } from '../support/wait';
 
 const waitForHealth = (baseUrl: string) => waitForHttp(`${baseUrl}/healthz`);
 
@@ -21,8 +22,8 @@ const NODE = process.execPath;
 function run(env: Record<string, string>, cwd: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
   let output = '';
   const child = spawn(NODE, [MAIN], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => output, exited };
 }
@@ -99,7 +100,7 @@ describe('npm start (dist/main.js)', () => {
         await waitForHealth(baseUrl);
         const events = await vonage.waitForEvents(1, 20_000);
         expect(events[0]!.body).toMatchObject({ content: 'this is a test', msg_id: '1234567890123456' });
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await sleep(300);
         expect(vonage.events).toHaveLength(1);
       } finally {
         second.child.kill('SIGTERM');

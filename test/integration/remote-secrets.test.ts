@@ -7,7 +7,7 @@ import jwt from 'jsonwebtoken';
 import { startHarness, TEST_APP_SECRET, TEST_VONAGE_APP_ID, type Harness } from '../support/bridge-harness';
 import { testKeyPair } from '../support/keys';
 import { outboundMessage, postRtcEvent } from '../support/rtc-events';
-import { waitFor } from '../support/wait';
+import { sleep, waitFor } from '../support/wait';
 
 const SEND_PATH = '/cgi-bin/message/custom/send';
 
@@ -76,6 +76,6 @@ async function pollDeadLetters(harness: Harness): Promise<string[]> {
     const letters = await harness.bridge.store.listDeadLetters({ limit: 100 });
     if (letters.length > 0) return letters.map((l) => l.reason);
     if (Date.now() > deadline) throw new Error('no dead letter');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }

@@ -102,7 +102,7 @@ describe('reply window, templates and fallbacks', () => {
     await postRtcEvent(harness.baseUrl, event);
     const [status] = await waitForStatuses(harness, event.id, 1);
     expect(status).toMatchObject({ status: 'delivered', msg_id: harness.weChat.notifications[0]!.msgId });
-    expect(harness.weChat.notifications.map((n) => JSON.parse(n.rawBody).client_msg_id)).toEqual([String(event.id)]);
+    expect(harness.weChat.notifications.map((n) => (JSON.parse(n.rawBody) as { client_msg_id: unknown }).client_msg_id)).toEqual([String(event.id)]);
   });
 
   test('a user who blocks templates: the result status says failed with WeChat\'s reason', async () => {

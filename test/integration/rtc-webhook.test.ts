@@ -123,7 +123,7 @@ describe('with VONAGE_SIGNATURE_SECRET', () => {
     await waitFor('the send', () => harness.weChat.sent.some((s) => (s.json as { touser: string }).touser === 'oUnhashed'));
     expect(await metric()).toBe(before + 1);
     const line = harness.logs.find((l) => l.includes('without payload_hash'));
-    expect(JSON.parse(line!).level).toBe(40);
+    expect((JSON.parse(line!) as { level: unknown }).level).toBe(40);
   });
 
   test('a store failure (503) does not make Vonage\'s retry with the same token a replay: it is stored and sent once', async () => {

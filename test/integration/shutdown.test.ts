@@ -43,7 +43,7 @@ test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', asyn
       TEXT.replace('fromUser', `user${i % 6}`).replace('1234567890123456', String(5000 + i)).replace('this is a test', `m${i}`);
     let signalled = 0;
     const pushes = Array.from({ length: 60 }, async (_, i) => {
-      await new Promise((resolve) => setTimeout(resolve, i * 5));
+      await sleep(i * 5);
       try {
         const answer = await pushToBridge(baseUrl, xmlFor(i), { token: TEST_TOKEN });
         if (answer.status === 200 && answer.text === 'success') acknowledged.push(String(5000 + i));
@@ -69,7 +69,7 @@ test('SIGTERM under load: exit 0, nothing acknowledged is lost or doubled', asyn
       const deadline = Date.now() + 20_000;
       const delivered = () => new Set(vonage.events.map((e) => String(e.body.msg_id)));
       while (Date.now() < deadline && !acknowledged.every((id) => delivered().has(id))) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
       for (const id of acknowledged) expect(delivered().has(id)).toBe(true);
       const ids = vonage.events.map((e) => String(e.body.msg_id));

@@ -122,7 +122,7 @@ export interface HarnessOptions {
   /** VONAGE_CONVERSATION_ID in fixed mode; default TEST_CONVERSATION_ID. */
   conversationId?: string;
   /** PUBLIC_URL: `self` for the bridge's own loopback address (so media links can be opened). */
-  publicUrl?: 'self' | string;
+  publicUrl?: string;
   /** Agents' media_url may be http on loopback (the tests' file servers). */
   allowPrivateMediaUrls?: boolean;
   /** A directory of a stopped harness (`keepDirectory`): its database and media cache are reused, as after a restart. */

@@ -1,5 +1,6 @@
 /** Loopback helpers shared by process tests and benchmarks. */
 import { createServer } from 'node:net';
+import { sleep } from './wait';
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (for child processes that need a fixed PORT). */
 export async function freePort(): Promise<number> {
@@ -21,7 +22,7 @@ export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void
       await fetch(url);
       return;
     } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
   throw new Error(`${url} never answered`);

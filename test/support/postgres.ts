@@ -54,7 +54,7 @@ export async function createTestDatabase(prefix = 'bridge_test'): Promise<TestDa
   try {
     await runQuery(POSTGRES_ADMIN_URL, `CREATE DATABASE ${name}`);
   } catch (error) {
-    throw new Error(`PostgreSQL at ${new URL(POSTGRES_ADMIN_URL).host} is not usable (${(error as Error).message}): ${START_HINT}`);
+    throw new Error(`PostgreSQL at ${new URL(POSTGRES_ADMIN_URL).host} is not usable (${(error as Error).message}): ${START_HINT}`, { cause: error });
   }
   const url = withDatabase(POSTGRES_ADMIN_URL, name);
   let dropped = false;
@@ -111,7 +111,7 @@ function run(command: string, args: string[], user: { uid: number; gid: number }
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C', LC_ALL: 'C' },
     });
     let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.basename(command)} exited with ${code}: ${stderr.trim()}`))));
   });
@@ -148,7 +148,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
   } catch (error) {
     if (running) await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`could not start a private PostgreSQL server: ${(error as Error).message}`);
+    throw new Error(`could not start a private PostgreSQL server: ${(error as Error).message}`, { cause: error });
   }
 
   return {

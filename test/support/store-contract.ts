@@ -9,6 +9,7 @@
  * tests of several processes sharing the database: claims, dedup keys, leases and locks.
  */
 import type { Job, NewJob, Store } from '../../src/store/store';
+import { sleep } from './wait';
 
 /**
  * Claims and completes every job in `store` until none is left; asserts that payloads `{ call }`
@@ -675,7 +676,7 @@ export function describeStoreContract(
               const claimed = await each.claim({ limit: 7, leaseMs: LEASE });
               if (claimed.length === 0) {
                 idle += 1;
-                await new Promise((resolve) => setTimeout(resolve, 5));
+                await sleep(5);
                 continue;
               }
               idle = 0;

@@ -125,7 +125,7 @@ describe('WECHAT_ACCOUNTS_FILE', () => {
 describe('docs/accounts.md', () => {
   test('its example file is valid', () => {
     const doc = readFileSync(path.join(__dirname, '../../docs/accounts.md'), 'utf8');
-    const example = /```json\n(\{\n  "accounts"[\s\S]*?)```/.exec(doc)?.[1];
+    const example = /```json\n(\{\n {2}"accounts"[\s\S]*?)```/.exec(doc)?.[1];
     const parsed = parseAccountsFile('accounts.json', example ?? '');
     if (!parsed.ok) throw new Error(parsed.errors.join('; '));
     expect(parsed.accounts.map((a) => [a.id, a.aesKeys.length, a.conversationId])).toEqual([

@@ -59,7 +59,7 @@ describe('log format', () => {
     logger.flush();
     await waitFor('the pretty line', () => lines.join('').includes('calling'));
     const out = lines.join('');
-    expect(() => JSON.parse(out)).toThrow();
+    expect(() => JSON.parse(out) as unknown).toThrow();
     expect(out).toMatch(/INFO.*calling https:\/\/x\/\?access_token=\[REDACTED\]/);
     expect(out).toContain('openid: "o-user-1"');
     expect(out).not.toContain('s3cr3t');

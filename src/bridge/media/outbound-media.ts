@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import { accountScopedKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
 import { InvalidInputError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { Store } from '../../store/store';
+import type { UploadedMediaCache } from '../../store/store';
+import { isRecord } from '../../values';
 import type { WeChatMediaClient } from '../../wechat/media';
 import type { FetchedMedia, OutboundMediaType } from './fetch-agent-media';
 
@@ -32,9 +33,6 @@ export interface MediaUrlRequest {
   /** Where the field sits: `body` (flat) or `body.<type>` (nested). */
   nested: boolean;
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The media_url an outbound body asks the bridge to upload, if any. Pure. */
 export function mediaUrlRequest(body: Record<string, unknown>): MediaUrlRequest | undefined {
@@ -66,7 +64,7 @@ export const uploadKey = (request: Pick<MediaUrlRequest, 'type' | 'url'>): strin
   `media-url:${request.type}:${createHash('sha256').update(request.url, 'utf8').digest('hex')}`;
 
 export interface OutboundMediaDeps {
-  store: Pick<Store, 'getUploadedMedia' | 'putUploadedMedia'>;
+  store: UploadedMediaCache;
   weChatMedia: Pick<WeChatMediaClient, 'uploadMedia'>;
   /** fetchAgentMedia with the bridge's options (private networks allowed in tests only). */
   fetchMedia: (url: string, type: OutboundMediaType) => Promise<FetchedMedia>;

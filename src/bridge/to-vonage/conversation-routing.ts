@@ -29,7 +29,8 @@ import * as crypto from 'node:crypto';
 import { accountUserKey, DEFAULT_ACCOUNT_ID, isDefaultAccount } from '../../accounts';
 import { PermanentError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { ConversationMapping, Store } from '../../store/store';
+import type { ConversationMapping, ConversationMappings } from '../../store/store';
+import { clipChars } from '../../values';
 import type { WeChatUserRoute } from '../jobs';
 import type { ConversationDirectory } from '../ports';
 
@@ -50,17 +51,6 @@ function uniqueName(prefix: string, id: string, max: number): string {
   if (plain.length <= max) return plain;
   const digest = crypto.createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 32);
   return `${prefix}${clipChars(id, max - prefix.length - digest.length - 1, '')}~${digest}`;
-}
-
-/** At most `max` UTF-16 units, never splitting a surrogate pair; `ellipsis` marks a cut. */
-export function clipChars(text: string, max: number, ellipsis = '…'): string {
-  if (text.length <= max) return text;
-  let out = '';
-  for (const char of text) {
-    if (out.length + char.length > max - ellipsis.length) break;
-    out += char;
-  }
-  return out + ellipsis;
 }
 
 /**
@@ -119,7 +109,7 @@ export interface ConversationRouter {
 
 export interface ConversationRouterDeps {
   directory: ConversationDirectory;
-  store: Pick<Store, 'getConversationMapping' | 'saveConversationMapping'>;
+  store: Pick<ConversationMappings, 'getConversationMapping' | 'saveConversationMapping'>;
   logger?: Logger;
   /** Pages of 100 conversations read, newest first, when looking for one by name. Default 50. */
   maxLookupPages?: number;

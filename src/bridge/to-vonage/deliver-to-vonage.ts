@@ -29,7 +29,7 @@
  * over a lost message.
  */
 import { PermanentError, RetryableError } from '../../errors';
-import type { Store } from '../../store/store';
+import type { TokensAndLocks } from '../../store/store';
 import type { ConversationRouter } from './conversation-routing';
 import type { DeliverToVonagePayload, JOB_DELIVER_TO_VONAGE, JobHandlerOf } from '../jobs';
 import type { ConversationBackend, ConversationEvent } from '../ports';
@@ -76,7 +76,7 @@ export interface DeliverToVonageDeps {
    */
   router?: ConversationRouter;
   /** Where a failed attempt records the newest event id known before it posted (see above). */
-  marks?: Pick<Store, 'getToken' | 'putToken'>;
+  marks?: Pick<TokensAndLocks, 'getToken' | 'putToken'>;
 }
 
 export function createDeliverToVonageHandler(deps: DeliverToVonageDeps): JobHandlerOf<typeof JOB_DELIVER_TO_VONAGE> {

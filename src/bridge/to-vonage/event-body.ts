@@ -163,7 +163,7 @@ export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT
   if (utf8Bytes(body) <= limit) return [body];
 
   const base: InboundEventBody = {};
-  let content = String(body.content ?? '');
+  let content = body.content === undefined ? '' : fieldText(body.content);
   // Room for the part counters and some content in every part.
   const reserve = utf8Bytes({ part: 99999, parts: 99999 }) + 256;
   const extras = Object.entries(body)
@@ -172,7 +172,7 @@ export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT
   for (const [key, value] of Object.entries(body)) if (IDENTITY_FIELDS.has(key) && key !== 'content') base[key] = value;
   for (const [key, value] of extras) {
     if (utf8Bytes({ ...base, [key]: value, content: '' }) + reserve <= limit) base[key] = value;
-    else content += `\n${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`;
+    else content += `\n${key}: ${fieldText(value)}`;
   }
 
   const budget = limit - utf8Bytes({ ...base, content: '', part: 99999, parts: 99999 });
@@ -183,6 +183,11 @@ export function splitEventBody(body: InboundEventBody, limit = VONAGE_BODY_LIMIT
   }
   const chunks = chunkBySerialisedSize(content, budget);
   return chunks.map((chunk, index) => ({ ...base, content: chunk, part: index + 1, parts: chunks.length }));
+}
+
+/** A body value as text: a nested element as its JSON. */
+function fieldText(value: string | number | NestedValue): string {
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
 /** Cuts text on code-point boundaries so that each piece's JSON string form fits in `budget` bytes. */

@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import type { WeChatReplyMode } from '../../config';
 import type { Logger } from '../../logger';
 import type { BridgeMetrics } from '../../metrics';
-import { wasSeen, type NewJob, type Store, type StoreSignal } from '../../store/store';
+import { wasSeen, type JobQueue, type NewJob, type SeenKeys, type StoreSignal, type TokensAndLocks } from '../../store/store';
 import { JOB_EXPIRE_PASSIVE_REPLY, newJob, type JobOf, type OutboundEventPayload, type PassiveReplyExpiryPayload } from '../jobs';
 import { statusJob, type SendOutcome } from './status';
 
@@ -59,7 +59,7 @@ interface Mailbox {
 }
 
 export interface PassiveRepliesDeps {
-  store: Pick<Store, 'getToken' | 'putToken' | 'tryLock' | 'unlock' | 'enqueue' | 'markSeen'>;
+  store: TokensAndLocks & SeenKeys & Pick<JobQueue, 'enqueue'>;
   logger: Logger;
   mode: WeChatReplyMode;
   /** How long a reply waits for a push before it is given up (`failed` `expired`). */

@@ -9,7 +9,7 @@
  *   user has nobody to go to, and fails with a status saying so rather than silently.
  */
 import { DEFAULT_ACCOUNT_ID, parseAccountUserKey, type Account } from '../../accounts';
-import type { Store } from '../../store/store';
+import type { ConversationMappings } from '../../store/store';
 import type { OutboundEventPayload } from '../jobs';
 
 /** `accountId`: the configured id of the account that sends (its access token); `default` when the resolver does not know several. */
@@ -76,7 +76,7 @@ export function sharedConversationAccount(
  * conversation's event names its recipient (`to`) and, when several accounts share it, its account;
  * a per-user conversation's event goes to that conversation's user through the account that user wrote to.
  */
-export function createRecipientResolver(accounts: readonly Account[], store: Pick<Store, 'findConversationMapping'>): RecipientResolver {
+export function createRecipientResolver(accounts: readonly Account[], store: Pick<ConversationMappings, 'findConversationMapping'>): RecipientResolver {
   const perUser = recipientFromConversation(store, (id) => accounts.some((a) => a.id === id));
   return async (payload) => {
     const shared = sharedConversationAccount(accounts, payload.conversationId, payload.body);
@@ -112,7 +112,7 @@ export const recipientFromBody: RecipientResolver = async (payload) => {
 
 /** Per-user mode: the conversation's own WeChat user. */
 export function recipientFromConversation(
-  store: Pick<Store, 'findConversationMapping'>,
+  store: Pick<ConversationMappings, 'findConversationMapping'>,
   /** Whether an id is a configured account (the others' mapping keys are `<id>:<openid>`). */
   isAccount: (id: string) => boolean = () => true,
 ): RecipientResolver {

@@ -33,7 +33,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { accountUserKey, DEFAULT_ACCOUNT_ID } from '../../accounts';
 import { InvalidInputError, PermanentError, RetryableError } from '../../errors';
 import { scrubSecrets, type Logger, type SecretScrubber } from '../../logger';
-import { wasSeen, type Store } from '../../store/store';
+import { wasSeen, type JobQueue, type RememberedValues, type SeenKeys } from '../../store/store';
 import { UncertainDeliveryError, type SendOptions, type WeChatApiClient as WeChatApi } from '../../wechat/api-client';
 import { WeChatApiError } from '../../wechat/transport';
 import { buildCustomSendBody } from '../../wechat/custom-message';
@@ -66,7 +66,7 @@ export interface SendToWeChatDeps {
    * token: a message never leaves through another account). `weChat` and `media` when absent.
    */
   accountOf?: (accountId: string) => { weChat: WeChatSender; media?: OutboundMedia };
-  store: Pick<Store, 'enqueue' | 'markSeen'> & Partial<Pick<Store, 'rememberValue'>>;
+  store: Pick<JobQueue, 'enqueue'> & SeenKeys & Partial<Pick<RememberedValues, 'rememberValue'>>;
   /**
    * The users' reply windows (per account): a free-form send counts against it and its status shows
    * it, and a closed window sends the event's `fallback` instead. Without it, only WeChat decides.

@@ -34,7 +34,7 @@ export function createSendTypingToWeChatHandler(deps: SendTypingToWeChatDeps): J
 
     let request: Record<string, unknown>;
     let weChat = deps.weChat;
-    let user = '';
+    let user: string;
     try {
       const recipient = await (deps.recipientOf ?? recipientFromBody)(payload);
       if (!recipient.ok) throw new InvalidInputError(400, recipient.errorMessage);

@@ -2,6 +2,7 @@
  * The outcome of an outbound event, posted back to its conversation as a `custom:wechat:status`
  * event (a `deliver-to-vonage` job). Pure: values in, values out.
  */
+import { clipChars } from '../../values';
 import { WECHAT_STATUS_EVENT, type WeChatStatusBody } from '../custom-events';
 import { JOB_DELIVER_TO_VONAGE, newJob, type DeliverToVonagePayload, type NewJobOf, type OutboundEventPayload } from '../jobs';
 import { outboundRecipient } from './recipient';
@@ -44,7 +45,7 @@ export function statusJob(
   const body: WeChatStatusBody = { status: outcome.status, ref_event_id: payload.eventId, to: to ?? '' };
   if (outcome.status === 'failed') {
     body.error_code = outcome.errorCode;
-    body.error_message = clip(outcome.errorMessage);
+    body.error_message = clipChars(outcome.errorMessage, MAX_ERROR_MESSAGE_CHARS);
   }
   if (outcome.msgId !== undefined) body.msg_id = outcome.msgId;
   if (outcome.via !== undefined) body.via = outcome.via;
@@ -60,6 +61,3 @@ export function statusJob(
   });
 }
 
-function clip(text: string): string {
-  return text.length <= MAX_ERROR_MESSAGE_CHARS ? text : `${text.slice(0, MAX_ERROR_MESSAGE_CHARS - 1)}…`;
-}

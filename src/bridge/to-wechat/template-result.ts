@@ -10,7 +10,7 @@
  */
 import { RetryableError } from '../../errors';
 import type { Logger } from '../../logger';
-import type { Store } from '../../store/store';
+import type { JobQueue, RememberedValues } from '../../store/store';
 import type { WeChatMessage } from '../../wechat/message';
 import { weChatDedupKey } from '../../wechat/message';
 import { DEFAULT_ACCOUNT_ID } from '../../accounts';
@@ -74,7 +74,7 @@ export function templateResultOutcome(result: string): SendOutcome {
 }
 
 export function createReportTemplateResultHandler(deps: {
-  store: Pick<Store, 'enqueue' | 'recallValue'>;
+  store: Pick<JobQueue, 'enqueue'> & Pick<RememberedValues, 'recallValue'>;
   logger: Logger;
   now?: () => number;
 }): JobHandlerOf<typeof JOB_REPORT_TEMPLATE_RESULT> {

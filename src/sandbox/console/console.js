@@ -95,7 +95,7 @@
     try {
       const parsed = new URL(url);
       return `${parsed.pathname}${parsed.search}`;
-    } catch (_) {
+    } catch {
       return undefined;
     }
   };
@@ -173,8 +173,8 @@
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
       });
-    } catch (_) {
-      throw new Error('the sandbox does not answer (is it still running?)');
+    } catch (error) {
+      throw new Error('the sandbox does not answer (is it still running?)', { cause: error });
     }
     const json = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(json.error || `HTTP ${response.status}`);
@@ -419,7 +419,7 @@
       response = await call(await agentToken(false));
       if (response.status === 401) response = await call(await agentToken(true));
     } catch (error) {
-      throw new Error(error.message === 'Failed to fetch' ? 'the sandbox does not answer (is it still running?)' : error.message);
+      throw new Error(error.message === 'Failed to fetch' ? 'the sandbox does not answer (is it still running?)' : error.message, { cause: error });
     }
     const json = await response.json().catch(() => ({}));
     if (!response.ok) {
@@ -852,7 +852,7 @@
     if (trimmed.startsWith('{') || trimmed.startsWith('[')) {
       try {
         return JSON.stringify(JSON.parse(trimmed), null, 2);
-      } catch (_) {
+      } catch {
         return text;
       }
     }

@@ -67,7 +67,7 @@ describe('room for the window in inbound bodies', () => {
     const jobs = inboundJobs(readWeChatMessage(xml), { conversationId: 'CON-1' });
     expect(jobs.length).toBeGreaterThan(3);
     for (const job of jobs) {
-      const { event } = job.payload as DeliverToVonagePayload;
+      const { event } = job.payload;
       const stamped = { ...event.body, reply_window: { closes_at: 9_999_999_999, replies_left: 99_999 } };
       expect(Buffer.byteLength(JSON.stringify(stamped))).toBeLessThanOrEqual(4096);
     }
@@ -102,7 +102,7 @@ describe('the tracker over the store', () => {
   test('withReplyWindow applies the grant, then stamps the window on the event it hands on', async () => {
     const tracker = createReplyWindowTracker({ store, now: () => now });
     const posted: DeliverToVonagePayload[] = [];
-    const deliver = withReplyWindow(async (job) => void posted.push(job.payload as DeliverToVonagePayload), tracker);
+    const deliver = withReplyWindow(async (job) => void posted.push(job.payload), tracker);
     const payload: DeliverToVonagePayload = {
       conversationId: 'CON-1',
       event: { type: 'custom:wechat:message', body: { from: 'oB', content: 'hi' } },

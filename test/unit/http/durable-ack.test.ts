@@ -82,7 +82,7 @@ async function startApp(fault: EnqueueFault, options: { markSeenWritesFail?: boo
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      store.close();
+      await store.close();
     },
   };
 }

@@ -58,7 +58,7 @@ test('a waiting reply answers the push; its delivered status survives a store re
       [status] = await store.claim({ limit: 1, leaseMs: 60_000, kinds: ['deliver-to-vonage'] });
       if (status === undefined && Date.now() > deadline) throw new Error('no delivered status');
     }
-    expect((status!.payload as { event: { body: unknown } }).event.body).toMatchObject({ status: 'delivered', via: 'passive', ref_event_id: '5' });
+    expect((status.payload as { event: { body: unknown } }).event.body).toMatchObject({ status: 'delivered', via: 'passive', ref_event_id: '5' });
   } finally {
     server.close();
     await store.close();

@@ -3,6 +3,7 @@ import { InvalidInputError, PermanentError, RetryableError } from '../../../src/
 import { decideJobOutcome, formatDuration, JobWorker, type JobHandler, type JobOutcome, type JobWorkerOptions } from '../../../src/queue/worker';
 import { SqliteStore } from '../../../src/store/sqlite/store';
 import type { Job, NewJob, Store } from '../../../src/store/store';
+import { sleep } from '../../support/wait';
 
 const T0 = 1_700_000_000_000;
 const HOUR = 60 * 60 * 1000;
@@ -17,7 +18,7 @@ function manualClock(start = T0) {
 function captureLogs() {
   const lines: Array<Record<string, unknown>> = [];
   const raw: string[] = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => (raw.push(line), lines.push(JSON.parse(line))) });
+  const logger = pino({ level: 'debug' }, { write: (line: string) => (raw.push(line), lines.push(JSON.parse(line) as Record<string, unknown>)) });
   return { logger, lines, text: () => raw.join('') };
 }
 
@@ -25,7 +26,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what = 'cond
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    await sleep(2);
   }
 }
 
@@ -139,7 +140,7 @@ describe('JobWorker', () => {
     clock.advance(29_999);
     worker.notify();
     await settle();
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await sleep(30);
     expect(calls).toEqual([T0]);
 
     clock.advance(1);
@@ -294,7 +295,7 @@ describe('JobWorker', () => {
     });
     // Let the worker find the queue empty and go to sleep for its (ten-minute) poll interval.
     await settle();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
 
     await store.enqueue([job('user-a', 'wake up')]);
     worker.notify();
@@ -449,7 +450,7 @@ describe('JobWorker', () => {
       const deadline = Date.now() + 400;
       while (Date.now() < deadline) {
         expect(await realStore.claim({ limit: 1, leaseMs: 90 })).toEqual([]);
-        await new Promise((resolve) => setTimeout(resolve, 10));
+        await sleep(10);
       }
       release.resolve();
       await waitFor(async () => Object.keys((await realStore.stats()).depth).length === 0, 'completion');

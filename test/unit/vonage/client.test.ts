@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import axios from 'axios';
 import { PermanentError, RetryableError } from '../../../src/errors';
-import { createVonageClient, parseRetryAfter, type VonageClient } from '../../../src/vonage/client';
+import { createVonageClient, type VonageClient } from '../../../src/vonage/client';
 import { createApplicationTokenSource } from '../../../src/vonage/jwt';
 import { startFakeVonage, type FakeVonage } from '../../support/fake-vonage';
 import { testKeyPair } from '../../support/keys';
@@ -231,21 +231,5 @@ describe('Vonage client against the fake Conversation API', () => {
   test('an invalid base URL is refused at construction', () => {
     expect(() => createVonageClient({ baseUrl: 'not a url', tokenSource })).toThrow(/base URL/);
     expect(() => createVonageClient({ baseUrl: 'ftp://example.com/v1', tokenSource })).toThrow(/base URL/);
-  });
-});
-
-describe('parseRetryAfter', () => {
-  const now = Date.UTC(2026, 0, 1);
-  test.each([
-    ['0', 0],
-    ['120', 120_000],
-    [' 3 ', 3000],
-    [new Date(now + 60_000).toUTCString(), 60_000],
-    [new Date(now - 60_000).toUTCString(), 0],
-  ])('%p → %p ms', (value, expected) => {
-    expect(parseRetryAfter(value, now)).toBe(expected);
-  });
-  test.each([[undefined], [''], ['-1'], ['soon'], ['12abc']])('%p → undefined', (value) => {
-    expect(parseRetryAfter(value, now)).toBeUndefined();
   });
 });

@@ -6,6 +6,7 @@ import * as crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { startFakeVonage, type FakeVonage } from '../../support/fake-vonage';
 import { testKeyPair } from '../../support/keys';
+import { sleep } from '../../support/wait';
 
 const APPLICATION_ID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
 const { privateKeyPem, publicKeyPem } = testKeyPair();
@@ -160,7 +161,7 @@ describe('fake Vonage Conversation API', () => {
     fake.script([{ delayMs: 60_000 }]);
     const pending = post(`${fake.baseUrl}/conversations/CON-1/events`, EVENT).catch((error: unknown) => error);
     const waiting = fake.waitForEvents(1, 60_000).catch((error: unknown) => error);
-    while (fake.requests === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    while (fake.requests === 0) await sleep(5);
     await fake.close();
     expect(await waiting).toBeInstanceOf(Error);
     // fetch's TypeError comes from another realm under jest, so match its shape, not its class

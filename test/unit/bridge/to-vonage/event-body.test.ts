@@ -116,7 +116,7 @@ describe('nested WeChat elements pass through as nested JSON', () => {
     const parts = toInboundEventBodies(readWeChatMessage(xml(`<MsgType>event</MsgType><Event>subscribe_msg_popup_event</Event><SubscribeMsgPopupEvent>${items}</SubscribeMsgPopupEvent>`)));
     expect(parts.length).toBeGreaterThan(1);
     for (const part of parts) expect(bytes(part)).toBeLessThanOrEqual(VONAGE_BODY_LIMIT_BYTES);
-    const content = parts.map((p) => String(p.content)).join('');
+    const content = parts.map((p) => p.content as string).join('');
     const json = content.slice(content.indexOf('subscribe_msg_popup_event: ') + 'subscribe_msg_popup_event: '.length);
     expect((JSON.parse(json) as { list: unknown[] }).list).toHaveLength(60);
   });
@@ -151,7 +151,7 @@ describe('splitEventBody', () => {
       expect(bytes(part)).toBeLessThanOrEqual(VONAGE_BODY_LIMIT_BYTES);
       expect(part).toMatchObject({ part: i + 1, parts: parts.length, msg_id: '9', from: 'o' });
     });
-    expect(parts.map((p) => p.content).join('')).toBe(text);
+    expect(parts.map((p) => p.content as string).join('')).toBe(text);
   });
 
   test('an oversized non-text field is moved into the content stream, not dropped', () => {
@@ -159,7 +159,7 @@ describe('splitEventBody', () => {
     const parts = splitEventBody({ direction: 'inbound', content: '[link] T', msg_type: 'link', msg_id: '1', title: 'T', description });
     for (const part of parts) expect(bytes(part)).toBeLessThanOrEqual(VONAGE_BODY_LIMIT_BYTES);
     expect(parts[0]!.title).toBe('T');
-    expect(parts.map((p) => p.content).join('')).toBe(`[link] T\ndescription: ${description}`);
+    expect(parts.map((p) => p.content as string).join('')).toBe(`[link] T\ndescription: ${description}`);
   });
 
   test('toInboundEventBodies splits a long WeChat text', () => {

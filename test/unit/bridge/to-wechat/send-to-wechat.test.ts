@@ -10,7 +10,7 @@ import { createSendToWeChatHandler } from '../../../../src/bridge/to-wechat/send
 import { RetryableError } from '../../../../src/errors';
 import { createLogger } from '../../../../src/logger';
 import { SqliteStore } from '../../../../src/store/sqlite/store';
-import type { Store } from '../../../../src/store/store';
+import type { JobQueue, SeenKeys } from '../../../../src/store/store';
 import { parseRtcEvent } from '../../../../src/vonage/webhook';
 import { UncertainDeliveryError } from '../../../../src/wechat/api-client';
 import { WeChatApiError } from '../../../../src/wechat/transport';
@@ -37,7 +37,7 @@ interface Setup {
 }
 
 function setup(
-  options: { storeFor?: (store: SqliteStore) => Pick<Store, 'enqueue' | 'markSeen'>; sleep?: (ms: number) => Promise<void> } = {},
+  options: { storeFor?: (store: SqliteStore) => Pick<JobQueue, 'enqueue'> & SeenKeys; sleep?: (ms: number) => Promise<void> } = {},
 ): Setup {
   const clock = { now: Date.UTC(2026, 10, 21, 12) };
   const store = SqliteStore.open(':memory:', { now: () => clock.now });

@@ -9,7 +9,7 @@ import { openPostgresSignal } from '../../../../src/store/postgres/signal';
 import { PostgresStore } from '../../../../src/store/postgres/store';
 import type { StoreSignal } from '../../../../src/store/store';
 import { createTestDatabase, type TestDatabase } from '../../../support/postgres';
-import { waitFor } from '../../../support/wait';
+import { sleep, waitFor } from '../../../support/wait';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -56,7 +56,7 @@ describe('openPostgresSignal', () => {
     );
     const started = Date.now();
     const held = holder!.waitFor('oHeld', Date.now() + 20_000);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     await depositor!.deposit('oHeld', { conversationId: 'CON-1', eventId: '7', body: { direction: 'outbound', content: 'hi' } });
     expect((await held)?.id).toBe('CON-1:7');
     // Without the signal the holder would only look again after its 30 s poll.

@@ -11,6 +11,7 @@ import { wasSeen, type NewJob, type Store } from '../../../../src/store/store';
 import { freePort } from '../../../support/net';
 import { createTestDatabase, POSTGRES_ADMIN_URL, runQuery, type TestDatabase } from '../../../support/postgres';
 import { describeStoreContract, expectDrainedOnceInKeyOrder } from '../../../support/store-contract';
+import { sleep } from '../../../support/wait';
 
 const T0 = 1_700_000_000_000;
 
@@ -301,6 +302,6 @@ async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<voi
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }

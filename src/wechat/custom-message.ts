@@ -121,7 +121,7 @@ function buildTypeObject(msgType: string, body: Record<string, unknown>): Record
   if (nestedForm && !isRecord(nested)) {
     throw new InvalidInputError(400, `body.${msgType} must be an object`);
   }
-  const source = nestedForm ? (nested as Record<string, unknown>) : body;
+  const source = nestedForm ? nested : body;
   const where = nestedForm ? `body.${msgType}` : 'body';
 
   if (msgType === 'news') return buildNews(source, where, nestedForm);
@@ -140,7 +140,7 @@ function buildNews(source: Record<string, unknown>, where: string, nestedForm: b
   if (articles.length > 1) {
     throw new InvalidInputError(400, `msg_type news takes exactly one article, got ${articles.length} (${where}.articles)`);
   }
-  const article = articles[0];
+  const article: unknown = articles[0];
   const articleWhere = articles === source['articles'] ? `${where}.articles[0]` : where;
   if (!isRecord(article)) throw new InvalidInputError(400, `${articleWhere} must be an object`);
   return { articles: [pickFields(article, NEWS_ARTICLE_FIELDS, articleWhere, 'news')] };

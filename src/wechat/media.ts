@@ -14,7 +14,6 @@
  * the access token: URLs are never part of an error.
  */
 import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { PermanentError, RetryableError } from '../errors';
 import {
   apiBaseOf,
@@ -131,7 +130,7 @@ export function createWeChatMediaClient(options: WeChatMediaClientOptions): WeCh
       done();
       throw new PermanentError(`WeChat ${what} answered without a body`, { code: 'media_unreadable' });
     }
-    const body = Readable.fromWeb(response.body as unknown as WebReadableStream<Uint8Array>);
+    const body = Readable.fromWeb(response.body);
     body.once('close', done);
     const length = Number(response.headers.get('content-length'));
     return {
@@ -194,7 +193,7 @@ async function readSmallText(response: Response, limit: number): Promise<string 
   if (!response.body) return '';
   const chunks: Buffer[] = [];
   let size = 0;
-  const reader = response.body.getReader();
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;

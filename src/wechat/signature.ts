@@ -17,7 +17,7 @@ const DIGITS = /^\d{1,15}$/;
  * outside the BMP, which the real inputs (alphanumeric token, digits, base64) never contain.
  */
 export function weChatSignature(parts: readonly string[]): string {
-  const sorted = parts.map((part) => Buffer.from(part, 'utf8')).sort(Buffer.compare);
+  const sorted = parts.map((part) => Buffer.from(part, 'utf8')).sort((a, b) => Buffer.compare(a, b));
   return createHash('sha1').update(Buffer.concat(sorted)).digest('hex');
 }
 

@@ -58,6 +58,7 @@ export function serializeWeChatJson(value: unknown): string {
   return JSON.stringify(value, (_key, item: unknown) => (typeof item === 'string' ? stripUnsendable(item) : item));
 }
 
+// eslint-disable-next-line no-control-regex -- the control characters are what this strips
 const UNSENDABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 function stripUnsendable(text: string): string {
@@ -126,8 +127,10 @@ export async function postWeChatJson(
       validateStatus: () => true,
       maxRedirects: 0,
     });
-    const text = typeof response.data === 'string' ? response.data : String(response.data ?? '');
-    const retryAfter = response.headers['retry-after'];
+    const data: unknown = response.data;
+    // responseType 'text' with the identity transform: a string, or nothing for an empty body.
+    const text = typeof data === 'string' ? data : '';
+    const retryAfter: unknown = response.headers['retry-after'];
     return { status: response.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text };
   } catch (error) {
     // The axios error is not kept as a cause: its `config` holds the URL (token) and body (secret).

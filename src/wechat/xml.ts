@@ -34,7 +34,8 @@ const FORBIDDEN_TAGS = new Set(['__proto__', 'constructor', 'prototype']);
 const TAG_PREFIX = '<';
 
 /** Thrown from the parser's error listener to abandon the document at its first error. */
-const STOP_PARSING: unique symbol = Symbol('stop parsing');
+/** Thrown to stop sax; an Error, so that whatever catches it sees one. */
+const STOP_PARSING = new Error('stop parsing');
 
 /** Parses a WeChat XML document and returns the children of its `<xml>` root. Synchronous. */
 export function parseWeChatXml(text: string): XmlElement {

@@ -78,10 +78,7 @@ describe('decodeEncodingAesKey', () => {
 
 describe('official vectors', () => {
   test.each(byKind('decrypt_message'))('decrypt_message %s', (_id, v) => {
-    const { token, timestamp, nonce, encrypt, msg_signature, encoding_aes_key, receive_id } = v.input as Record<
-      string,
-      string
-    >;
+    const { token, timestamp, nonce, encrypt, msg_signature, encoding_aes_key, receive_id } = v.input;
     expect(verifyWeChatMsgSignature({ token: token!, timestamp, nonce, encrypt: encrypt!, msgSignature: msg_signature })).toBe(
       v.expected['msg_signature_valid'],
     );
@@ -94,10 +91,7 @@ describe('official vectors', () => {
   });
 
   test.each(byKind('verify_url_encrypted_echostr'))('verify_url_encrypted_echostr %s (WeCom style)', (_id, v) => {
-    const { token, timestamp, nonce, echostr, msg_signature, encoding_aes_key, receive_id } = v.input as Record<
-      string,
-      string
-    >;
+    const { token, timestamp, nonce, echostr, msg_signature, encoding_aes_key, receive_id } = v.input;
     expect(verifyWeChatMsgSignature({ token: token!, timestamp, nonce, encrypt: echostr!, msgSignature: msg_signature })).toBe(
       true,
     );
@@ -107,7 +101,7 @@ describe('official vectors', () => {
   });
 
   test.each(byKind('encrypt_fixed_random'))('encrypt_fixed_random %s', (_id, v) => {
-    const { token, timestamp, nonce, random, plaintext, encoding_aes_key, receive_id } = v.input as Record<string, string>;
+    const { token, timestamp, nonce, random, plaintext, encoding_aes_key, receive_id } = v.input;
     const key = decodeEncodingAesKey(encoding_aes_key!);
     const encrypt = encryptWeChatMessage(plaintext!, key, receive_id!, Buffer.from(random!, 'utf8'));
     expect(encrypt).toBe(v.expected['encrypt']);
@@ -121,7 +115,7 @@ describe('official vectors', () => {
   test.each(byKind('encrypt_fixed_random').filter(([, v]) => v.expected_reply_xml !== undefined))(
     'buildEncryptedReplyXml %s gives the documented envelope',
     (_id, v) => {
-      const { token, timestamp, nonce, random, plaintext, encoding_aes_key, receive_id } = v.input as Record<string, string>;
+      const { token, timestamp, nonce, random, plaintext, encoding_aes_key, receive_id } = v.input;
       const xml = buildEncryptedReplyXml({
         plaintext: plaintext!,
         aesKey: decodeEncodingAesKey(encoding_aes_key!),

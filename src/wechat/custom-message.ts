@@ -24,6 +24,7 @@
  * (parameter table: title/description optional; musicurl, hqmusicurl, thumb_media_id, appid, pagepath required).
  */
 import { InvalidInputError } from '../errors';
+import { isRecord } from '../values';
 
 interface FieldSpec {
   readonly name: string;
@@ -201,8 +202,4 @@ function readKfAccount(body: Record<string, unknown>): string | undefined {
   }
   const flat = readString(body, 'kf_account', 'body');
   return flat || undefined;
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -18,7 +18,7 @@
  * a string; a wrong shape throws InvalidInputError(400) naming the field.
  */
 import { InvalidInputError } from '../errors';
-import { isRecord } from './custom-message';
+import { isRecord } from '../values';
 
 export const TEMPLATE_MSG_TYPE = 'template';
 export const SUBSCRIBE_MSG_TYPE = 'subscribe';

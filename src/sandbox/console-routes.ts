@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type Response } from 'express';
 import type { Logger } from '../logger';
+import { isRecord } from '../values';
 import type { DemoBot } from './demo-bot';
 import type { TrafficRecorder } from './traffic';
 import type { VonageEmulator } from './vonage/emulator';
@@ -91,6 +92,10 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     const named = req.query['account'];
     if (named === undefined || named === '') return accounts[0];
     return typeof named === 'string' ? accounts.find((a) => a.id === named) : undefined;
+  };
+  const answerUnknownAccount = (req: Request, res: Response): void => {
+    const named = req.query['account'];
+    res.status(404).json({ error: `no account ${typeof named === 'string' ? named : JSON.stringify(named)} in this sandbox` });
   };
   const streams = new Set<Response>();
   let closed = false;
@@ -192,7 +197,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   /** The platform of the request's account; answers 404 itself for an unknown account. */
   function platformOr404(req: Request, res: Response): WeChatPlatform | undefined {
     const account = accountOf(req);
-    if (account === undefined) res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+    if (account === undefined) answerUnknownAccount(req, res);
     return account?.weChat;
   }
 
@@ -202,7 +207,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   api.get('/state', (req, res) => {
     const account = accountOf(req);
     if (account === undefined) {
-      res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+      answerUnknownAccount(req, res);
       return;
     }
     res.json(state(account));
@@ -238,7 +243,8 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 
   api.post('/wechat/users', (req, res) => {
     const weChat = platformOf(res);
-    const nickname = typeof req.body?.nickname === 'string' ? req.body.nickname.slice(0, 40) : undefined;
+    const given = bodyOf(req).nickname;
+    const nickname = typeof given === 'string' ? given.slice(0, 40) : undefined;
     inBackground('add user', async () => {
       const user = await weChat.addUser({ ...(nickname ? { nickname } : {}), follow: false });
       await weChat.follow(user.openid);
@@ -255,7 +261,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
       res.status(409).json({ error: `${user.nickname} does not follow the account` });
       return;
     }
-    const body = (req.body ?? {}) as Record<string, unknown>;
+    const body = bodyOf(req);
     switch (body['kind']) {
       case 'text': {
         const content = typeof body['content'] === 'string' ? body['content'] : '';
@@ -298,12 +304,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     const weChat = platformOf(res);
     const openid = userOr404(req, res, weChat);
     if (!openid) return;
-    const templateId = req.body?.templateId;
+    const templateId = bodyOf(req).templateId;
     if (typeof templateId !== 'string' || !weChat.templates().some((t) => t.templateId === templateId && t.kind === 'subscribe')) {
       res.status(400).json({ error: 'templateId must name one of the account\'s subscription templates' });
       return;
     }
-    const accepted = req.body?.accepted !== false;
+    const accepted = bodyOf(req).accepted !== false;
     inBackground('subscription', () => weChat.answerSubscription(openid, templateId, accepted));
     res.status(202).json({ ok: true });
   });
@@ -326,7 +332,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 
   api.post('/wechat/clock', (req, res) => {
     const weChat = platformOf(res);
-    const hours = Number(req.body?.hours);
+    const hours = Number(bodyOf(req).hours);
     if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 365) {
       res.status(400).json({ error: 'hours must be a positive number' });
       return;
@@ -342,7 +348,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 
   api.post('/wechat/push-mode', (req, res) => {
     const weChat = platformOf(res);
-    const mode = req.body?.mode;
+    const mode = bodyOf(req).mode;
     if (mode !== 'plain' && mode !== 'compatible' && mode !== 'safe') {
       res.status(400).json({ error: 'mode must be plain, compatible or safe' });
       return;
@@ -353,7 +359,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 
   api.post('/wechat/account-type', (req, res) => {
     const weChat = platformOf(res);
-    const type = req.body?.type;
+    const type = bodyOf(req).type;
     if (type !== 'verified' && type !== 'unverified-subscription') {
       res.status(400).json({ error: 'type must be verified or unverified-subscription' });
       return;
@@ -363,7 +369,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/demo-bot', (req, res) => {
-    const enabled = req.body?.enabled;
+    const enabled = bodyOf(req).enabled;
     if (typeof enabled !== 'boolean' || !deps.demoBot) {
       res.status(400).json({ error: 'enabled must be true or false' });
       return;
@@ -373,7 +379,7 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
   });
 
   api.post('/faults', (req, res) => {
-    const fault = req.body?.fault;
+    const fault = bodyOf(req).fault;
     if (fault === 'none') {
       for (const active of [...faults.keys()]) endFault(active);
     } else if (typeof fault === 'string' && Object.hasOwn(CONSOLE_FAULTS, fault)) {
@@ -403,10 +409,10 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
     // The account of the conversation the agent writes in: a media_id is only good for its own account.
     const account = accountOf(req);
     if (account === undefined) {
-      res.status(404).json({ error: `no account ${String(req.query['account'])} in this sandbox` });
+      answerUnknownAccount(req, res);
       return;
     }
-    const image = parseDataUrl(req.body?.dataUrl);
+    const image = parseDataUrl(bodyOf(req).dataUrl);
     if (!image) {
       res.status(400).json({ error: 'dataUrl must be a data: URL of a PNG, JPEG or GIF image' });
       return;
@@ -463,6 +469,12 @@ export function createConsoleRoutes(deps: ConsoleDeps): ConsoleRoutes {
 }
 
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif']);
+
+/** A JSON request body as an object (an empty one for anything else). */
+function bodyOf(req: Request): Record<string, unknown> {
+  const body: unknown = req.body;
+  return isRecord(body) ? body : {};
+}
 
 function parseDataUrl(value: unknown): { bytes: Buffer; contentType: string; filename: string } | undefined {
   if (typeof value !== 'string') return undefined;

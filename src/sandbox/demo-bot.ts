@@ -31,7 +31,8 @@ export interface DemoBot {
 export function demoBotAnswer(body: Record<string, unknown>): string | undefined {
   if (body['msg_type'] === 'event') return body['event'] === 'subscribe' ? '🤖 Demo bot: welcome! Write me anything.' : undefined;
   if (body['msg_type'] === 'text' && typeof body['content'] === 'string') return `🤖 Demo bot: you said “${body['content']}”`;
-  return `🤖 Demo bot: thanks for the ${String(body['msg_type'] ?? 'message')}`;
+  const msgType = body['msg_type'];
+  return `🤖 Demo bot: thanks for the ${typeof msgType === 'string' ? msgType : 'message'}`;
 }
 
 export function startDemoBot(deps: DemoBotDeps): DemoBot {

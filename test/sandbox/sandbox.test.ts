@@ -8,6 +8,14 @@ import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
 import { createLogger } from '../../src/logger';
 import { waitFor } from '../support/wait';
 
+/** The parts of the console's `/sandbox/api/state` these tests read. */
+interface ConsoleState {
+  account: unknown;
+  accounts: Array<{ id: string }>;
+  agent: unknown;
+  users: Array<{ openid: string }>;
+}
+
 const silent = createLogger({ level: 'silent' });
 
 describe('the sandbox', () => {
@@ -30,7 +38,7 @@ describe('the sandbox', () => {
     expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok');
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect((await fetch(`${base}/no-such-page`)).status).toBe(404);
-    const state = (await (await fetch(`${base}/sandbox/api/state`)).json()) as Record<string, any>;
+    const state = (await (await fetch(`${base}/sandbox/api/state`)).json()) as ConsoleState;
     expect(state.users).toHaveLength(1);
     expect(state.users[0]).toMatchObject({ nickname: 'Li Wei', following: true });
     expect(state.agent).toEqual(sandbox.agent);
@@ -94,7 +102,7 @@ describe('the sandbox', () => {
     const reader = response.body!.getReader();
     await fetch(`${base}/sandbox/api/wechat/users`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"nickname":"Wu Tao"}' });
     let text = '';
-    while (!text.includes('Wu Tao')) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes('Wu Tao')) text += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
     expect(text).toMatch(/event: wechat\ndata: \{"type":"user"/);
     controller.abort();
   });
@@ -128,10 +136,10 @@ describe('the sandbox', () => {
 
   test('the second Official Account: the console picks it with ?account=, its user reaches a conversation of that account, and the reply goes back through its own token', async () => {
     const second = sandbox.accounts.find((a) => a.id === 'second')!.weChat;
-    const state = (await (await fetch(`${base}/sandbox/api/state?account=second`)).json()) as Record<string, any>;
+    const state = (await (await fetch(`${base}/sandbox/api/state?account=second`)).json()) as ConsoleState;
     expect(state.account).toMatchObject({ configuredId: 'second', id: second.accountId });
-    expect(state.accounts.map((a: { id: string }) => a.id)).toEqual(['default', 'second']);
-    const [user] = state.users as Array<{ openid: string }>;
+    expect(state.accounts.map((a) => a.id)).toEqual(['default', 'second']);
+    const [user] = state.users;
     expect(second.user(user!.openid)).toBeDefined();
     expect(sandbox.weChat.user(user!.openid)).toBeUndefined();
     expect((await fetch(`${base}/sandbox/api/state?account=nope`)).status).toBe(404);
@@ -213,7 +221,7 @@ describe('the console API: faults and the instance id', () => {
       const stream = await fetch(`${base}/sandbox/api/stream`, { signal: controller.signal });
       const reader = stream.body!.getReader();
       let text = '';
-      while (!text.includes('event: hello')) text += new TextDecoder().decode((await reader.read()).value);
+      while (!text.includes('event: hello')) text += new TextDecoder().decode((await reader.read()).value as Uint8Array | undefined);
       controller.abort();
       expect(text).toContain(`event: hello\ndata: {"instanceId":"${ids[0]}"}`);
     } finally {

@@ -57,7 +57,7 @@ const isRetryable = (attempt: DeliveryAttempt): boolean =>
 export async function deliverCallback(o: DeliverCallbackOptions): Promise<DeliveryAttempt[]> {
   const attempts: DeliveryAttempt[] = [];
   for (let index = 0; index <= o.retryDelaysMs.length; index += 1) {
-    if (index > 0) await delay(o.retryDelaysMs[index - 1]!, undefined, { signal: o.signal }).catch(() => undefined);
+    if (index > 0) await delay(o.retryDelaysMs[index - 1], undefined, { signal: o.signal }).catch(() => undefined);
     if (o.signal?.aborted) break;
     const authorization = o.sign?.(o.rawBody);
     const headers: Record<string, string> = { 'content-type': 'application/json' };

@@ -97,8 +97,14 @@ export function templateDataProblem(template: EmulatedTemplate, data: unknown): 
   return undefined;
 }
 
+/** A keyword's value as the phone shows it: text as it is, nothing for none, anything else as JSON. */
+function valueText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  return value === undefined || value === null ? '' : JSON.stringify(value);
+}
+
 /** What the user's phone shows for a template message or a notification. */
 export function renderNotification(template: EmulatedTemplate, data: Record<string, { value?: unknown }>): string {
-  const lines = template.keywords.map(({ key, label }) => `${label}: ${String(data[key]?.value ?? '')}`);
+  const lines = template.keywords.map(({ key, label }) => `${label}: ${valueText(data[key]?.value)}`);
   return `[${template.kind === 'template' ? 'template' : 'notification'}] ${template.title} · ${lines.join(' · ')}`;
 }

@@ -77,7 +77,7 @@ export function readPassiveReply(body: string, ctx: ReplyContext): PassiveReplyV
   if (str(tree['FromUserName']) !== ctx.accountId) return { kind: 'invalid', reason: 'FromUserName is not the account' };
   if (!/^\d+$/.test(str(tree['CreateTime']))) return { kind: 'invalid', reason: 'CreateTime is not Unix seconds' };
   const msgType = str(tree['MsgType']);
-  const inner = (name: string): Tree => (tree![name] && typeof tree![name] === 'object' ? (tree![name] as Tree) : {});
+  const inner = (name: string): Tree => (tree[name] && typeof tree[name] === 'object' ? (tree[name] as Tree) : {});
   const media = (name: string): PassiveReplyVerdict => {
     const mediaId = str(inner(name)['MediaId']);
     if (mediaId === '') return { kind: 'invalid', reason: `${name}.MediaId is missing` };

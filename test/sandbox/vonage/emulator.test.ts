@@ -22,6 +22,23 @@ function appToken(claims: Record<string, unknown> = {}): string {
 }
 const userToken = (name: string) => appToken({ sub: name, acl: { paths: { '/*/conversations/**': {} } } });
 
+interface Link {
+  href: string;
+}
+
+/** The parts of the emulator's answers these tests read (each read is checked by the assertion that makes it). */
+interface Answer {
+  id: string | number;
+  code: string;
+  type: string;
+  name: string;
+  from: string;
+  page_size: number;
+  invalid_parameters: unknown;
+  _links: { self: Link; first: Link; next: Link; prev: Link };
+  _embedded: { conversations: Array<{ id: string }>; users: Array<{ id: string; name: string }>; members: Array<{ id: string }>; events: Array<{ id: number; type: string; body: unknown }> };
+}
+
 async function call(emulator: VonageEmulator, method: string, path: string, body?: unknown, bearer: string | null = appToken()) {
   const headers: Record<string, string> = {};
   if (bearer !== null) headers.authorization = `Bearer ${bearer}`;
@@ -29,12 +46,12 @@ async function call(emulator: VonageEmulator, method: string, path: string, body
   const url = path.startsWith('http') ? path : `${emulator.baseUrl}${path}`;
   const response = await fetch(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await response.text();
-  return { status: response.status, json: (text ? JSON.parse(text) : undefined) as Record<string, any> };
+  return { status: response.status, json: (text ? JSON.parse(text) : undefined) as Answer };
 }
 
 /** A stand-in for the application's event_url. */
 async function startEventUrl(respond: (n: number) => number) {
-  const received: Array<{ authorization: string | undefined; raw: Buffer; json: Record<string, any> }> = [];
+  const received: Array<{ authorization: string | undefined; raw: Buffer; json: Record<string, unknown> }> = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -156,7 +173,7 @@ describe('Vonage emulator: resources', () => {
 
     const events = await call(vonage, 'GET', `${base}/events`);
     expect(events.json._embedded.events.map((e: { type: string }) => e.type)).toEqual(['member:joined', 'custom:wechat:message']);
-    expect(events.json._embedded.events[0].body).toMatchObject({ member_id: member.json.id, timestamp: { joined: expect.any(String) } });
+    expect(events.json._embedded.events[0]!.body).toMatchObject({ member_id: member.json.id, timestamp: { joined: expect.any(String) } });
     expect(events.json._embedded.events[1]).toMatchObject({
       id: 2,
       from: member.json.id,

@@ -18,14 +18,27 @@ const APPLICATION_ID = '3c9a5b1e-0d4f-4a8e-9b6c-1f2e3d4c5b6a';
 const SECRET = 'emulator-signature-secret-0123456789';
 const DRIVER = path.join(__dirname, '..', '..', 'support', 'vonage-sdk-driver.cjs');
 
-function runDriver(input: unknown): Promise<Record<string, any>> {
+/** What the SDK driver prints: what the SDK made of each answer (vonage-sdk-driver.cjs). */
+interface DriverOutput {
+  conversation: { id: string };
+  readConversation: unknown;
+  user: { id: string };
+  member: { id: string };
+  members: { members: Array<{ id: string }> };
+  event: { id: number };
+  readEvent: unknown;
+  tooLong: unknown;
+  verified: Array<{ withSecret: boolean; withAnother: boolean }>;
+}
+
+function runDriver(input: unknown): Promise<DriverOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [DRIVER], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`SDK driver failed:\n${stderr}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(stdout) as DriverOutput) : reject(new Error(`SDK driver failed:\n${stderr}`))));
     child.stdin.end(JSON.stringify(input));
   });
 }
@@ -40,7 +53,7 @@ describe('the Vonage emulator through the official SDK', () => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
-        callbacks.push({ authorization: req.headers.authorization, type: JSON.parse(Buffer.concat(chunks).toString('utf8')).type });
+        callbacks.push({ authorization: req.headers.authorization, type: (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string }).type });
         res.writeHead(200).end('ok');
       });
     });

@@ -7,7 +7,7 @@ import express, { type RequestHandler } from 'express';
 
 type WeChatHandler = (req: unknown, res: { writeHead(status: number): void; end(text: string): void }) => void;
 // node-webot/wechat ships no type declarations.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- untyped CommonJS package, typed at this one use
 const wechat = require('wechat') as (token: string, handler: WeChatHandler) => RequestHandler;
 
 const app = express();

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 // js-yaml is a devDependency only: the bridge itself reads no YAML.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- js-yaml 3 has no type declarations here; require keeps its one use typed
 const yaml = require('js-yaml') as { safeLoad(text: string): unknown };
 
 const ROOT = path.join(__dirname, '../..');

@@ -71,7 +71,7 @@ export const sendTestCommand: CommandSpec = {
     const accountOption = typeof args.values.account === 'string' ? args.values.account : undefined;
     const { accountId, appId, appSecret, baseUrl } = weChatAppOf(context.env, context.cwd, accountOption, 'send-test');
 
-    // Loaded here, not at the top: axios costs every other command a tenth of a second of start-up.
+    // Loaded here, not at the top: only this command needs the WeChat clients.
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above); import() would make it an ES module load
     const { AccessTokenManager } = require('../wechat/token-manager') as typeof import('../wechat/token-manager');
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above)

@@ -7,11 +7,10 @@
  * Every outcome is classified here, once, into the shared error classes so the worker decides with a
  * single `switch`: 2xx success; 429, 5xx and network failures retryable (with the server's
  * `Retry-After` when it gave one); any other status permanent, with Vonage's error `code`.
- * Errors never carry the JWT: axios errors hold the request headers, so they are summarised, never
- * attached as `cause`.
+ * Errors never carry the JWT: transport failures are summarised by their code (outbound-http.ts).
  */
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
+import { createHttpRequester, HttpRequestFailure, type HttpAnswer, type HttpRequester } from '../outbound-http';
 import { scrubSecrets } from '../logger';
 import { parseRetryAfter } from '../retry-after';
 import { clipChars, isRecord } from '../values';
@@ -29,8 +28,8 @@ export interface VonageClientOptions {
   /** Conversation API base with its version and no trailing slash needed, e.g. `https://api.nexmo.com/v1`. */
   baseUrl: string;
   tokenSource: { token(): string };
-  /** Defaults to a fresh axios instance; tests and proxies may pass their own. */
-  http?: AxiosInstance;
+  /** The process's pool of connections (outbound-http.ts); default a pool of its own. */
+  http?: HttpRequester;
   /** Whole-request deadline; default 10 s. */
   timeoutMs?: number;
   /** Clock in epoch ms, for `Retry-After` given as an HTTP date; default `Date.now`. */
@@ -107,8 +106,8 @@ export interface VonageClient {
   listMembers(conversationId: string, options?: VonageListOptions): Promise<VonagePage<VonageMember>>;
 }
 
-/** Network-level failures that say nothing about whether the request itself was acceptable. */
-const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT']);
+/** Failures of our own request, which no retry mends. */
+const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN']);
 
 /** Failures before any byte of the request could reach the server. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -126,7 +125,7 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new Error('Vonage API base URL must be http(s)');
   }
-  const http = options.http ?? axios.create();
+  const http = options.http ?? createHttpRequester();
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
 
@@ -142,25 +141,19 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
         code: 'local:token',
       });
     }
-    let response: AxiosResponse<string>;
+    let response: HttpAnswer;
     try {
-      response = await http.request<string>({
+      response = await http.request({
         method,
         url: baseUrl + path,
-        data: body === undefined ? undefined : JSON.stringify(body),
         headers: {
           Authorization: `Bearer ${bearer}`,
           ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
           Accept: 'application/json',
         },
-        timeout: timeoutMs,
-        // `timeout` is a socket-idle timer in axios' Node adapter; the signal bounds the whole exchange.
-        signal: AbortSignal.timeout(timeoutMs),
-        responseType: 'text',
-        transformResponse: [(data: unknown) => data],
-        validateStatus: () => true,
-        maxRedirects: 0,
-        maxContentLength: 1024 * 1024,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        timeoutMs,
+        maxResponseBytes: 1024 * 1024,
       });
     } catch (error) {
       throw classifyTransportError(what, error, timeoutMs);
@@ -307,9 +300,9 @@ function nextCursorOf(body: unknown): string | undefined {
   }
 }
 
-function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: number): unknown {
+function classifyResponse(what: string, response: HttpAnswer, nowMs: number): unknown {
   const { status } = response;
-  const body = parseJson(response.data);
+  const body = parseJson(response.text);
   if (status >= 200 && status < 300) return body;
 
   const { code, detail } = vonageError(body);
@@ -338,43 +331,25 @@ function vonageError(body: unknown): { code: string | undefined; detail: string 
 }
 
 function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
-  const code = errorCode(error);
-  const summary = transportSummary(error, code, timeoutMs);
+  const failure = error instanceof HttpRequestFailure ? error : new HttpRequestFailure(false, false, 'network error');
+  const { code } = failure;
+  const summary = failure.timedOut ? `no answer within ${timeoutMs} ms` : code;
   const cause = Object.assign(new Error(summary), { code });
-  if (code !== undefined && PERMANENT_TRANSPORT_CODES.has(code)) {
+  if (PERMANENT_TRANSPORT_CODES.has(code)) {
     return new PermanentError(`${what}: ${summary}`, { code: `local:${code}`, cause });
   }
   // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
   // Only a connection never made is certain not to have reached Vonage.
-  return new RetryableError(`${what}: ${summary}`, { cause, refused: code !== undefined && NOT_SENT_CODES.has(code) });
-}
-
-function transportSummary(error: unknown, code: string | undefined, timeoutMs: number): string {
-  if (code === 'ERR_CANCELED' || code === 'ECONNABORTED') return `no answer within ${timeoutMs} ms (${code})`;
-  const raw = error instanceof Error ? error.message : String(error);
-  // axios messages are like "connect ECONNREFUSED 127.0.0.1:1" or "socket hang up": no headers, no token.
-  const line = sanitize(raw.split('\n')[0] ?? '');
-  return code && !line.includes(code) ? `${line} (${code})` : line || 'network error';
-}
-
-function errorCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string') return code;
-  const causeCode = (error as { cause?: { code?: unknown } }).cause?.code;
-  return typeof causeCode === 'string' ? causeCode : undefined;
+  return new RetryableError(`${what}: ${summary}`, { cause, refused: !failure.requestSent && NOT_SENT_CODES.has(code) });
 }
 
 function errorSummary(error: unknown): string {
   return error instanceof Error ? sanitize(`${error.name}: ${error.message}`) : 'unknown error';
 }
 
-function header(response: AxiosResponse, name: string): string | undefined {
-  const headers = response.headers as Record<string, unknown> & { get?: (n: string) => unknown };
-  const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
-  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
-  if (typeof value === 'string') return value;
-  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
+function header(response: HttpAnswer, name: string): string | undefined {
+  const value = response.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function parseJson(text: unknown): unknown {

@@ -16,7 +16,7 @@
  *   went out is uncertain (the server may have crashed mid-request), so a rare stale-socket race
  *   shows up as an uncertain failure rather than a possible duplicate.
  */
-import axios, { type AxiosInstance } from 'axios';
+import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
 import { msgIdOf } from './template-message';
@@ -103,7 +103,7 @@ export interface WeChatApiClientOptions {
   /** e.g. https://api.weixin.qq.com (no trailing path). */
   baseUrl: string;
   tokens: AccessTokenSource;
-  http?: AxiosInstance;
+  http?: HttpRequester;
   /** Whole-request budget in ms (connect, send, answer). Default 10 s. */
   timeoutMs?: number;
   logger?: Logger;
@@ -121,7 +121,7 @@ export const TOKEN_CONFLICT_HINT =
 
 export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatApiClient {
   const baseUrl = apiBaseOf(options.baseUrl);
-  const httpClient = options.http ?? axios.create();
+  const httpClient = options.http ?? createHttpRequester();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { tokens, logger } = options;
 

@@ -8,10 +8,8 @@
  * out is not repeated; a token fetch or a media download always may be); this module only tells
  * them apart. It knows no API's paths, and no token store: tokens come from an AccessTokenSource.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import type { AxiosInstance } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
+import { HttpRequestFailure, type HttpRequester } from '../outbound-http';
 import { scrubSecrets } from '../logger';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -81,7 +79,7 @@ export class WeChatTransportFailure extends Error {
     /** True once the whole request (headers and body) was handed to the OS: WeChat may have it. */
     readonly requestSent: boolean,
     readonly timedOut: boolean,
-    /** A Node/axios error code such as ECONNREFUSED, or `timeout`. Never a URL. */
+    /** A system error code such as ECONNREFUSED, or `timeout`. Never a URL. */
     readonly code: string,
   ) {
     super(timedOut ? 'timeout' : code);
@@ -91,71 +89,33 @@ export class WeChatTransportFailure extends Error {
 
 /**
  * POSTs a JSON text to `url` and answers with the status and body, whatever the status.
- * Throws WeChatTransportFailure when no answer came, telling whether the request had gone out.
- *
- * Why a custom `transport`: axios cannot tell "never connected" from "sent, then no answer",
- * and that difference decides whether a send may be repeated. The transport sees the Node
- * ClientRequest and its `finish` event ("the last of the request was handed to the OS").
- * Why our own timer: one wall-clock budget over connect, send and answer; axios' socket
- * timeout may not fire while TCP connect is pending.
+ * Throws WeChatTransportFailure when no answer came, telling whether the request had gone out
+ * (that decides whether a send may be repeated); one wall-clock budget over connect, send and answer.
  */
-export async function postWeChatJson(
-  httpClient: AxiosInstance,
-  url: string,
-  json: string,
-  timeoutMs: number,
-): Promise<WeChatHttpAnswer> {
-  const progress = { requestSent: false };
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
+export async function postWeChatJson(http: HttpRequester, url: string, json: string, timeoutMs: number): Promise<WeChatHttpAnswer> {
   try {
-    const response = await httpClient.request<string>({
+    const response = await http.request({
       method: 'POST',
       url,
-      data: Buffer.from(json, 'utf8'),
+      body: Buffer.from(json, 'utf8'),
       headers: { 'Content-Type': 'application/json; charset=utf-8', Accept: 'application/json' },
-      // The Node http adapter is the one that honours `transport` (phase tracking depends on it).
-      adapter: 'http',
-      transport: trackingTransport(progress),
-      signal: controller.signal,
-      responseType: 'text',
-      transformResponse: [(data: unknown) => data],
-      validateStatus: () => true,
-      maxRedirects: 0,
+      timeoutMs,
+      maxResponseBytes: MAX_ANSWER_BYTES,
     });
-    const data: unknown = response.data;
-    // responseType 'text' with the identity transform: a string, or nothing for an empty body.
-    const text = typeof data === 'string' ? data : '';
-    const retryAfter: unknown = response.headers['retry-after'];
-    return { status: response.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text };
+    const retryAfter = response.headers['retry-after'];
+    return { status: response.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text: response.text };
   } catch (error) {
-    // The axios error is not kept as a cause: its `config` holds the URL (token) and body (secret).
-    throw new WeChatTransportFailure(progress.requestSent, timedOut, networkErrorCode(error));
-  } finally {
-    clearTimeout(timer);
+    if (error instanceof HttpRequestFailure) throw new WeChatTransportFailure(error.requestSent, error.timedOut, error.code);
+    throw new WeChatTransportFailure(false, false, networkErrorCode(error));
   }
 }
 
-function trackingTransport(progress: { requestSent: boolean }) {
-  return {
-    request(options: http.RequestOptions, callback: (res: http.IncomingMessage) => void): http.ClientRequest {
-      const module = options.protocol === 'https:' ? https : http;
-      const request = module.request(options, callback);
-      request.once('finish', () => {
-        progress.requestSent = true;
-      });
-      return request;
-    },
-  };
-}
+/** WeChat's JSON answers are small; a larger one is not an answer of its API. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /**
  * The system error code of a failed request (ECONNREFUSED, ECONNRESET, …), from the error or its
- * cause (fetch wraps it, axios copies it); `network error` when there is none. Never a message,
+ * cause (fetch wraps it); `network error` when there is none. Never a message,
  * which could hold the URL and with it the access token.
  */
 export function networkErrorCode(error: unknown): string {

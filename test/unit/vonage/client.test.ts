@@ -1,7 +1,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
-import axios from 'axios';
+import { createHttpRequester } from '../../../src/outbound-http';
 import { PermanentError, RetryableError } from '../../../src/errors';
 import { createVonageClient, type VonageClient } from '../../../src/vonage/client';
 import { createApplicationTokenSource } from '../../../src/vonage/jwt';
@@ -181,7 +181,7 @@ describe('Vonage client against the fake Conversation API', () => {
   });
 
   test('a DNS failure is retryable', async () => {
-    const noDns = axios.create({
+    const noDns = createHttpRequester({
       lookup: (_host, _options, callback) =>
         callback(Object.assign(new Error('getaddrinfo ENOTFOUND api.example.invalid'), { code: 'ENOTFOUND' }), ''),
     });

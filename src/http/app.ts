@@ -59,6 +59,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: webhook answers are never cached, and hashing each body is work on every push.
+  app.set('etag', false);
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
 
   // Every request's arrival time, before its body is read: the acknowledgement budget counts from here.

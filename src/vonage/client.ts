@@ -7,12 +7,12 @@
  * Every outcome is classified here, once, into the shared error classes so the worker decides with a
  * single `switch`: 2xx success; 429, 5xx and network failures retryable (with the server's
  * `Retry-After` when it gave one); any other status permanent, with Vonage's error `code`.
- * Errors never carry the JWT: axios errors hold the request headers, so they are summarised, never
- * attached as `cause`.
+ * Errors never carry the JWT: a failure is summarised from its code, and only the requester's own
+ * failure (which holds no URL and no header) is attached as `cause`.
  */
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { createHttpRequester, HttpRequestFailure, type HttpAnswer, type HttpRequester } from '../outbound-http';
 import { parseRetryAfter } from '../retry-after';
 import { clipChars, isRecord } from '../values';
 
@@ -29,8 +29,8 @@ export interface VonageClientOptions {
   /** Conversation API base with its version and no trailing slash needed, e.g. `https://api.nexmo.com/v1`. */
   baseUrl: string;
   tokenSource: { token(): string };
-  /** Defaults to a fresh axios instance; tests and proxies may pass their own. */
-  http?: AxiosInstance;
+  /** Defaults to a requester of its own; the bridge passes the one it shares with the WeChat clients. */
+  http?: HttpRequester;
   /** Whole-request deadline; default 10 s. */
   timeoutMs?: number;
   /** Clock in epoch ms, for `Retry-After` given as an HTTP date; default `Date.now`. */
@@ -108,12 +108,15 @@ export interface VonageClient {
 }
 
 /** Network-level failures that say nothing about whether the request itself was acceptable. */
-const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT']);
+const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN']);
 
 /** Failures before any byte of the request could reach the server. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 const MAX_DETAIL_CHARS = 200;
+
+/** Vonage's answers are small JSON; anything larger is not one. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export function createVonageClient(options: VonageClientOptions): VonageClient {
   const baseUrl = options.baseUrl.trim().replace(/\/+$/, '');
@@ -126,7 +129,7 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
     throw new Error('Vonage API base URL must be http(s)');
   }
-  const http = options.http ?? axios.create();
+  const http = options.http ?? createHttpRequester();
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
 
@@ -142,30 +145,24 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
         code: 'local:token',
       });
     }
-    let response: AxiosResponse<string>;
+    let answer: HttpAnswer;
     try {
-      response = await http.request<string>({
+      // The requester's own timer bounds the whole exchange (connect, send, answer).
+      answer = await http.request({
         method,
         url: baseUrl + path,
-        data: body === undefined ? undefined : JSON.stringify(body),
-        headers: {
-          Authorization: `Bearer ${bearer}`,
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-          Accept: 'application/json',
-        },
-        timeout: timeoutMs,
-        // `timeout` is a socket-idle timer in axios' Node adapter; the signal bounds the whole exchange.
-        signal: AbortSignal.timeout(timeoutMs),
-        responseType: 'text',
-        transformResponse: [(data: unknown) => data],
-        validateStatus: () => true,
-        maxRedirects: 0,
-        maxContentLength: 1024 * 1024,
+        headers:
+          body === undefined
+            ? { Authorization: `Bearer ${bearer}`, Accept: 'application/json' }
+            : { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        timeoutMs,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
       });
     } catch (error) {
-      throw classifyTransportError(what, error, timeoutMs);
+      throw classifyTransportError(what, error);
     }
-    return classifyResponse(what, response, now());
+    return classifyResponse(what, answer, now());
   }
 
   const conversationPath = (conversationId: string): string => {
@@ -307,9 +304,9 @@ function nextCursorOf(body: unknown): string | undefined {
   }
 }
 
-function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: number): unknown {
-  const { status } = response;
-  const body = parseJson(response.data);
+function classifyResponse(what: string, answer: HttpAnswer, nowMs: number): unknown {
+  const { status } = answer;
+  const body = parseJson(answer.text);
   if (status >= 200 && status < 300) return body;
 
   const { code, detail } = vonageError(body);
@@ -317,7 +314,7 @@ function classifyResponse(what: string, response: AxiosResponse<string>, nowMs: 
   if (status === 429 || status >= 500) {
     // A 429 or a 503 means the server did not act on the request; after a 500 or a 504 it may have.
     const refused = status === 429 || status === 503;
-    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs), refused }));
+    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(answer.headers['retry-after'], nowMs), refused }));
   }
   return throwing(new PermanentError(message, { code: code ?? `http:${status}` }));
 }
@@ -337,22 +334,30 @@ function vonageError(body: unknown): { code: string | undefined; detail: string 
   return { code, detail: detail === '' ? undefined : sanitize(detail) };
 }
 
-function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
+function classifyTransportError(what: string, error: unknown): Error {
+  if (error instanceof HttpRequestFailure) {
+    // `no answer within N ms, after the request was sent`, `ECONNREFUSED, before the request was sent`…
+    const summary = sanitize(error.message);
+    if (PERMANENT_TRANSPORT_CODES.has(error.code)) {
+      return new PermanentError(`${what}: ${summary}`, { code: `local:${error.code}`, cause: error });
+    }
+    // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
+    // Only a connection never made is certain not to have reached Vonage (a failure before the
+    // request was sent on a reused socket is not: part of it may have gone out).
+    return new RetryableError(`${what}: ${summary}`, { cause: error, refused: !error.requestSent && NOT_SENT_CODES.has(error.code) });
+  }
+  // Another requester's error (tests, a proxy): summarised from its code and first line, never attached.
   const code = errorCode(error);
-  const summary = transportSummary(error, code, timeoutMs);
+  const summary = transportSummary(error, code);
   const cause = Object.assign(new Error(summary), { code });
   if (code !== undefined && PERMANENT_TRANSPORT_CODES.has(code)) {
     return new PermanentError(`${what}: ${summary}`, { code: `local:${code}`, cause });
   }
-  // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
-  // Only a connection never made is certain not to have reached Vonage.
   return new RetryableError(`${what}: ${summary}`, { cause, refused: code !== undefined && NOT_SENT_CODES.has(code) });
 }
 
-function transportSummary(error: unknown, code: string | undefined, timeoutMs: number): string {
-  if (code === 'ERR_CANCELED' || code === 'ECONNABORTED') return `no answer within ${timeoutMs} ms (${code})`;
+function transportSummary(error: unknown, code: string | undefined): string {
   const raw = error instanceof Error ? error.message : String(error);
-  // axios messages are like "connect ECONNREFUSED 127.0.0.1:1" or "socket hang up": no headers, no token.
   const line = sanitize(raw.split('\n')[0] ?? '');
   return code && !line.includes(code) ? `${line} (${code})` : line || 'network error';
 }
@@ -367,14 +372,6 @@ function errorCode(error: unknown): string | undefined {
 
 function errorSummary(error: unknown): string {
   return error instanceof Error ? sanitize(`${error.name}: ${error.message}`) : 'unknown error';
-}
-
-function header(response: AxiosResponse, name: string): string | undefined {
-  const headers = response.headers as Record<string, unknown> & { get?: (n: string) => unknown };
-  const value = typeof headers.get === 'function' ? headers.get(name) : headers[name];
-  if (Array.isArray(value)) return typeof value[0] === 'string' ? value[0] : undefined;
-  if (typeof value === 'string') return value;
-  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
 }
 
 function parseJson(text: unknown): unknown {

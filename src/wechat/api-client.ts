@@ -16,9 +16,9 @@
  *   went out is uncertain (the server may have crashed mid-request), so a rare stale-socket race
  *   shows up as an uncertain failure rather than a possible duplicate.
  */
-import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
+import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import { msgIdOf } from './template-message';
 import {
   apiBaseOf,
@@ -103,7 +103,8 @@ export interface WeChatApiClientOptions {
   /** e.g. https://api.weixin.qq.com (no trailing path). */
   baseUrl: string;
   tokens: AccessTokenSource;
-  http?: AxiosInstance;
+  /** Outbound HTTP; defaults to a requester of its own (the bridge passes the one process-wide requester). */
+  http?: HttpRequester;
   /** Whole-request budget in ms (connect, send, answer). Default 10 s. */
   timeoutMs?: number;
   logger?: Logger;
@@ -121,7 +122,7 @@ export const TOKEN_CONFLICT_HINT =
 
 export function createWeChatApiClient(options: WeChatApiClientOptions): WeChatApiClient {
   const baseUrl = apiBaseOf(options.baseUrl);
-  const httpClient = options.http ?? axios.create();
+  const httpClient = options.http ?? createHttpRequester();
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const { tokens, logger } = options;
 

@@ -18,10 +18,10 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import axios, { type AxiosInstance } from 'axios';
 import type { Logger } from 'pino';
 import { RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import type { StoredToken, TokensAndLocks } from '../store/store';
 import {
   apiBaseOf,
@@ -47,7 +47,8 @@ export interface AccessTokenManagerOptions {
   /** e.g. https://api.weixin.qq.com */
   baseUrl: string;
   store: TokenStore;
-  http?: AxiosInstance;
+  /** Outbound HTTP; defaults to a requester of its own (the bridge passes the one process-wide requester). */
+  http?: HttpRequester;
   /** Budget for one stable_token request. Default 10 s. */
   timeoutMs?: number;
   /** Refresh when less than this remains. Default 300 000 (5 min). */
@@ -96,7 +97,7 @@ export class AccessTokenManager implements AccessTokenSource {
   private readonly appSecret: string;
   private readonly url: string;
   private readonly store: TokenStore;
-  private readonly http: AxiosInstance;
+  private readonly http: HttpRequester;
   private readonly timeoutMs: number;
   private readonly refreshBeforeMs: number;
   private readonly now: () => number;
@@ -116,7 +117,7 @@ export class AccessTokenManager implements AccessTokenSource {
     this.appSecret = options.appSecret;
     this.url = `${apiBaseOf(options.baseUrl)}/cgi-bin/stable_token`;
     this.store = options.store;
-    this.http = options.http ?? axios.create();
+    this.http = options.http ?? createHttpRequester();
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.refreshBeforeMs = options.refreshBeforeMs ?? 300_000;
     this.now = options.now ?? Date.now;

@@ -8,13 +8,14 @@
  * out is not repeated; a token fetch or a media download always may be); this module only tells
  * them apart. It knows no API's paths, and no token store: tokens come from an AccessTokenSource.
  */
-import * as http from 'node:http';
-import * as https from 'node:https';
-import type { AxiosInstance } from 'axios';
 import { PermanentError, RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { HttpRequestFailure, type HttpRequester } from '../outbound-http';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** WeChat's JSON answers are a few hundred bytes; anything past this is not one. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** errcodes meaning "this access token is not (or no longer) valid": refetch once, retry once. */
 export const TOKEN_REJECTED_ERRCODES: ReadonlySet<number> = new Set([40001, 40014, 42001]);
@@ -81,7 +82,7 @@ export class WeChatTransportFailure extends Error {
     /** True once the whole request (headers and body) was handed to the OS: WeChat may have it. */
     readonly requestSent: boolean,
     readonly timedOut: boolean,
-    /** A Node/axios error code such as ECONNREFUSED, or `timeout`. Never a URL. */
+    /** A Node error code such as ECONNREFUSED, or `timeout`. Never a URL. */
     readonly code: string,
   ) {
     super(timedOut ? 'timeout' : code);
@@ -91,71 +92,33 @@ export class WeChatTransportFailure extends Error {
 
 /**
  * POSTs a JSON text to `url` and answers with the status and body, whatever the status.
- * Throws WeChatTransportFailure when no answer came, telling whether the request had gone out.
- *
- * Why a custom `transport`: axios cannot tell "never connected" from "sent, then no answer",
- * and that difference decides whether a send may be repeated. The transport sees the Node
- * ClientRequest and its `finish` event ("the last of the request was handed to the OS").
- * Why our own timer: one wall-clock budget over connect, send and answer; axios' socket
- * timeout may not fire while TCP connect is pending.
+ * Throws WeChatTransportFailure when no answer came, telling whether the request had gone out
+ * (that difference decides whether a send may be repeated). The requester bounds the whole
+ * exchange (connect, send, answer) with one timer.
  */
-export async function postWeChatJson(
-  httpClient: AxiosInstance,
-  url: string,
-  json: string,
-  timeoutMs: number,
-): Promise<WeChatHttpAnswer> {
-  const progress = { requestSent: false };
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
+export async function postWeChatJson(http: HttpRequester, url: string, json: string, timeoutMs: number): Promise<WeChatHttpAnswer> {
   try {
-    const response = await httpClient.request<string>({
+    const answer = await http.request({
       method: 'POST',
       url,
-      data: Buffer.from(json, 'utf8'),
       headers: { 'Content-Type': 'application/json; charset=utf-8', Accept: 'application/json' },
-      // The Node http adapter is the one that honours `transport` (phase tracking depends on it).
-      adapter: 'http',
-      transport: trackingTransport(progress),
-      signal: controller.signal,
-      responseType: 'text',
-      transformResponse: [(data: unknown) => data],
-      validateStatus: () => true,
-      maxRedirects: 0,
+      body: Buffer.from(json, 'utf8'),
+      timeoutMs,
+      maxResponseBytes: MAX_ANSWER_BYTES,
     });
-    const data: unknown = response.data;
-    // responseType 'text' with the identity transform: a string, or nothing for an empty body.
-    const text = typeof data === 'string' ? data : '';
-    const retryAfter: unknown = response.headers['retry-after'];
-    return { status: response.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text };
+    const retryAfter = answer.headers['retry-after'];
+    return { status: answer.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text: answer.text };
   } catch (error) {
-    // The axios error is not kept as a cause: its `config` holds the URL (token) and body (secret).
-    throw new WeChatTransportFailure(progress.requestSent, timedOut, networkErrorCode(error));
-  } finally {
-    clearTimeout(timer);
+    if (error instanceof HttpRequestFailure) throw new WeChatTransportFailure(error.requestSent, error.timedOut, error.code);
+    // Another requester's error says nothing of how far the request got: it may have gone out.
+    // Not kept as a cause either: it could hold the URL (the token) or the body (the secret).
+    throw new WeChatTransportFailure(true, false, networkErrorCode(error));
   }
-}
-
-function trackingTransport(progress: { requestSent: boolean }) {
-  return {
-    request(options: http.RequestOptions, callback: (res: http.IncomingMessage) => void): http.ClientRequest {
-      const module = options.protocol === 'https:' ? https : http;
-      const request = module.request(options, callback);
-      request.once('finish', () => {
-        progress.requestSent = true;
-      });
-      return request;
-    },
-  };
 }
 
 /**
  * The system error code of a failed request (ECONNREFUSED, ECONNRESET, …), from the error or its
- * cause (fetch wraps it, axios copies it); `network error` when there is none. Never a message,
+ * cause (fetch wraps it); `network error` when there is none. Never a message,
  * which could hold the URL and with it the access token.
  */
 export function networkErrorCode(error: unknown): string {

@@ -307,6 +307,11 @@ function sustainableRate(points: LoadPoint[]): number | undefined {
   return good.length ? Math.max(...good.map((p) => p.offeredRate)) : undefined;
 }
 
+/** A baseline's CPU time per answered request at saturation, µs (from its CPU share and rate). */
+function cpuMicrosPerRequest(result: { cpuPercent: number | undefined; rps: number }): number | undefined {
+  return result.cpuPercent === undefined || result.rps <= 0 ? undefined : (result.cpuPercent / 100 / result.rps) * 1e6;
+}
+
 function report(r: Results): { markdown: string; latencySvg: string; memorySvg: string } {
   const s = r.settings;
   const { http, express, webot, bridge, delivery } = r.saturation;
@@ -338,6 +343,15 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
       ratio(ackedAndDelivered, webot.rps),
       `≥ ${RATE_TARGET}× node-webot, all delivered`,
       verdict(delivery.complete && ackedAndDelivered >= RATE_TARGET * webot.rps),
+    ],
+    [
+      'CPU per inbound message, µs (the bridge: stored, acknowledged and delivered)',
+      fixed(delivery.cpuMicrosPerMessage),
+      'node-webot/wechat, CPU per request (acknowledge only)',
+      fixed(cpuMicrosPerRequest(webot)),
+      ratio(delivery.cpuMicrosPerMessage, cpuMicrosPerRequest(webot)),
+      '',
+      '',
     ],
     ['inbound ack rate, req/s', fixed(bridge.rps), 'node-webot/wechat', fixed(webot.rps), ratio(bridge.rps, webot.rps), '', ''],
     ['inbound ack rate, req/s', fixed(bridge.rps), 'bare Express 5', fixed(express.rps), ratio(bridge.rps, express.rps), '', ''],

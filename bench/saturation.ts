@@ -42,6 +42,8 @@ export interface BridgeDelivery {
   duplicates: number;
   /** Every acknowledged message reached Vonage within the drain timeout. */
   complete: boolean;
+  /** The bridge's CPU time per delivered message, from the start of a round to its last delivery (mean), µs. */
+  cpuMicrosPerMessage: number | undefined;
 }
 
 export interface SaturationOptions {
@@ -107,6 +109,7 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
     let complete = true;
     const deliveredPerS: number[] = [];
     const drainS: number[] = [];
+    const cpuPerMessage: number[] = [];
     for (let round = 1; round <= options.rounds; round += 1) {
       for (const contender of contenders) {
         const loadAverage = os.loadavg()[0]!;
@@ -126,8 +129,11 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
           delivered += roundDelivered;
           deliveredPerS.push(roundDelivered / Math.max(0.001, (deliveries.lastDeliveryAt - startedAt) / 1000));
           drainS.push(Math.max(0, (deliveries.lastDeliveryAt - endedAt) / 1000));
-          detail = `; delivered ${deliveredPerS[deliveredPerS.length - 1]!.toFixed(0)}/s, drained ${drainS[drainS.length - 1]!.toFixed(1)} s after the load`;
+          const cpuDrained = contender.server.cpuSeconds();
+          if (cpuBefore !== undefined && cpuDrained !== undefined && roundDelivered > 0) cpuPerMessage.push(((cpuDrained - cpuBefore) / roundDelivered) * 1e6);
+          detail = `; delivered ${deliveredPerS[deliveredPerS.length - 1]!.toFixed(0)}/s, drained ${drainS[drainS.length - 1]!.toFixed(1)} s after the load, ${cpuPerMessage.length > 0 ? cpuPerMessage[cpuPerMessage.length - 1]!.toFixed(0) : '?'} µs of CPU per message`;
         }
+        if (contender.key !== 'bridge' && cpuPercent !== undefined && row.rps > 0) detail = `; ${((cpuPercent / 100 / row.rps) * 1e6).toFixed(0)} µs of CPU per request`;
         options.log?.(`  round ${round}, ${contender.name}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms${detail}`);
       }
     }
@@ -154,7 +160,14 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
       express: summary(contenders[1]!),
       webot: summary(contenders[2]!),
       bridge: summary(contenders[3]!),
-      delivery: { delivered, deliveredPerS: meanOf(deliveredPerS), drainS: meanOf(drainS), duplicates: deliveries.duplicates, complete },
+      delivery: {
+        delivered,
+        deliveredPerS: meanOf(deliveredPerS),
+        drainS: meanOf(drainS),
+        duplicates: deliveries.duplicates,
+        complete,
+        cpuMicrosPerMessage: cpuPerMessage.length > 0 ? meanOf(cpuPerMessage) : undefined,
+      },
     };
   } finally {
     for (const stop of stops.reverse()) await stop();

@@ -13,6 +13,7 @@
  *   bound a slow trickle, nor a connect that hangs);
  * - an answer larger than `maxResponseBytes` is cut off and fails;
  * - no redirects (a 3xx is an answer like any other), the body decoded as UTF-8;
+ * - HTTP_PROXY, HTTPS_PROXY and NO_PROXY honoured, as axios did (Node 24's agents read them);
  * - a failure tells whether the whole request had been handed to the OS (the remote may have it)
  *   and whether it timed out, by a code, never by a message that could hold the URL (WeChat's access
  *   token travels in the query) or a header (the Vonage JWT).
@@ -54,6 +55,8 @@ export interface HttpRequesterOptions {
   keepAliveMs?: number;
   /** The DNS lookup (tests: a failing one). Default Node's. */
   lookup?: LookupFunction;
+  /** Where HTTP_PROXY, HTTPS_PROXY and NO_PROXY are read. Default `process.env`. */
+  proxyEnv?: NodeJS.ProcessEnv;
 }
 
 export const DEFAULT_MAX_SOCKETS = 64;
@@ -82,6 +85,7 @@ export function createHttpRequester(options: HttpRequesterOptions = {}): HttpReq
     // The agent's `timeout` is the idle socket's lifetime (it also arms an active socket's timer,
     // which only emits an event nobody listens to: the deadline below is what ends a request).
     timeout: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
+    proxyEnv: options.proxyEnv ?? process.env,
     ...(options.lookup ? { lookup: options.lookup } : {}),
   };
   let httpAgent: http.Agent | undefined;

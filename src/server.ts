@@ -41,6 +41,7 @@ import { createPassiveAnswerer } from './http/passive-answer';
 import { openPostgresSignal } from './store/postgres/signal';
 import { isDefaultAccount, type Account } from './accounts';
 import { accountsOf, type Config } from './config';
+import type { AckLoad } from './http/ack-budget';
 import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
@@ -64,6 +65,13 @@ import type { AccessTokenSource } from './wechat/transport';
  * store whatever this is).
  */
 const WORKER_CONCURRENCY = 32;
+/**
+ * With this many webhook requests waiting for their answer, the worker runs only
+ * YIELDING_CONCURRENCY jobs at once: acknowledging first keeps WeChat's answers fast under a burst
+ * (every message is stored before its answer, so none is lost), and deliveries catch up after it.
+ */
+const ACK_PRESSURE_PENDING = 16;
+const YIELDING_CONCURRENCY = 4;
 
 /** Requests in flight get this long to be answered at a stop (a webhook's answer is due within 5 s anyway). */
 const STOP_GRACE_MS = 5_000;
@@ -180,11 +188,13 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   // Who can still get a free-form message, shared through the store with every instance.
   const replyWindows = createReplyWindowTracker({ store, ...(config.replyWindow ? { rules: config.replyWindow } : {}) });
 
+  const ackLoad: AckLoad = { pending: 0 };
   const worker = new JobWorker({
     store,
     logger: logger.child({ component: 'worker' }),
     ...RETRY_POLICY,
     concurrency: WORKER_CONCURRENCY,
+    concurrencyNow: () => (ackLoad.pending >= ACK_PRESSURE_PENDING ? YIELDING_CONCURRENCY : WORKER_CONCURRENCY),
     onOutcome: (job, outcome, error) => observeJobOutcome(metrics, job, outcome, error),
     scrub,
     handlers: registerJobHandlers({
@@ -246,6 +256,7 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
     extraRoutes: options.extraRoutes,
     ackTimeoutMs: options.ackTimeoutMs,
     maxPendingAcks: options.maxPendingAcks,
+    ackLoad,
   });
 
   for (const relay of relayOf.values()) await relay.cache.start();

@@ -26,6 +26,13 @@ export interface AckBudgetOptions {
   maxPending: number;
   logger: Logger;
   metrics: BridgeMetrics;
+  /** The count of requests admitted and not yet answered, kept here; others read it (the worker yields to it). Default: a private one. */
+  load?: AckLoad;
+}
+
+/** Webhook requests admitted and not yet answered, now. */
+export interface AckLoad {
+  pending: number;
 }
 
 /** WeChat drops the push after 5 s; one second of margin covers the event loop's lag under a burst. */
@@ -50,7 +57,7 @@ const isStoring = (res: Response): boolean => res.locals.ackStoring === true;
 export const arrivalOf = (res: Response): number => (typeof res.locals.arrivedAt === 'number' ? res.locals.arrivedAt : performance.now());
 
 export function admitWithinBudget(options: AckBudgetOptions): RequestHandler {
-  let pending = 0;
+  const load: AckLoad = options.load ?? { pending: 0 };
   const shedSince = { pending: 0, deadline: 0 };
   let lastShedLog = Number.NEGATIVE_INFINITY;
 
@@ -61,7 +68,7 @@ export function admitWithinBudget(options: AckBudgetOptions): RequestHandler {
     if (at - lastShedLog >= SHED_LOG_INTERVAL_MS) {
       lastShedLog = at;
       options.logger.warn(
-        { tooManyPending: shedSince.pending, pastDeadline: shedSince.deadline, pending, budgetMs: options.budgetMs },
+        { tooManyPending: shedSince.pending, pastDeadline: shedSince.deadline, pending: load.pending, budgetMs: options.budgetMs },
         'answered 503 so that the sender retries: the acknowledgement could not be made in time',
       );
       shedSince.pending = 0;
@@ -75,11 +82,11 @@ export function admitWithinBudget(options: AckBudgetOptions): RequestHandler {
     const arrivedAt = arrivalOf(res);
     res.locals.arrivedAt = arrivedAt;
     res.locals.ackDeadline = arrivedAt + options.budgetMs;
-    if (pending >= options.maxPending) {
+    if (load.pending >= options.maxPending) {
       shed(res, 'pending');
       return;
     }
-    pending++;
+    load.pending++;
     const timer = setTimeout(() => {
       // Once the store has the message, the store step answers at this same deadline (and logs why).
       if (!res.headersSent && !isStoring(res)) shed(res, 'deadline');
@@ -88,7 +95,7 @@ export function admitWithinBudget(options: AckBudgetOptions): RequestHandler {
     const settle = (): void => {
       if (done) return;
       done = true;
-      pending--;
+      load.pending--;
       clearTimeout(timer);
     };
     res.once('finish', settle);

@@ -9,7 +9,7 @@ import type { NewJob, Store } from '../store/store';
 import type { RtcEvent } from '../vonage/webhook';
 import type { WeChatMessage } from '../wechat/message';
 import { callbackPathOf, type Account } from '../accounts';
-import { admitWithinBudget, DEFAULT_ACK_BUDGET_MS, DEFAULT_MAX_PENDING_ACKS } from './ack-budget';
+import { admitWithinBudget, DEFAULT_ACK_BUDGET_MS, DEFAULT_MAX_PENDING_ACKS, type AckLoad } from './ack-budget';
 import { errorHandler } from './errors';
 import { rtcWebhookRouter } from './rtc-webhook';
 import { weChatWebhookRouter, type WeChatWebhookDeps } from './wechat-webhook';
@@ -47,6 +47,8 @@ export interface AppDeps {
   ackTimeoutMs?: number;
   /** Webhook requests waiting for their answer, at most; more are answered 503 on arrival. Default 1024. */
   maxPendingAcks?: number;
+  /** Where the count of webhook requests waiting for their answer is kept, for the worker to yield to. */
+  ackLoad?: AckLoad;
   /**
    * More routes, mounted after the bridge's own and before the 404 handler. Only the sandbox uses
    * it (its console at `/`); production passes nothing, so every other path stays a 404.
@@ -69,6 +71,7 @@ export function createApp(deps: AppDeps): Express {
   const admit = admitWithinBudget({
     budgetMs: ackTimeoutMs,
     maxPending: deps.maxPendingAcks ?? DEFAULT_MAX_PENDING_ACKS,
+    ...(deps.ackLoad ? { load: deps.ackLoad } : {}),
     logger: deps.logger,
     metrics: deps.metrics,
   });

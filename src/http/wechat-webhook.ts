@@ -41,17 +41,16 @@ const queryString = (req: Request, name: string): string | undefined => {
   return typeof value === 'string' ? value : undefined;
 };
 
-const pushQueryOf = (req: Request): PushQuery => ({
-  timestamp: queryString(req, 'timestamp'),
-  nonce: queryString(req, 'nonce'),
-  signature: queryString(req, 'signature'),
-  msg_signature: queryString(req, 'msg_signature'),
-  encrypt_type: queryString(req, 'encrypt_type'),
-});
+const pushQueryOf = (req: Request): PushQuery => {
+  const { query } = req;
+  const read = (name: string) => (typeof query[name] === 'string' ? query[name] : undefined);
+  return { timestamp: read('timestamp'), nonce: read('nonce'), signature: read('signature'), msg_signature: read('msg_signature'), encrypt_type: read('encrypt_type') };
+};
 
 const refusalError = (refusal: PushRefusal): InvalidInputError => new InvalidInputError(refusal.status, refusal.reason);
 
-/** The push as opened, and when its request arrived (epoch ms), between the steps of one request. */
+/** The push's query as read once (Express 5 parses the query string again on every `req.query`), when its request arrived (epoch ms), and the push as opened, between the steps of one request. */
+const pushQueryRead = (res: Response): PushQuery | undefined => res.locals.pushQuery as PushQuery | undefined;
 const receivedAtOf = (res: Response): number => res.locals.pushReceivedAt as number;
 const openedOf = (res: Response): OpenedPush => res.locals.weChatPush as OpenedPush;
 
@@ -75,8 +74,10 @@ function answerEchostr(req: Request, res: Response): void {
 export function requireSignedPushQuery(token: string, now: () => number): RequestHandler {
   return (req, res, next) => {
     const receivedAt = now();
-    const refusal = checkPushQuery(pushQueryOf(req), token, receivedAt);
+    const query = pushQueryOf(req);
+    const refusal = checkPushQuery(query, token, receivedAt);
     if (refusal) return next(refusalError(refusal));
+    res.locals.pushQuery = query;
     res.locals.pushReceivedAt = receivedAt;
     next();
   };
@@ -88,11 +89,14 @@ export function requireSignedPushQuery(token: string, now: () => number): Reques
  */
 export function openPushedMessage(weChat: PushAccount): RequestHandler {
   return (req, res, next) => {
+    // After requireSignedPushQuery (as the router mounts it) the query is read and checked already.
+    const checked = pushQueryRead(res);
     const push = openPush({
-      query: pushQueryOf(req),
+      query: checked ?? pushQueryOf(req),
       body: typeof req.body === 'string' ? req.body : '',
       account: weChat,
-      receivedAtMs: receivedAtOf(res),
+      receivedAtMs: checked === undefined ? Date.now() : receivedAtOf(res),
+      queryChecked: checked !== undefined,
     });
     if (push.kind === 'refused') return next(refusalError(push));
     const unstorable = unstorableReason(push.message);

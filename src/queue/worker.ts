@@ -45,6 +45,11 @@ export interface JobWorkerOptions extends Partial<RetryPolicy> {
   /** Jobs in flight at once. Default 8. */
   concurrency?: number;
   /**
+   * Jobs in flight at once right now, at most `concurrency` (read before every claim): lets the
+   * process give the acknowledgements of waiting webhook requests the core first. Default: `concurrency`.
+   */
+  concurrencyNow?: () => number;
+  /**
    * How long a claim lasts without renewal; a crashed process's jobs are taken over after it.
    * Renewed every `leaseMs / 3` while the handler runs. Default 15 s.
    */
@@ -79,6 +84,9 @@ export interface DecisionContext extends RetryPolicy {
 
 /** Longest error text kept in the store (last_error, dead-letter reason). */
 const MAX_ERROR_TEXT = 2000;
+
+/** While jobs run, the longest wait for a quarter of the slots to free up before claiming anyway. */
+const CLAIM_BATCH_WAIT_MS = 10;
 
 /** The longest pause between two attempts at a failing store call (claim, recording an outcome). */
 const MAX_STORE_RETRY_MS = 2000;
@@ -123,6 +131,10 @@ export class JobWorker {
   private readonly handlers: Record<string, JobHandler>;
   private readonly logger: Logger;
   private readonly concurrency: number;
+  private readonly concurrencyNow: () => number;
+  /** Free slots worth a claim while other jobs run (see `loop`). */
+  private readonly claimBatch: number;
+  private lastClaimAt = Number.NEGATIVE_INFINITY;
   private readonly leaseMs: number;
   private readonly pollIntervalMs: number;
   private readonly retryPolicy: RetryPolicy;
@@ -152,6 +164,9 @@ export class JobWorker {
     this.handlers = options.handlers;
     this.logger = options.logger;
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 8));
+    this.claimBatch = Math.max(1, Math.floor(this.concurrency / 4));
+    const { concurrencyNow } = options;
+    this.concurrencyNow = concurrencyNow ? () => Math.max(1, Math.min(this.concurrency, Math.floor(concurrencyNow()))) : () => this.concurrency;
     this.leaseMs = options.leaseMs ?? 15_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.retryPolicy = {
@@ -201,8 +216,14 @@ export class JobWorker {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (!this.running) break;
       this.woken = false;
-      const free = this.concurrency - this.inFlight.size;
-      if (free > 0) {
+      const limit = this.concurrencyNow();
+      const free = limit - this.inFlight.size;
+      // While jobs run, claim once a quarter of the slots are free (a claim costs about as much for
+      // ten jobs as for one, and under load the slots free up one at a time), or after a short
+      // while anyway, so that a few slow jobs holding most slots never hold up the rest.
+      const claimNow = this.inFlight.size === 0 || free >= Math.min(this.claimBatch, limit) || performance.now() - this.lastClaimAt >= CLAIM_BATCH_WAIT_MS;
+      if (free > 0 && claimNow) {
+        this.lastClaimAt = performance.now();
         let jobs: Job[];
         try {
           jobs = await this.store.claim({ limit: free, leaseMs: this.leaseMs });
@@ -218,7 +239,9 @@ export class JobWorker {
         // A full batch: more may be waiting, and capacity is full anyway (we wake when a job ends).
         if (jobs.length === free) continue;
       }
-      if (!this.woken) await this.sleep(this.pollIntervalMs, true);
+      // Slots free but left for a bigger claim: look again once the wait for it is over.
+      const waitForBatch = free > 0 && !claimNow ? Math.max(1, CLAIM_BATCH_WAIT_MS - (performance.now() - this.lastClaimAt)) : this.pollIntervalMs;
+      if (!this.woken) await this.sleep(Math.min(this.pollIntervalMs, waitForBatch), true);
     }
   }
 

@@ -95,9 +95,16 @@ export function checkPushQuery(query: PushQuery, token: string, receivedAtMs: nu
  * judged then, not after the body was read). Plain mode, or compatible/safe mode
  * (`encrypt_type=aes`; compatible when the body also carries the plaintext fields).
  */
-export function openPush(input: { query: PushQuery; body: string; account: PushAccount; receivedAtMs: number }): OpenedPush | PushRefusal {
+export function openPush(input: {
+  query: PushQuery;
+  body: string;
+  account: PushAccount;
+  receivedAtMs: number;
+  /** The caller already ran `checkPushQuery` on this query at `receivedAtMs` (before reading the body): not hashed twice. */
+  queryChecked?: boolean;
+}): OpenedPush | PushRefusal {
   const { query, body, account } = input;
-  const queryRefusal = checkPushQuery(query, account.token, input.receivedAtMs);
+  const queryRefusal = input.queryChecked === true ? undefined : checkPushQuery(query, account.token, input.receivedAtMs);
   if (queryRefusal) return queryRefusal;
   if (body.trim() === '') return refused(400, 'empty body');
   try {

@@ -17,9 +17,14 @@ const DIGITS = /^\d{1,15}$/;
  * outside the BMP, which the real inputs (alphanumeric token, digits, base64) never contain.
  */
 export function weChatSignature(parts: readonly string[]): string {
+  // Without surrogates (characters outside the BMP), UTF-16 order is code point order too, so the
+  // strings sort as they are, with no buffer per part: this runs on every push.
+  if (!parts.some((part) => SURROGATE.test(part))) return createHash('sha1').update([...parts].sort().join(''), 'utf8').digest('hex');
   const sorted = parts.map((part) => Buffer.from(part, 'utf8')).sort((a, b) => Buffer.compare(a, b));
   return createHash('sha1').update(Buffer.concat(sorted)).digest('hex');
 }
+
+const SURROGATE = /[\ud800-\udfff]/;
 
 export function verifyWeChatSignature(input: {
   token: string;

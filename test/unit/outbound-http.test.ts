@@ -228,6 +228,13 @@ test('a bad URL: ERR_INVALID_URL, nothing sent, the URL not repeated', async () 
   expect(ftp).toMatchObject({ code: 'ERR_INVALID_URL', requestSent: false });
 });
 
+test('a header value Node will not write: fails before anything is sent, the value not repeated', async () => {
+  const server = await startServer((_req, res) => res.end('ok'));
+  const error = await failure(requester().request(post(server.url(), { headers: { Authorization: `Bearer ${HEADER_SECRET}\nInjected: 1` } })));
+  expect(error).toMatchObject({ code: 'ERR_INVALID_CHAR', requestSent: false, timedOut: false });
+  expect(server.connections).toBe(0);
+});
+
 test('at most maxSockets connections at once; the other requests wait for one and all are answered', async () => {
   const server = await startServer((_req, res) => {
     setTimeout(() => res.end('done'), 30);
@@ -248,6 +255,24 @@ test('close() ends the pooled sockets; a later request opens a new one', async (
   await waitFor(() => server.open.size === 0);
   expect((await client.request(post(server.url()))).text).toBe('ok');
   expect(server.connections).toBe(2);
+});
+
+test('HTTP_PROXY in its environment sends the request through the proxy', async () => {
+  const seen: string[] = [];
+  const proxy = await startServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.end('via proxy');
+  });
+  const client = requester({ proxyEnv: { HTTP_PROXY: proxy.url('') } });
+  const answer = await client.request({ method: 'GET', url: 'http://api.example.test/v1/x', timeoutMs: 2_000, maxResponseBytes: 1024 });
+  expect(answer.text).toBe('via proxy');
+  expect(seen).toEqual(['GET http://api.example.test/v1/x']);
+});
+
+test('without a proxy in its environment it connects directly', async () => {
+  const server = await startServer((_req, res) => res.end('direct'));
+  const client = requester({ proxyEnv: {} });
+  expect((await client.request(post(server.url()))).text).toBe('direct');
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {

@@ -471,25 +471,26 @@ export class SqliteStore implements Store {
   private writeBatch(batch: PendingEnqueue[], committed: (tally: BatchCommit) => void): Promise<void> {
     const now = this.now();
     const expiredBefore = now - this.dedupRetentionMs;
-    const outcomes: Array<{ ok: true; results: EnqueueResult[] } | { ok: false; error: unknown }> = [];
+    const outcomes: CallOutcome[] = [];
     try {
       // Without a WAL file to fsync afterwards, this commit itself is fsynced.
       if (!this.wal.hasWalFile) this.db.exec(`PRAGMA synchronous = ${SYNC_FULL}`);
       this.db.exec('BEGIN IMMEDIATE');
-      for (const call of batch) {
-        // A savepoint per call: its jobs are all-or-nothing without failing the rest of the batch.
-        this.db.exec('SAVEPOINT enqueue_call');
-        try {
-          const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
-          for (const seen of call.seenKeys) {
-            this.statements.recordSeen.run({ key: seen.key, expires_at: seen.expiresAt });
+      if (!this.writeCallsAtOnce(batch, now, expiredBefore, outcomes)) {
+        // A call failed: write the batch again, a savepoint per call, so that only that call fails.
+        this.db.exec('ROLLBACK');
+        outcomes.length = 0;
+        this.db.exec('BEGIN IMMEDIATE');
+        for (const call of batch) {
+          this.db.exec('SAVEPOINT enqueue_call');
+          try {
+            outcomes.push({ ok: true, results: this.writeCall(call, now, expiredBefore) });
+            this.db.exec('RELEASE enqueue_call');
+          } catch (error) {
+            this.db.exec('ROLLBACK TO enqueue_call');
+            this.db.exec('RELEASE enqueue_call');
+            outcomes.push({ ok: false, error });
           }
-          this.db.exec('RELEASE enqueue_call');
-          outcomes.push({ ok: true, results });
-        } catch (error) {
-          this.db.exec('ROLLBACK TO enqueue_call');
-          this.db.exec('RELEASE enqueue_call');
-          outcomes.push({ ok: false, error });
         }
       }
       this.db.exec('COMMIT');
@@ -531,6 +532,26 @@ export class SqliteStore implements Store {
     committed({ calls: batch.length, jobs, stored });
     this.pruning.runIfDue(now, () => this.prune(now));
     return durable;
+  }
+
+  /**
+   * Every call of a batch in the open transaction, with no savepoints (two statements per call
+   * saved, on every push): true when all of them were written, false at the first that failed.
+   */
+  private writeCallsAtOnce(batch: PendingEnqueue[], now: number, expiredBefore: number, outcomes: CallOutcome[]): boolean {
+    try {
+      for (const call of batch) outcomes.push({ ok: true, results: this.writeCall(call, now, expiredBefore) });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** One call's jobs and seen keys. */
+  private writeCall(call: PendingEnqueue, now: number, expiredBefore: number): EnqueueResult[] {
+    const results = call.jobs.map((job) => this.insertNewJob(job, now, expiredBefore));
+    for (const seen of call.seenKeys) this.statements.recordSeen.run({ key: seen.key, expires_at: seen.expiresAt });
+    return results;
   }
 
   private insertNewJob(job: PreparedJob, now: number, expiredBefore: number): EnqueueResult {
@@ -592,6 +613,9 @@ export class SqliteStore implements Store {
   }
 }
 
+
+/** How one enqueue call of a batch was written. */
+type CallOutcome = { ok: true; results: EnqueueResult[] } | { ok: false; error: unknown };
 
 /** The row's sequence number a job id names, or undefined when the id names no job. */
 function seqOf(id: string): bigint | undefined {

@@ -303,6 +303,70 @@ describe('JobWorker', () => {
     expect(handled).toEqual(['wake up']);
   });
 
+  test('claims wait for a quarter of the slots while jobs run, but a slot left free by slow jobs is claimed soon, not at the next poll', async () => {
+    const claims: number[] = [];
+    const counting = new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        if (property !== 'claim') return (value as (...args: unknown[]) => unknown).bind(target);
+        return async (...args: Parameters<Store['claim']>) => {
+          const jobs = await target.claim(...args);
+          if (jobs.length > 0) claims.push(jobs.length);
+          return jobs;
+        };
+      },
+    });
+    const held = deferred();
+    const started: string[] = [];
+    const worker = startWorker(
+      {
+        deliver: async (claimed) => {
+          started.push(String(claimed.payload));
+          if (String(claimed.payload).startsWith('slow')) await held.promise;
+        },
+      },
+      { store: counting, concurrency: 8, pollIntervalMs: 600_000 },
+    );
+    // Seven slow jobs take seven of the eight slots: one free slot is less than a quarter (2).
+    await store.enqueue(Array.from({ length: 7 }, (_, index) => job(`slow-${index}`, `slow ${index}`)));
+    worker.notify();
+    await waitFor(() => started.length === 7, 'the slow jobs to start');
+    await store.enqueue([job('quick', 'quick')]);
+    worker.notify();
+    // Claimed once the short wait for a bigger batch is over, not at the (ten-minute) poll.
+    await waitFor(() => started.includes('quick'), 'the quick job to start in the one free slot');
+    held.resolve();
+    await waitFor(() => outcomes.length === 8, 'every job to finish');
+    expect(claims).toEqual([7, 1]);
+  });
+
+  test('concurrencyNow() bounds the jobs in flight at each claim (the process yields to waiting acknowledgements)', async () => {
+    let limit = 2;
+    let running = 0;
+    let most = 0;
+    const release = deferred();
+    startWorker(
+      {
+        deliver: async () => {
+          running += 1;
+          most = Math.max(most, running);
+          await release.promise;
+          running -= 1;
+        },
+      },
+      { concurrency: 8, concurrencyNow: () => limit },
+    );
+    await store.enqueue(Array.from({ length: 8 }, (_, index) => job(`user-${index}`, index)));
+    await waitFor(() => running === 2, 'two jobs to run');
+    await sleep(30); // several claim waits and polls: still two
+    expect(most).toBe(2);
+    limit = 8;
+    await waitFor(() => running === 8, 'all eight to run once the limit is lifted');
+    release.resolve();
+    await waitFor(() => outcomes.length === 8, 'every job to finish');
+  });
+
   test('stop() stops claiming and waits for the jobs in flight', async () => {
     const release = deferred();
     const started: string[] = [];

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import path from 'node:path';
 import {
   isFreshTimestamp,
@@ -29,6 +31,20 @@ describe('weChatSignature', () => {
     expect(weChatSignature(['b', 'a', 'c'])).toBe(weChatSignature(['c', 'b', 'a']));
     // sha1("15147114921714036504AAAAA") from the official worked example
     expect(weChatSignature(['AAAAA', '1714036504', '1514711492'])).toBe('f464b24fc39322e44b38aa78f5edd27bd1441696');
+  });
+
+  test('sorts by UTF-8 bytes, as the official samples do, also beside characters outside the BMP', () => {
+    // U+FF5E sorts after U+1F600 in UTF-16 (0xFF5E > 0xD83D) but before it in UTF-8 bytes (EF… < F0…).
+    const byBytes = (parts: string[]) =>
+      createHash('sha1')
+        .update(Buffer.concat(parts.map((part) => Buffer.from(part, 'utf8')).sort((a, b) => a.compare(b))))
+        .digest('hex');
+    expect(weChatSignature(['\u{1F600}', '\uFF5E'])).toBe(byBytes(['\uFF5E', '\u{1F600}']));
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme' }), { minLength: 1, maxLength: 4 }), (parts) => {
+        expect(weChatSignature(parts)).toBe(byBytes(parts));
+      }),
+    );
   });
 });
 

@@ -100,10 +100,10 @@ export interface SqliteStoreOptions extends BackendOptions {
   syncFile?: SyncFile;
 }
 
-interface PendingCompletion {
-  seq: bigint;
-  leaseToken: string;
-  resolve: (removed: boolean) => void;
+/** A small write waiting for this turn's shared transaction (see `flushSmallWrites`). */
+interface PendingWrite {
+  write: () => unknown;
+  resolve: (result: unknown) => void;
   reject: (error: unknown) => void;
 }
 
@@ -116,9 +116,9 @@ export class SqliteStore implements Store {
   private readonly pruneStatements: PruneStatement[];
   private readonly batches: GroupCommit;
   private readonly pruning: PruneSchedule;
-  /** Completions waiting for their commit: one transaction per turn of the event loop (see `flushCompletions`). */
-  private pendingCompletions: PendingCompletion[] = [];
-  private completionHandle: NodeJS.Immediate | undefined;
+  /** Completions and grants waiting for their commit: one transaction per turn of the event loop (see `flushSmallWrites`). */
+  private pendingWrites: PendingWrite[] = [];
+  private smallWritesHandle: NodeJS.Immediate | undefined;
   private closed = false;
   /** Fsyncs the WAL file before an enqueue resolves; without WAL, enqueues commit with FULL instead. */
   private readonly wal: WalSync;
@@ -210,10 +210,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const seq = seqOf(lease.id);
     if (seq === undefined) return false;
-    return new Promise((resolve, reject) => {
-      this.pendingCompletions.push({ seq, leaseToken: lease.leaseToken, resolve, reject });
-      this.completionHandle ??= setImmediate(() => this.flushCompletions());
-    });
+    return this.inTurnTransaction(() => this.removeJob(seq, lease.leaseToken) !== undefined);
   }
 
   async retry(lease: JobLease, runAt: number, error: string): Promise<boolean> {
@@ -378,8 +375,8 @@ export class SqliteStore implements Store {
 
   async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
     this.assertOpen();
-    const result = this.statements.grantAllowance.run({ ...toSendAllowanceRow(allowance) });
-    return Number(result.changes) > 0;
+    const row = toSendAllowanceRow(allowance);
+    return this.inTurnTransaction(() => Number(this.statements.grantAllowance.run({ ...row }).changes) > 0);
   }
 
   async takeSendAllowance(scope: string, now: number): Promise<boolean> {
@@ -419,7 +416,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.batches.flush();
-    this.flushCompletions();
+    this.flushSmallWrites();
     this.closed = true;
     // The last batches resolve once fsynced; the file descriptor stays open until then.
     await this.batches.drain();
@@ -436,31 +433,39 @@ export class SqliteStore implements Store {
   // ---- internals -----------------------------------------------------------------------------
 
   /**
-   * Every completion of this turn of the event loop in one transaction: under load the worker
-   * finishes dozens of jobs per turn, and one commit each was a tenth of the bridge's CPU time. A
-   * completion resolves only once committed, as before; one lost to a crash only runs its job again.
+   * `write` in this turn's shared transaction: every completion and grant of a turn of the event
+   * loop commits together (under load the worker finishes and starts dozens of jobs per turn, and one
+   * commit each was a tenth of the bridge's CPU time). Resolves once committed; a write lost to a
+   * crash only runs its job again.
    */
-  private flushCompletions(): void {
-    if (this.completionHandle) clearImmediate(this.completionHandle);
-    this.completionHandle = undefined;
-    const batch = this.pendingCompletions;
-    this.pendingCompletions = [];
+  private inTurnTransaction<T>(write: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push({ write, resolve: resolve as (result: unknown) => void, reject });
+      this.smallWritesHandle ??= setImmediate(() => this.flushSmallWrites());
+    });
+  }
+
+  private flushSmallWrites(): void {
+    if (this.smallWritesHandle) clearImmediate(this.smallWritesHandle);
+    this.smallWritesHandle = undefined;
+    const batch = this.pendingWrites;
+    this.pendingWrites = [];
     if (batch.length === 0) return;
-    let removed: boolean[];
+    let results: unknown[];
     try {
-      removed = this.transaction(() => batch.map((call) => this.removeJob(call.seq, call.leaseToken) !== undefined));
+      results = this.transaction(() => batch.map((call) => call.write()));
     } catch {
-      // One failing completion must not fail the others: each on its own, with its own outcome.
+      // One failing write must not fail the others: each on its own, with its own outcome.
       for (const call of batch) {
         try {
-          call.resolve(this.transaction(() => this.removeJob(call.seq, call.leaseToken) !== undefined));
+          call.resolve(this.transaction(call.write));
         } catch (error) {
           call.reject(error);
         }
       }
       return;
     }
-    batch.forEach((call, index) => call.resolve(removed[index]!));
+    batch.forEach((call, index) => call.resolve(results[index]));
   }
 
   /**

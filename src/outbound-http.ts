@@ -1,19 +1,24 @@
 /**
- * Every HTTP request the bridge makes to a platform (Vonage's Conversation API, WeChat's APIs) goes
- * through one `HttpRequester`: Node's own http/https on keep-alive agents with a bounded pool.
+ * Every outbound HTTP call the bridge makes to Vonage and to WeChat's JSON APIs: Node's own
+ * `http`/`https` on keep-alive agents.
  *
- * Why not axios: in a CPU measurement of the same POST on this kind of machine (one core, 32
- * requests in flight, keep-alive), axios took 230–300 µs of CPU per request and Node's
- * `http.request` 40 µs; the call to Vonage was the largest single cost per inbound message.
+ * Why not axios: measured on one core (loopback server, 32 requests in flight, keep-alive), axios
+ * spent 230–300 µs of CPU per request, `http.request` on a keep-alive agent 40 µs (undici 30 µs,
+ * but a new dependency for 10 µs more).
  *
- * What the callers rely on, kept here once:
- * - one wall-clock deadline over connect, send and answer (a socket-idle timer would not bound a
- *   slow trickle of bytes);
+ * What every call gets here, once:
+ * - keep-alive sockets, at most `maxSockets` per origin (a bounded pool; more requests wait for a
+ *   socket), the most recently used first (`lifo`, so idle sockets expire instead of all staying warm);
+ * - one wall-clock deadline over connect, send and answer (our own timer: a socket timeout does not
+ *   bound a slow trickle, nor a connect that hangs);
  * - an answer larger than `maxResponseBytes` is cut off and fails;
- * - a failure tells whether the whole request had been handed to the OS (`requestSent`): one that
- *   never left cannot have reached the platform, which decides whether a send may be repeated;
- * - no redirects (a 3xx is just an answer);
- * - an error never carries the URL (WeChat's access token is in its query) nor a header (the JWT).
+ * - no redirects (a 3xx is an answer like any other), the body decoded as UTF-8;
+ * - HTTP_PROXY, HTTPS_PROXY and NO_PROXY honoured, as axios did (Node 24's agents read them);
+ * - a failure tells whether the whole request had been handed to the OS (the remote may have it)
+ *   and whether it timed out, by a code, never by a message that could hold the URL (WeChat's access
+ *   token travels in the query) or a header (the Vonage JWT).
+ *
+ * A leaf: it imports nothing of the bridge.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -24,11 +29,13 @@ export interface HttpRequest {
   url: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
+  /** The whole exchange, connect to the answer's last byte. */
   timeoutMs: number;
+  /** An answer body larger than this fails with ERR_RESPONSE_TOO_LARGE. */
   maxResponseBytes: number;
 }
 
-/** An answer, whatever its status: the caller classifies it. */
+/** An answer, whatever its status (the caller classifies it). */
 export interface HttpAnswer {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -37,125 +44,166 @@ export interface HttpAnswer {
 
 export interface HttpRequester {
   request(request: HttpRequest): Promise<HttpAnswer>;
-  /** Closes the pooled connections. */
+  /** Closes every pooled socket (and any request still in flight); a later request opens new ones. */
   close(): void;
 }
 
-/** No answer came. The message is the code (or `timeout`): never a URL, a header or a body. */
+export interface HttpRequesterOptions {
+  /** Sockets per origin, in use and idle; more requests queue for one. Default 64. */
+  maxSockets?: number;
+  /** How long an idle socket stays in the pool. Default 5 s (as Node's global agent). */
+  keepAliveMs?: number;
+  /** The DNS lookup (tests: a failing one). Default Node's. */
+  lookup?: LookupFunction;
+  /** Where HTTP_PROXY, HTTPS_PROXY and NO_PROXY are read. Default `process.env`. */
+  proxyEnv?: NodeJS.ProcessEnv;
+}
+
+export const DEFAULT_MAX_SOCKETS = 64;
+const DEFAULT_KEEP_ALIVE_MS = 5_000;
+
+/** The request got no answer. `message` holds codes and numbers only: never the URL or a header. */
 export class HttpRequestFailure extends Error {
   constructor(
-    /** True once the whole request (headers and body) was handed to the OS: the server may have it. */
+    /** A system code (ECONNREFUSED, ECONNRESET, ENOTFOUND…), `timeout`, ERR_INVALID_URL, ERR_RESPONSE_TOO_LARGE, or `network error`. */
+    readonly code: string,
+    /** True once the whole request (headers and body) was handed to the OS: the remote may have it. */
     readonly requestSent: boolean,
     readonly timedOut: boolean,
-    /** A system code such as ECONNREFUSED, ECONNRESET, ENOTFOUND; `timeout`; ERR_INVALID_URL; ERR_RESPONSE_TOO_LARGE. */
-    readonly code: string,
+    message: string,
   ) {
-    super(timedOut ? 'timeout' : code);
+    super(message);
     this.name = 'HttpRequestFailure';
   }
 }
 
-export interface HttpRequesterOptions {
-  /** Connections per origin at most; more requests wait for one. Default 64. */
-  maxSockets?: number;
-  /** Name resolution (tests: a DNS failure). Default the system's. */
-  lookup?: LookupFunction;
-  /**
-   * HTTP_PROXY, HTTPS_PROXY and NO_PROXY, as axios honoured them before (Node 24's agents read them
-   * from here). Default `process.env`.
-   */
-  proxyEnv?: NodeJS.ProcessEnv;
-}
-
-const CODE = /^[A-Z0-9_]+$/;
-
-function codeOf(error: unknown): string {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && CODE.test(code) ? code : 'network error';
-}
-
 export function createHttpRequester(options: HttpRequesterOptions = {}): HttpRequester {
-  const agentOptions: http.AgentOptions & { proxyEnv: NodeJS.ProcessEnv } = {
+  const agentOptions: http.AgentOptions = {
     keepAlive: true,
-    maxSockets: options.maxSockets ?? 64,
+    maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
     scheduling: 'lifo',
+    // The agent's `timeout` is the idle socket's lifetime (it also arms an active socket's timer,
+    // which only emits an event nobody listens to: the deadline below is what ends a request).
+    timeout: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS,
     proxyEnv: options.proxyEnv ?? process.env,
+    ...(options.lookup ? { lookup: options.lookup } : {}),
   };
-  let plain: http.Agent | undefined;
-  let secure: https.Agent | undefined;
-  const agentFor = (protocol: string): http.Agent => (protocol === 'https:' ? (secure ??= new https.Agent(agentOptions)) : (plain ??= new http.Agent(agentOptions)));
+  let httpAgent: http.Agent | undefined;
+  let httpsAgent: https.Agent | undefined;
 
   return {
     request(request) {
-      return new Promise<HttpAnswer>((resolve, reject) => {
-        let url: URL;
-        try {
-          url = new URL(request.url);
-          if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
-        } catch {
-          reject(new HttpRequestFailure(false, false, 'ERR_INVALID_URL'));
-          return;
-        }
-        let sent = false;
-        let settled = false;
-        let outgoing: http.ClientRequest | undefined;
-        const fail = (timedOut: boolean, code: string) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          reject(new HttpRequestFailure(sent, timedOut, code));
-          outgoing?.destroy();
-        };
-        const timer = setTimeout(() => fail(true, 'timeout'), request.timeoutMs);
-        const headers: Record<string, string | number> = { ...request.headers };
-        if (request.body !== undefined) headers['Content-Length'] = Buffer.byteLength(request.body);
-        try {
-          outgoing = (url.protocol === 'https:' ? https : http).request(
-            {
-              protocol: url.protocol,
-              hostname: url.hostname.replace(/^\[|\]$/g, ''),
-              port: url.port,
-              path: url.pathname + url.search,
-              method: request.method,
-              headers,
-              agent: agentFor(url.protocol),
-              ...(options.lookup ? { lookup: options.lookup } : {}),
-            },
-            (answer) => {
-              const declared = Number(answer.headers['content-length']);
-              if (Number.isFinite(declared) && declared > request.maxResponseBytes) return fail(false, 'ERR_RESPONSE_TOO_LARGE');
-              const chunks: Buffer[] = [];
-              let size = 0;
-              answer.on('data', (chunk: Buffer) => {
-                size += chunk.length;
-                if (size > request.maxResponseBytes) return fail(false, 'ERR_RESPONSE_TOO_LARGE');
-                chunks.push(chunk);
-              });
-              answer.on('end', () => {
-                if (settled) return;
-                settled = true;
-                clearTimeout(timer);
-                resolve({ status: answer.statusCode ?? 0, headers: answer.headers, text: Buffer.concat(chunks, size).toString('utf8') });
-              });
-              answer.on('error', (error) => fail(false, codeOf(error)));
-              answer.on('aborted', () => fail(false, 'ECONNRESET'));
-            },
-          );
-        } catch (error) {
-          // Refused before anything was sent: a header value Node will not write, say.
-          fail(false, codeOf(error));
-          return;
-        }
-        outgoing.once('finish', () => {
-          sent = true;
-        });
-        outgoing.on('error', (error) => fail(false, codeOf(error)));
-        outgoing.end(request.body);
-      });
+      let url: URL;
+      try {
+        url = new URL(request.url);
+      } catch {
+        return Promise.reject(new HttpRequestFailure('ERR_INVALID_URL', false, false, 'ERR_INVALID_URL: not a valid URL'));
+      }
+      if (url.protocol === 'https:') {
+        httpsAgent ??= new https.Agent(agentOptions);
+        return send(https.request, httpsAgent, url, request);
+      }
+      if (url.protocol === 'http:') {
+        httpAgent ??= new http.Agent(agentOptions);
+        return send(http.request, httpAgent, url, request);
+      }
+      return Promise.reject(new HttpRequestFailure('ERR_INVALID_URL', false, false, 'ERR_INVALID_URL: not an http(s) URL'));
     },
     close() {
-      plain?.destroy();
-      secure?.destroy();
+      httpAgent?.destroy();
+      httpsAgent?.destroy();
+      httpAgent = undefined;
+      httpsAgent = undefined;
     },
   };
+}
+
+type RequestFunction = (url: URL, options: http.RequestOptions) => http.ClientRequest;
+
+function send(requestFn: RequestFunction, agent: http.Agent, url: URL, request: HttpRequest): Promise<HttpAnswer> {
+  const { body, timeoutMs, maxResponseBytes } = request;
+  const headers: Record<string, string | number> = { ...request.headers };
+  if (body !== undefined) headers['Content-Length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    let settled = false;
+    let requestSent = false;
+    let response: http.IncomingMessage | undefined;
+
+    const fail = (code: string, timedOut: boolean, message: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      // Destroying the request destroys its socket: it never goes back to the pool half read.
+      req.destroy();
+      response?.destroy();
+      reject(new HttpRequestFailure(code, requestSent, timedOut, message));
+    };
+    const failWith = (error: unknown) => {
+      const code = systemCode(error);
+      fail(code, false, `${code}, ${requestSent ? 'after' : 'before'} the request was sent`);
+    };
+    const tooLarge = () => fail('ERR_RESPONSE_TOO_LARGE', false, `ERR_RESPONSE_TOO_LARGE: the answer is larger than ${maxResponseBytes} bytes`);
+
+    let req: http.ClientRequest;
+    try {
+      req = requestFn(url, { method: request.method, agent, headers });
+    } catch (error) {
+      // A header Node refuses (ERR_INVALID_CHAR…): its message names the header, so only the code goes on.
+      const code = systemCode(error);
+      reject(new HttpRequestFailure(code, false, false, `${code}, before the request was sent`));
+      return;
+    }
+    const timer = setTimeout(() => {
+      fail('timeout', true, `no answer within ${timeoutMs} ms, ${requestSent ? 'after' : 'before'} the request was sent`);
+    }, timeoutMs);
+
+    req.once('finish', () => {
+      requestSent = true;
+    });
+    // Kept for the request's life: a destroyed request may still emit an error, which is then ignored.
+    req.on('error', failWith);
+    req.once('response', (res) => {
+      response = res;
+      // An answer (even one sent early, before the body was all written) means the server has the request.
+      requestSent = true;
+      const declared = Number(res.headers['content-length']);
+      if (declared > maxResponseBytes) {
+        tooLarge();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let received = 0;
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > maxResponseBytes) {
+          tooLarge();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('error', failWith);
+      res.once('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const text = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, received).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text });
+      });
+      // The connection closed before the answer's end, without an error event.
+      res.once('close', () => {
+        if (!res.complete) fail('ECONNRESET', false, `ECONNRESET, after the request was sent (the answer was cut off)`);
+      });
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * The system code of a socket or DNS error (ECONNREFUSED, ECONNRESET, ENOTFOUND…); `network error`
+ * when there is none. Never the message, which may name the host.
+ */
+function systemCode(error: unknown): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'network error';
 }

@@ -45,6 +45,7 @@ import type { AckLoad } from './http/ack-budget';
 import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
+import { createHttpRequester } from './outbound-http';
 import { observeJobOutcome } from './bridge/job-metrics';
 import { DEFAULT_RETRY_POLICY } from './queue/retry-policy';
 import { JobWorker } from './queue/worker';
@@ -112,8 +113,11 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
   // Remote error texts are scrubbed of these (and of token-shaped text) before they are stored or shown.
   const scrub = createSecretScrubber(configuredSecrets(config));
 
+  // One pool of keep-alive sockets for every call to Vonage and to WeChat's JSON APIs, whichever account.
+  const http = createHttpRequester();
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,
+    http,
     tokenSource: createApplicationTokenSource({
       applicationId: config.vonage.applicationId,
       privateKey: config.vonage.privateKeyPem,
@@ -131,12 +135,14 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
         appSecret: account.appSecret,
         baseUrl: config.weChat.apiBaseUrl,
         store,
+        http,
         logger: logger.child({ component: 'wechat-token', ...context }),
         onRefresh: () => metrics.tokenRefreshed(account.id),
       });
       const client = createWeChatApiClient({
         baseUrl: config.weChat.apiBaseUrl,
         tokens,
+        http,
         logger: logger.child({ component: 'wechat-api', ...context }),
         onErrcode: (errcode) => metrics.remoteError('wechat', String(errcode)),
         onTokenConflict: () => metrics.tokenConflict(),
@@ -281,6 +287,8 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
       clearTimeout(grace);
       await worker.stop();
       for (const relay of relayOf.values()) await relay.cache.stop();
+      // No job runs any more: the pooled sockets to Vonage and WeChat can go.
+      http.close();
       await replySignal?.close();
       await store.close();
       logger.info('bridge stopped');

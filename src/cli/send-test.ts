@@ -7,9 +7,11 @@
  * here never invalidates the running bridge's, and the command needs no DATABASE_URL.
  */
 import { InvalidInputError } from '../errors';
+import { createHttpRequester } from '../outbound-http';
 import type { StoredToken } from '../store/store';
+import { createWeChatApiClient } from '../wechat/api-client';
 import { buildCustomSendBody } from '../wechat/custom-message';
-import type { TokenStore } from '../wechat/token-manager';
+import { AccessTokenManager, type TokenStore } from '../wechat/token-manager';
 import { JSON_OPTION, type CommandSpec } from './command';
 import { ACCOUNT_OPTION, weChatAppOf } from './account';
 import { CliFailure, UsageError } from './errors';
@@ -71,19 +73,17 @@ export const sendTestCommand: CommandSpec = {
     const accountOption = typeof args.values.account === 'string' ? args.values.account : undefined;
     const { accountId, appId, appSecret, baseUrl } = weChatAppOf(context.env, context.cwd, accountOption, 'send-test');
 
-    // Loaded here, not at the top: only this command needs the WeChat clients.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above); import() would make it an ES module load
-    const { AccessTokenManager } = require('../wechat/token-manager') as typeof import('../wechat/token-manager');
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on use (above)
-    const { createWeChatApiClient } = require('../wechat/api-client') as typeof import('../wechat/api-client');
-    const tokens = new AccessTokenManager({ appId, appSecret, baseUrl, store: new MemoryTokenStore() });
-    const weChat = createWeChatApiClient({ baseUrl, tokens });
+    const http = createHttpRequester();
+    const tokens = new AccessTokenManager({ appId, appSecret, baseUrl, store: new MemoryTokenStore(), http });
+    const weChat = createWeChatApiClient({ baseUrl, tokens, http });
     try {
       await weChat.sendCustomMessage(body);
     } catch (error) {
       // The file's secrets are not in the environment: scrub this account's here.
       const reason = (error instanceof Error ? error.message : String(error)).split(appSecret).join('[secret]');
       throw new CliFailure(`WeChat did not take the message: ${reason}`);
+    } finally {
+      http.close();
     }
 
     const fromAccount = accountOption !== undefined ? { account: accountId } : {};

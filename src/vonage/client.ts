@@ -7,11 +7,12 @@
  * Every outcome is classified here, once, into the shared error classes so the worker decides with a
  * single `switch`: 2xx success; 429, 5xx and network failures retryable (with the server's
  * `Retry-After` when it gave one); any other status permanent, with Vonage's error `code`.
- * Errors never carry the JWT: transport failures are summarised by their code (outbound-http.ts).
+ * Errors never carry the JWT: a failure is summarised from its code, and only the requester's own
+ * failure (which holds no URL and no header) is attached as `cause`.
  */
 import { PermanentError, RetryableError } from '../errors';
-import { createHttpRequester, HttpRequestFailure, type HttpAnswer, type HttpRequester } from '../outbound-http';
 import { scrubSecrets } from '../logger';
+import { createHttpRequester, HttpRequestFailure, type HttpAnswer, type HttpRequester } from '../outbound-http';
 import { parseRetryAfter } from '../retry-after';
 import { clipChars, isRecord } from '../values';
 
@@ -28,7 +29,7 @@ export interface VonageClientOptions {
   /** Conversation API base with its version and no trailing slash needed, e.g. `https://api.nexmo.com/v1`. */
   baseUrl: string;
   tokenSource: { token(): string };
-  /** The process's pool of connections (outbound-http.ts); default a pool of its own. */
+  /** Defaults to a requester of its own; the bridge passes the one it shares with the WeChat clients. */
   http?: HttpRequester;
   /** Whole-request deadline; default 10 s. */
   timeoutMs?: number;
@@ -106,13 +107,16 @@ export interface VonageClient {
   listMembers(conversationId: string, options?: VonageListOptions): Promise<VonagePage<VonageMember>>;
 }
 
-/** Failures of our own request, which no retry mends. */
+/** Network-level failures that say nothing about whether the request itself was acceptable. */
 const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_INVALID_CHAR', 'ERR_INVALID_HTTP_TOKEN']);
 
 /** Failures before any byte of the request could reach the server. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 const MAX_DETAIL_CHARS = 200;
+
+/** Vonage's answers are small JSON; anything larger is not one. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export function createVonageClient(options: VonageClientOptions): VonageClient {
   const baseUrl = options.baseUrl.trim().replace(/\/+$/, '');
@@ -141,24 +145,24 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
         code: 'local:token',
       });
     }
-    let response: HttpAnswer;
+    let answer: HttpAnswer;
     try {
-      response = await http.request({
+      // The requester's own timer bounds the whole exchange (connect, send, answer).
+      answer = await http.request({
         method,
         url: baseUrl + path,
-        headers: {
-          Authorization: `Bearer ${bearer}`,
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-          Accept: 'application/json',
-        },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers:
+          body === undefined
+            ? { Authorization: `Bearer ${bearer}`, Accept: 'application/json' }
+            : { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
         timeoutMs,
-        maxResponseBytes: 1024 * 1024,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
       });
     } catch (error) {
-      throw classifyTransportError(what, error, timeoutMs);
+      throw classifyTransportError(what, error);
     }
-    return classifyResponse(what, response, now());
+    return classifyResponse(what, answer, now());
   }
 
   const conversationPath = (conversationId: string): string => {
@@ -300,9 +304,9 @@ function nextCursorOf(body: unknown): string | undefined {
   }
 }
 
-function classifyResponse(what: string, response: HttpAnswer, nowMs: number): unknown {
-  const { status } = response;
-  const body = parseJson(response.text);
+function classifyResponse(what: string, answer: HttpAnswer, nowMs: number): unknown {
+  const { status } = answer;
+  const body = parseJson(answer.text);
   if (status >= 200 && status < 300) return body;
 
   const { code, detail } = vonageError(body);
@@ -310,7 +314,7 @@ function classifyResponse(what: string, response: HttpAnswer, nowMs: number): un
   if (status === 429 || status >= 500) {
     // A 429 or a 503 means the server did not act on the request; after a 500 or a 504 it may have.
     const refused = status === 429 || status === 503;
-    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(header(response, 'retry-after'), nowMs), refused }));
+    return throwing(new RetryableError(message, { retryAfterMs: parseRetryAfter(answer.headers['retry-after'], nowMs), refused }));
   }
   return throwing(new PermanentError(message, { code: code ?? `http:${status}` }));
 }
@@ -330,26 +334,44 @@ function vonageError(body: unknown): { code: string | undefined; detail: string 
   return { code, detail: detail === '' ? undefined : sanitize(detail) };
 }
 
-function classifyTransportError(what: string, error: unknown, timeoutMs: number): Error {
-  const failure = error instanceof HttpRequestFailure ? error : new HttpRequestFailure(false, false, 'network error');
-  const { code } = failure;
-  const summary = failure.timedOut ? `no answer within ${timeoutMs} ms` : code;
+function classifyTransportError(what: string, error: unknown): Error {
+  if (error instanceof HttpRequestFailure) {
+    // `no answer within N ms, after the request was sent`, `ECONNREFUSED, before the request was sent`…
+    const summary = sanitize(error.message);
+    if (PERMANENT_TRANSPORT_CODES.has(error.code)) {
+      return new PermanentError(`${what}: ${summary}`, { code: `local:${error.code}`, cause: error });
+    }
+    // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
+    // Only a connection never made is certain not to have reached Vonage (a failure before the
+    // request was sent on a reused socket is not: part of it may have gone out).
+    return new RetryableError(`${what}: ${summary}`, { cause: error, refused: !error.requestSent && NOT_SENT_CODES.has(error.code) });
+  }
+  // Another requester's error (tests, a proxy): summarised from its code and first line, never attached.
+  const code = errorCode(error);
+  const summary = transportSummary(error, code);
   const cause = Object.assign(new Error(summary), { code });
-  if (PERMANENT_TRANSPORT_CODES.has(code)) {
+  if (code !== undefined && PERMANENT_TRANSPORT_CODES.has(code)) {
     return new PermanentError(`${what}: ${summary}`, { code: `local:${code}`, cause });
   }
-  // Timeouts, resets, refused connections, DNS failures, TLS hiccups: the request may work later.
-  // Only a connection never made is certain not to have reached Vonage.
-  return new RetryableError(`${what}: ${summary}`, { cause, refused: !failure.requestSent && NOT_SENT_CODES.has(code) });
+  return new RetryableError(`${what}: ${summary}`, { cause, refused: code !== undefined && NOT_SENT_CODES.has(code) });
+}
+
+function transportSummary(error: unknown, code: string | undefined): string {
+  const raw = error instanceof Error ? error.message : String(error);
+  const line = sanitize(raw.split('\n')[0] ?? '');
+  return code && !line.includes(code) ? `${line} (${code})` : line || 'network error';
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  const causeCode = (error as { cause?: { code?: unknown } }).cause?.code;
+  return typeof causeCode === 'string' ? causeCode : undefined;
 }
 
 function errorSummary(error: unknown): string {
   return error instanceof Error ? sanitize(`${error.name}: ${error.message}`) : 'unknown error';
-}
-
-function header(response: HttpAnswer, name: string): string | undefined {
-  const value = response.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function parseJson(text: unknown): unknown {

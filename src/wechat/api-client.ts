@@ -16,9 +16,9 @@
  *   went out is uncertain (the server may have crashed mid-request), so a rare stale-socket race
  *   shows up as an uncertain failure rather than a possible duplicate.
  */
-import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import type { Logger } from 'pino';
 import { PermanentError, RetryableError } from '../errors';
+import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import { msgIdOf } from './template-message';
 import {
   apiBaseOf,
@@ -103,6 +103,7 @@ export interface WeChatApiClientOptions {
   /** e.g. https://api.weixin.qq.com (no trailing path). */
   baseUrl: string;
   tokens: AccessTokenSource;
+  /** Outbound HTTP; defaults to a requester of its own (the bridge passes the one process-wide requester). */
   http?: HttpRequester;
   /** Whole-request budget in ms (connect, send, answer). Default 10 s. */
   timeoutMs?: number;

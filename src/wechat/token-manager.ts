@@ -18,10 +18,10 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import type { Logger } from 'pino';
 import { RetryableError } from '../errors';
 import { scrubSecrets } from '../logger';
+import { createHttpRequester, type HttpRequester } from '../outbound-http';
 import type { StoredToken, TokensAndLocks } from '../store/store';
 import {
   apiBaseOf,
@@ -47,6 +47,7 @@ export interface AccessTokenManagerOptions {
   /** e.g. https://api.weixin.qq.com */
   baseUrl: string;
   store: TokenStore;
+  /** Outbound HTTP; defaults to a requester of its own (the bridge passes the one process-wide requester). */
   http?: HttpRequester;
   /** Budget for one stable_token request. Default 10 s. */
   timeoutMs?: number;

@@ -9,10 +9,13 @@
  * them apart. It knows no API's paths, and no token store: tokens come from an AccessTokenSource.
  */
 import { PermanentError, RetryableError } from '../errors';
-import { HttpRequestFailure, type HttpRequester } from '../outbound-http';
 import { scrubSecrets } from '../logger';
+import { HttpRequestFailure, type HttpRequester } from '../outbound-http';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** WeChat's JSON answers are a few hundred bytes; anything past this is not one. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** errcodes meaning "this access token is not (or no longer) valid": refetch once, retry once. */
 export const TOKEN_REJECTED_ERRCODES: ReadonlySet<number> = new Set([40001, 40014, 42001]);
@@ -79,7 +82,7 @@ export class WeChatTransportFailure extends Error {
     /** True once the whole request (headers and body) was handed to the OS: WeChat may have it. */
     readonly requestSent: boolean,
     readonly timedOut: boolean,
-    /** A system error code such as ECONNREFUSED, or `timeout`. Never a URL. */
+    /** A Node error code such as ECONNREFUSED, or `timeout`. Never a URL. */
     readonly code: string,
   ) {
     super(timedOut ? 'timeout' : code);
@@ -90,28 +93,28 @@ export class WeChatTransportFailure extends Error {
 /**
  * POSTs a JSON text to `url` and answers with the status and body, whatever the status.
  * Throws WeChatTransportFailure when no answer came, telling whether the request had gone out
- * (that decides whether a send may be repeated); one wall-clock budget over connect, send and answer.
+ * (that difference decides whether a send may be repeated). The requester bounds the whole
+ * exchange (connect, send, answer) with one timer.
  */
 export async function postWeChatJson(http: HttpRequester, url: string, json: string, timeoutMs: number): Promise<WeChatHttpAnswer> {
   try {
-    const response = await http.request({
+    const answer = await http.request({
       method: 'POST',
       url,
-      body: Buffer.from(json, 'utf8'),
       headers: { 'Content-Type': 'application/json; charset=utf-8', Accept: 'application/json' },
+      body: Buffer.from(json, 'utf8'),
       timeoutMs,
       maxResponseBytes: MAX_ANSWER_BYTES,
     });
-    const retryAfter = response.headers['retry-after'];
-    return { status: response.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text: response.text };
+    const retryAfter = answer.headers['retry-after'];
+    return { status: answer.status, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined, text: answer.text };
   } catch (error) {
     if (error instanceof HttpRequestFailure) throw new WeChatTransportFailure(error.requestSent, error.timedOut, error.code);
-    throw new WeChatTransportFailure(false, false, networkErrorCode(error));
+    // Another requester's error says nothing of how far the request got: it may have gone out.
+    // Not kept as a cause either: it could hold the URL (the token) or the body (the secret).
+    throw new WeChatTransportFailure(true, false, networkErrorCode(error));
   }
 }
-
-/** WeChat's JSON answers are small; a larger one is not an answer of its API. */
-const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /**
  * The system error code of a failed request (ECONNREFUSED, ECONNRESET, …), from the error or its

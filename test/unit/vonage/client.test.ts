@@ -1,8 +1,8 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
-import { createHttpRequester } from '../../../src/outbound-http';
 import { PermanentError, RetryableError } from '../../../src/errors';
+import { createHttpRequester } from '../../../src/outbound-http';
 import { createVonageClient, type VonageClient } from '../../../src/vonage/client';
 import { createApplicationTokenSource } from '../../../src/vonage/jwt';
 import { startFakeVonage, type FakeVonage } from '../../support/fake-vonage';
@@ -189,6 +189,9 @@ describe('Vonage client against the fake Conversation API', () => {
     const error = await failure(unresolvable.createEvent('CON-1', EVENT));
     expect(error).toBeInstanceOf(RetryableError);
     expect(error.message).toContain('ENOTFOUND');
+    expect(error.message).not.toContain('api.example.invalid');
+    expect((error as RetryableError).refused).toBe(true);
+    noDns.close();
   });
 
   test('local problems are permanent: empty conversation id, a token that cannot be made', async () => {

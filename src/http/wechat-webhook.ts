@@ -35,39 +35,48 @@ export interface WeChatWebhookDeps extends DurableAckDeps {
   accountId?: string;
 }
 
-/** A query parameter as a single string; repeated or missing parameters are `undefined`. */
-const queryString = (req: Request, name: string): string | undefined => {
-  const value = req.query[name];
+/**
+ * A parameter of a parsed query as a single string; repeated or missing parameters are `undefined`.
+ * Takes `req.query` once read: Express 5 parses the query string again on every `req.query`.
+ */
+const queryString = (query: Request['query'], name: string): string | undefined => {
+  const value = query[name];
   return typeof value === 'string' ? value : undefined;
 };
 
 const pushQueryOf = (req: Request): PushQuery => {
   const { query } = req;
-  const read = (name: string) => (typeof query[name] === 'string' ? query[name] : undefined);
-  return { timestamp: read('timestamp'), nonce: read('nonce'), signature: read('signature'), msg_signature: read('msg_signature'), encrypt_type: read('encrypt_type') };
+  return {
+    timestamp: queryString(query, 'timestamp'),
+    nonce: queryString(query, 'nonce'),
+    signature: queryString(query, 'signature'),
+    msg_signature: queryString(query, 'msg_signature'),
+    encrypt_type: queryString(query, 'encrypt_type'),
+  };
 };
 
 const refusalError = (refusal: PushRefusal): InvalidInputError => new InvalidInputError(refusal.status, refusal.reason);
 
-/** The push's query as read once (Express 5 parses the query string again on every `req.query`), when its request arrived (epoch ms), and the push as opened, between the steps of one request. */
-const pushQueryRead = (res: Response): PushQuery | undefined => res.locals.pushQuery as PushQuery | undefined;
+/** The push's query as read and checked, when its request arrived (epoch ms), and the push as opened, between the steps of one request. */
+const checkedQueryOf = (res: Response): PushQuery => res.locals.pushQuery as PushQuery;
 const receivedAtOf = (res: Response): number => res.locals.pushReceivedAt as number;
 const openedOf = (res: Response): OpenedPush => res.locals.weChatPush as OpenedPush;
 
 export function requireWeChatSignature(token: string): RequestHandler {
   return (req, _res, next) => {
+    const { query } = req;
     const ok = verifyWeChatSignature({
       token,
-      timestamp: queryString(req, 'timestamp'),
-      nonce: queryString(req, 'nonce'),
-      signature: queryString(req, 'signature'),
+      timestamp: queryString(query, 'timestamp'),
+      nonce: queryString(query, 'nonce'),
+      signature: queryString(query, 'signature'),
     });
     next(ok ? undefined : new InvalidInputError(401, 'invalid signature'));
   };
 }
 
 function answerEchostr(req: Request, res: Response): void {
-  res.status(200).type('text/plain').send(queryString(req, 'echostr') ?? '');
+  res.status(200).type('text/plain').send(queryString(req.query, 'echostr') ?? '');
 }
 
 /** A push's signature and timestamp, before its body is read; the arrival time is kept for openPush. */
@@ -84,19 +93,18 @@ export function requireSignedPushQuery(token: string, now: () => number): Reques
 }
 
 /**
- * Opens the pushed body into `res.locals.weChatPush`. A message with text no store can hold is the
- * sender's fault: 400, so that WeChat stops pushing it.
+ * Opens the pushed body into `res.locals.weChatPush`, after `requireSignedPushQuery` (which read and
+ * checked the query). A message with text no store can hold is the sender's fault: 400, so that
+ * WeChat stops pushing it.
  */
 export function openPushedMessage(weChat: PushAccount): RequestHandler {
   return (req, res, next) => {
-    // After requireSignedPushQuery (as the router mounts it) the query is read and checked already.
-    const checked = pushQueryRead(res);
     const push = openPush({
-      query: checked ?? pushQueryOf(req),
+      query: checkedQueryOf(res),
       body: typeof req.body === 'string' ? req.body : '',
       account: weChat,
-      receivedAtMs: checked === undefined ? Date.now() : receivedAtOf(res),
-      queryChecked: checked !== undefined,
+      receivedAtMs: receivedAtOf(res),
+      queryChecked: true,
     });
     if (push.kind === 'refused') return next(refusalError(push));
     const unstorable = unstorableReason(push.message);

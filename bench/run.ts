@@ -34,21 +34,14 @@ import { benchBurst, type BurstResult } from './burst';
 import { benchBacklog, type BacklogResult } from './backlog';
 import { ChildProcesses, pinBenchProcess } from './processes';
 import { hasWrk } from './wrk';
-import { saturation } from './saturation';
+import { cpuMicrosPerRequest, saturation } from './saturation';
+import { numberSetting, SERVER_NAMES } from './settings';
 import { soak, SOAK_SLOPE_LIMIT_MB_PER_MIN, type SoakResult } from './soak';
 import { leastSquaresLine } from './stats';
 import { lineChartSvg, type Series } from './svg';
 import { sweep, type LoadPoint } from './sweep';
 
 // --- settings ------------------------------------------------------------------------------------------
-
-function numberSetting(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value < min) throw new Error(`${name}=${raw} is not a number ≥ ${min}`);
-  return value;
-}
 
 interface Settings {
   durationS: number;
@@ -123,7 +116,6 @@ interface Results {
   elapsedS: number;
 }
 
-const NAMES = { http: 'bare node:http', express: 'bare Express 5', webot: 'node-webot/wechat 2.1.0', bridge: 'bridge (SQLite)' };
 
 async function measureAll(processes: ChildProcesses, settings: Settings): Promise<Results> {
   const startedAt = new Date();
@@ -135,7 +127,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   );
   const saturated = await saturation({
     processes,
-    names: NAMES,
+    names: SERVER_NAMES,
     rounds: settings.rounds,
     durationS: settings.durationS,
     warmUpS: settings.warmUpS,
@@ -163,9 +155,9 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
     log: progress,
   };
   const sweepBaseline = async (key: 'http' | 'express') => {
-    const { server, port } = await startBaseline(processes, NAMES[key], key === 'http' ? 'bare-http' : 'bare-express');
+    const { server, port } = await startBaseline(processes, SERVER_NAMES[key], key === 'http' ? 'bare-http' : 'bare-express');
     try {
-      return await sweep({ ...sweepOptions, name: NAMES[key], server, port });
+      return await sweep({ ...sweepOptions, name: SERVER_NAMES[key], server, port });
     } finally {
       await server.stop();
     }
@@ -173,9 +165,9 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   const sweepHttp = await sweepBaseline('http');
   const sweepExpress = await sweepBaseline('express');
   const sweepBridge = await withFakeVonage(async (vonage) => {
-    const running = await startBridge({ processes, name: NAMES.bridge, vonage });
+    const running = await startBridge({ processes, name: SERVER_NAMES.bridge, vonage });
     try {
-      return await sweep({ ...sweepOptions, name: NAMES.bridge, server: running.server, port: running.port, deliveries: new DeliveryLog(vonage) });
+      return await sweep({ ...sweepOptions, name: SERVER_NAMES.bridge, server: running.server, port: running.port, deliveries: new DeliveryLog(vonage) });
     } finally {
       await running.stop();
     }
@@ -305,11 +297,6 @@ function sustainableRate(points: LoadPoint[]): number | undefined {
     .filter((p) => p.phase === 'step')
     .filter((p) => p.achievedRate >= 0.99 * p.offeredRate && p.ack.p99 < ACK_P99_TARGET_MS && p.non2xx + p.errors + p.timeouts + p.unsent === 0);
   return good.length ? Math.max(...good.map((p) => p.offeredRate)) : undefined;
-}
-
-/** A baseline's CPU time per answered request at saturation, µs (from its CPU share and rate). */
-function cpuMicrosPerRequest(result: { cpuPercent: number | undefined; rps: number }): number | undefined {
-  return result.cpuPercent === undefined || result.rps <= 0 ? undefined : (result.cpuPercent / 100 / result.rps) * 1e6;
 }
 
 function report(r: Results): { markdown: string; latencySvg: string; memorySvg: string } {
@@ -553,10 +540,10 @@ function latencyChart(r: Results): string {
   for (const key of ['http', 'express', 'bridge'] as const) {
     const points = steps(r.sweeps[key]);
     latency.push(
-      { name: `${NAMES[key]}: ack p99`, color: COLORS[key], points: points.map((p) => ({ x: p.offeredRate, y: p.ack.p99 })) },
-      { name: `${NAMES[key]}: ack p50`, color: COLORS[key], dash: '6 4', points: points.map((p) => ({ x: p.offeredRate, y: p.ack.p50 })) },
+      { name: `${SERVER_NAMES[key]}: ack p99`, color: COLORS[key], points: points.map((p) => ({ x: p.offeredRate, y: p.ack.p99 })) },
+      { name: `${SERVER_NAMES[key]}: ack p50`, color: COLORS[key], dash: '6 4', points: points.map((p) => ({ x: p.offeredRate, y: p.ack.p50 })) },
     );
-    achieved.push({ name: `${NAMES[key]}: ack p99`, color: COLORS[key], hideInLegend: true, points: points.map((p) => ({ x: p.offeredRate, y: p.achievedRate })) });
+    achieved.push({ name: `${SERVER_NAMES[key]}: ack p99`, color: COLORS[key], hideInLegend: true, points: points.map((p) => ({ x: p.offeredRate, y: p.achievedRate })) });
   }
   const bridgeSteps = steps(r.sweeps.bridge);
   latency.push(

@@ -7,12 +7,7 @@
  */
 import { ChildProcesses, pinBenchProcess } from './processes';
 import { saturation } from './saturation';
-
-const setting = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 1) throw new Error(`${name} is not a number ≥ 1`);
-  return value;
-};
+import { numberSetting, SERVER_NAMES } from './settings';
 
 async function main(): Promise<void> {
   pinBenchProcess();
@@ -21,11 +16,11 @@ async function main(): Promise<void> {
   try {
     const result = await saturation({
       processes,
-      names: { http: 'bare node:http', express: 'bare Express 5', webot: 'node-webot/wechat 2.1.0', bridge: 'bridge (SQLite)' },
-      rounds: setting('BENCH_ROUNDS', 2),
-      durationS: setting('BENCH_DURATION', 10),
+      names: SERVER_NAMES,
+      rounds: numberSetting('BENCH_ROUNDS', 2, 1),
+      durationS: numberSetting('BENCH_DURATION', 10, 1),
       warmUpS: 3,
-      connections: setting('BENCH_CONNECTIONS', 50),
+      connections: numberSetting('BENCH_CONNECTIONS', 50, 1),
       log,
     });
     const { bridge, webot, express, delivery } = result;

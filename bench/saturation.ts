@@ -65,6 +65,11 @@ interface Contender {
   rounds: SaturationRound[];
 }
 
+/** A server's CPU time per answered request at saturation, µs (from its CPU share and rate). */
+export function cpuMicrosPerRequest(result: { cpuPercent: number | undefined; rps: number }): number | undefined {
+  return result.cpuPercent === undefined || result.rps <= 0 ? undefined : (result.cpuPercent / 100 / result.rps) * 1e6;
+}
+
 export async function saturation(options: SaturationOptions): Promise<{ http: SaturationResult; express: SaturationResult; webot: SaturationResult; bridge: SaturationResult; delivery: BridgeDelivery }> {
   const { processes, names, durationS, warmUpS, connections } = options;
   const drainTimeoutMs = options.drainTimeoutMs ?? 120_000;
@@ -133,7 +138,8 @@ export async function saturation(options: SaturationOptions): Promise<{ http: Sa
           if (cpuBefore !== undefined && cpuDrained !== undefined && roundDelivered > 0) cpuPerMessage.push(((cpuDrained - cpuBefore) / roundDelivered) * 1e6);
           detail = `; delivered ${deliveredPerS[deliveredPerS.length - 1]!.toFixed(0)}/s, drained ${drainS[drainS.length - 1]!.toFixed(1)} s after the load, ${cpuPerMessage.length > 0 ? cpuPerMessage[cpuPerMessage.length - 1]!.toFixed(0) : '?'} µs of CPU per message`;
         }
-        if (contender.key !== 'bridge' && cpuPercent !== undefined && row.rps > 0) detail = `; ${((cpuPercent / 100 / row.rps) * 1e6).toFixed(0)} µs of CPU per request`;
+        const cpuPerRequest = cpuMicrosPerRequest({ cpuPercent, rps: row.rps });
+        if (contender.key !== 'bridge' && cpuPerRequest !== undefined) detail = `; ${cpuPerRequest.toFixed(0)} µs of CPU per request`;
         options.log?.(`  round ${round}, ${contender.name}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms${detail}`);
       }
     }

@@ -151,10 +151,11 @@ export function createVonageClient(options: VonageClientOptions): VonageClient {
       answer = await http.request({
         method,
         url: baseUrl + path,
-        headers:
-          body === undefined
-            ? { Authorization: `Bearer ${bearer}`, Accept: 'application/json' }
-            : { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json', Accept: 'application/json' },
+        headers: {
+          Authorization: `Bearer ${bearer}`,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+          Accept: 'application/json',
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         timeoutMs,
         maxResponseBytes: MAX_RESPONSE_BYTES,

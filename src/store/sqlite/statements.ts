@@ -14,6 +14,9 @@ const SQL = {
     INSERT INTO jobs (kind, order_key, payload, attempts, created_at, run_at, available_at, is_head)
     VALUES (:kind, :order_key, :payload, 0, :created_at, :run_at, :run_at,
             NOT EXISTS (SELECT 1 FROM jobs WHERE order_key = :order_key))`,
+  // A read, no write lock: most claims of an idle or a quick queue find nothing, and an UPDATE that
+  // changes nothing still costs a write transaction (about 50 µs against 3 µs for this).
+  hasRunnableHead: `SELECT 1 AS runnable FROM jobs WHERE is_head = 1 AND available_at <= :now LIMIT 1`,
   claim: `
     UPDATE jobs SET attempts = attempts + 1, lease_until = :lease_until, available_at = :lease_until,
       lease_token = :lease_token, interrupted = interrupted OR running, running = 1

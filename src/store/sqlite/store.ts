@@ -116,7 +116,7 @@ export class SqliteStore implements Store {
   private readonly pruneStatements: PruneStatement[];
   private readonly batches: GroupCommit;
   private readonly pruning: PruneSchedule;
-  /** Completions and grants waiting for their commit: one transaction per turn of the event loop (see `flushSmallWrites`). */
+  /** Small writes waiting for their commit: one transaction per turn of the event loop (see `flushSmallWrites`). */
   private pendingWrites: PendingWrite[] = [];
   private smallWritesHandle: NodeJS.Immediate | undefined;
   private closed = false;
@@ -183,6 +183,7 @@ export class SqliteStore implements Store {
     const limit = claimLimit(options);
     if (limit === 0) return [];
     const now = this.now();
+    if (this.statements.hasRunnableHead.get({ now }) === undefined) return [];
     const leaseToken = randomUUID();
     const params = { now, lease_until: now + Math.floor(options.leaseMs), limit, lease_token: leaseToken };
     const rows = options.kinds
@@ -217,8 +218,8 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const seq = seqOf(lease.id);
     if (seq === undefined) return false;
-    const result = this.statements.retry.run({ seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error });
-    return Number(result.changes) > 0;
+    const params = { seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error };
+    return this.inTurnTransaction(() => Number(this.statements.retry.run(params).changes) > 0);
   }
 
   async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
@@ -226,7 +227,7 @@ export class SqliteStore implements Store {
     const seq = seqOf(lease.id);
     if (seq === undefined) return false;
     const deadAt = this.now();
-    return this.transaction(() => {
+    return this.inTurnTransaction(() => {
       const row = this.removeJob(seq, lease.leaseToken);
       if (!row) return false;
       this.statements.insertDeadLetter.run({
@@ -298,8 +299,8 @@ export class SqliteStore implements Store {
     // A key recorded until the past is forgotten at once: only whether it is remembered now counts,
     // and a read answers that without a write transaction (the replay guard asks it on every push).
     if (expiresAt <= now) return this.statements.isSeen.get({ key, now }) === undefined;
-    const result = this.statements.markSeen.run({ key, expires_at: Math.floor(expiresAt), now });
-    return Number(result.changes) > 0;
+    const params = { key, expires_at: Math.floor(expiresAt), now };
+    return this.inTurnTransaction(() => Number(this.statements.markSeen.run(params).changes) > 0);
   }
 
   /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */
@@ -381,7 +382,8 @@ export class SqliteStore implements Store {
 
   async takeSendAllowance(scope: string, now: number): Promise<boolean> {
     this.assertOpen();
-    return Number(this.statements.takeAllowance.run({ scope, now: Math.floor(now) }).changes) > 0;
+    const params = { scope, now: Math.floor(now) };
+    return this.inTurnTransaction(() => Number(this.statements.takeAllowance.run(params).changes) > 0);
   }
 
   async revokeSendAllowances(scope: string): Promise<void> {
@@ -433,10 +435,13 @@ export class SqliteStore implements Store {
   // ---- internals -----------------------------------------------------------------------------
 
   /**
-   * `write` in this turn's shared transaction: every completion and grant of a turn of the event
-   * loop commits together (under load the worker finishes and starts dozens of jobs per turn, and one
-   * commit each was a tenth of the bridge's CPU time). Resolves once committed; a write lost to a
-   * crash only runs its job again.
+   * `write` in this turn's shared transaction: the small writes of a turn of the event loop commit
+   * together (job outcomes, send allowances granted and taken, seen marks). Under load the worker
+   * finishes and starts dozens of jobs per turn, and one commit each was a tenth of the bridge's CPU
+   * time (with Vonage down every job fails once; every send to WeChat marks its attempt first).
+   * Resolves once committed, as a commit of its own would: durable against a crash of the process.
+   * The writes of a turn commit in the order they were made, and a caller that awaits one before
+   * its next write keeps its own order.
    */
   private inTurnTransaction<T>(write: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {

@@ -14,6 +14,7 @@ import type { JobQueue, SeenKeys } from '../../../../src/store/store';
 import { parseRtcEvent } from '../../../../src/vonage/webhook';
 import { UncertainDeliveryError } from '../../../../src/wechat/api-client';
 import { WeChatApiError } from '../../../../src/wechat/transport';
+import { waitFor } from '../../../support/wait';
 
 const CONV = 'CON-1';
 const LEASE_MS = 1_000;
@@ -181,7 +182,7 @@ describe('send-to-wechat', () => {
     s.behaviours.push(() => new Promise<void>(() => undefined)); // never answers: the process "dies" here
     await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
     void s.handler(await s.claimSend());
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor('run 0 hands the message to WeChat', () => s.sent.length === 1);
     expect(s.sent).toHaveLength(1);
 
     await s.handler(await s.claimSend()); // the lease expired: another run
@@ -216,7 +217,7 @@ describe('send-to-wechat', () => {
     });
     await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
     void s.handler(await s.claimSend());
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor('run 0 waits to retry storing the status', () => s.recordRetryDelays.length === 1);
     storeDown = false;
     await s.handler(await s.claimSend());
     expect(s.sent).toHaveLength(1);
@@ -228,7 +229,7 @@ describe('send-to-wechat', () => {
     s.tokenBehaviours.push(() => new Promise<void>(() => undefined)); // the process "dies" waiting for the token
     await enqueueOutbound(s.store, { to: 'oUser', content: 'hello' });
     void s.handler(await s.claimSend());
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor('run 0 waits for the access token', () => s.tokenBehaviours.length === 0);
     expect(s.sent).toHaveLength(0);
 
     await s.handler(await s.claimSend());
@@ -281,7 +282,7 @@ describe('send-to-wechat', () => {
     // Run 0 crashes mid-send. Run 1 fails before it could look at run 0 (store hiccup). Run 2 decides.
     s.behaviours.push(() => new Promise<void>(() => undefined));
     void s.handler(await s.claimSend());
-    await new Promise((resolve) => setImmediate(resolve));
+    await waitFor('run 0 hands the message to WeChat', () => s.sent.length === 1);
     failProbes = true;
     await expect(s.handler(await s.claimSend())).rejects.toThrow('database is locked');
     failProbes = false;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, fstatSync, fsync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, fstatSync, fsync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -58,6 +58,22 @@ describeStoreContract('SqliteStore in memory', async () => {
   const store = SqliteStore.open(':memory:', { now: time.now });
   return { store, setNow: time.set, cleanup: () => store.close() };
 });
+
+/**
+ * Transactions committed to a WAL file since it was last reset: its frames whose header records a
+ * database size (a commit frame) and carries the file's current salt (https://sqlite.org/fileformat2.html#walformat).
+ */
+function walCommits(path: string): number {
+  const wal = readFileSync(`${path}-wal`);
+  const pageSize = wal.readUInt32BE(8);
+  const salt = wal.subarray(16, 24);
+  let commits = 0;
+  for (let offset = 32; offset + 24 + pageSize <= wal.length; offset += 24 + pageSize) {
+    if (!wal.subarray(offset + 8, offset + 16).equals(salt)) break;
+    if (wal.readUInt32BE(offset + 4) !== 0) commits += 1;
+  }
+  return commits;
+}
 
 const job = (orderKey: string, payload: unknown, extra: Partial<NewJob> = {}): NewJob => ({
   kind: 'deliver',
@@ -284,6 +300,55 @@ describe('SqliteStore dedup retention and pruning', () => {
     }
     expect(peer.prepare(`SELECT key FROM seen_keys ORDER BY key`).all()).toEqual([{ key: 'live' }]);
     peer.close();
+    await store.close();
+  });
+
+  test('a claim that finds nothing runnable writes nothing, so it answers while another connection holds the write lock', async () => {
+    const path = join(tempDir(), 'idle-claim.db');
+    const store = SqliteStore.open(path, { now: () => T0, busyTimeoutMs: 0 });
+    await store.enqueue([job('later', 'not yet', { runAt: T0 + 60_000 })]);
+    const peer = new DatabaseSync(path);
+    peer.exec('BEGIN IMMEDIATE');
+    try {
+      await expect(store.claim({ limit: 8, leaseMs: 15_000 })).resolves.toEqual([]);
+    } finally {
+      peer.exec('ROLLBACK');
+      peer.close();
+    }
+    await store.close();
+  });
+
+  test('the small writes of one turn commit together; one that fails is rejected on its own', async () => {
+    const path = join(tempDir(), 'turn.db');
+    const store = SqliteStore.open(path, { now: () => T0 });
+    await store.enqueue([job('a', 1), job('b', 2), job('c', 3)]);
+    const [a, b, c] = await store.claim({ limit: 3, leaseMs: 15_000 });
+    await store.grantSendAllowance({ scope: 's', kind: 'message', openedAt: T0, closesAt: T0 + 60_000, remaining: 1 });
+    const commitsBefore = walCommits(path);
+    // All made in one turn of the event loop; the bad key fails inside the shared transaction.
+    const outcomes = await Promise.allSettled([
+      store.complete(a!),
+      store.retry(b!, T0 + 1_000, 'Vonage answered 503'),
+      store.deadLetter(c!, 'gave up'),
+      store.markSeen('fresh', T0 + 60_000),
+      store.markSeen(undefined as unknown as string, T0 + 60_000),
+      store.takeSendAllowance('s', T0),
+      store.takeSendAllowance('s', T0),
+    ]);
+    expect(outcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : 'rejected'))).toEqual([true, true, true, true, 'rejected', true, false]);
+    // The shared transaction rolled back, then each write committed on its own: five that changed
+    // something (the bad one and the second take did not).
+    expect(walCommits(path) - commitsBefore).toBe(5);
+    // Without a failing write, the whole turn is one commit.
+    await store.enqueue([job('d', 4)]);
+    const [d] = await store.claim({ limit: 1, leaseMs: 15_000 });
+    await store.grantSendAllowance({ scope: 's', kind: 'message', openedAt: T0 + 1, closesAt: T0 + 60_000, remaining: 1 });
+    const oneTurn = walCommits(path);
+    await Promise.all([store.complete(d!), store.markSeen('fresh-2', T0 + 60_000), store.takeSendAllowance('s', T0)]);
+    expect(walCommits(path) - oneTurn).toBe(1);
+    expect(await store.stats()).toMatchObject({ depth: { deliver: 1 }, deadLetters: 1 });
+    expect((await store.listDeadLetters()).map((dead) => dead.reason)).toEqual(['gave up']);
+    await expect(wasSeen(store, 'fresh')).resolves.toBe(true);
     await store.close();
   });
 

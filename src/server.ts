@@ -45,7 +45,7 @@ import type { AckLoad } from './http/ack-budget';
 import { createApp, type AppDeps } from './http/app';
 import { createSecretScrubber, type Logger } from './logger';
 import { createMetrics, type BridgeMetrics } from './metrics';
-import { createHttpRequester } from './outbound-http';
+import { createHttpRequester, ignoredProxySettings } from './outbound-http';
 import { observeJobOutcome } from './bridge/job-metrics';
 import { DEFAULT_RETRY_POLICY } from './queue/retry-policy';
 import { JobWorker } from './queue/worker';
@@ -115,6 +115,10 @@ export async function startBridge(config: Config, logger: Logger, options: Bridg
 
   // One pool of keep-alive sockets for every call to Vonage and to WeChat's JSON APIs, whichever account.
   const http = createHttpRequester();
+  const ignoredProxy = ignoredProxySettings(process.env, process.versions.node);
+  if (ignoredProxy.length > 0) {
+    logger.warn({ ignored: ignoredProxy, node: process.versions.node }, 'proxy variables are ignored on this Node.js (24.5 or newer honours them): calls to Vonage and WeChat go direct');
+  }
   const vonage = createVonageClient({
     baseUrl: config.vonage.apiBaseUrl,
     http,

@@ -6,7 +6,7 @@
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { inspect } from 'node:util';
-import { createHttpRequester, HttpRequestFailure, type HttpRequest, type HttpRequester } from '../../src/outbound-http';
+import { createHttpRequester, HttpRequestFailure, ignoredProxySettings, type HttpRequest, type HttpRequester } from '../../src/outbound-http';
 
 const SECRET = 'SECRET-token-4f7a';
 const HEADER_SECRET = 'HEADER-jwt-9c1e';
@@ -273,6 +273,27 @@ test('without a proxy in its environment it connects directly', async () => {
   const server = await startServer((_req, res) => res.end('direct'));
   const client = requester({ proxyEnv: {} });
   expect((await client.request(post(server.url()))).text).toBe('direct');
+});
+
+test('every request names the bridge in its User-Agent, unless the caller names another', async () => {
+  const agents: Array<string | undefined> = [];
+  const server = await startServer((req, res) => {
+    agents.push(req.headers['user-agent']);
+    res.end('ok');
+  });
+  const client = requester();
+  await client.request(post(server.url()));
+  await client.request({ ...post(server.url()), headers: { 'user-agent': 'probe/1' } });
+  expect(agents).toEqual(['wechat-conversation-bridge', 'probe/1']);
+});
+
+test('proxy variables an older Node.js would ignore are named, so that the bridge can warn at start', () => {
+  const env = { HTTPS_PROXY: 'http://proxy:3128', http_proxy: '', NO_PROXY: 'localhost' };
+  expect(ignoredProxySettings(env, '24.4.1')).toEqual(['HTTPS_PROXY']);
+  expect(ignoredProxySettings(env, 'v22.13.0')).toEqual(['HTTPS_PROXY']);
+  expect(ignoredProxySettings(env, '24.5.0')).toEqual([]);
+  expect(ignoredProxySettings(env, '25.0.0')).toEqual([]);
+  expect(ignoredProxySettings({}, '22.13.0')).toEqual([]);
 });
 
 async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {

@@ -26,6 +26,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { PermanentError } from '../../errors';
+import { USER_AGENT } from '../../outbound-http';
 
 export type OutboundMediaType = 'image' | 'voice' | 'video' | 'thumb';
 
@@ -221,7 +222,7 @@ function get(
       url,
       {
         method: 'GET',
-        headers: { Accept: 'image/*, audio/*, video/*;q=0.9, */*;q=0.1', 'User-Agent': 'wechat-conversation-bridge' },
+        headers: { Accept: 'image/*, audio/*, video/*;q=0.9, */*;q=0.1', 'User-Agent': USER_AGENT },
         signal: options.signal,
         ...(options.lookup ? { lookup: options.lookup } : {}),
         // A fresh connection per request: the address check is per connection.

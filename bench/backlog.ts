@@ -7,6 +7,8 @@
  * 2. Both bridges warm up with the fake Vonage up; then each fake Vonage is down (it answers `503`
  *    with `Retry-After: 3600`, so every new job fails once and waits too) and the two bridges are
  *    loaded in alternating rounds (wrk, as the saturation rounds): acknowledgement rate and p99.
+ *    They share one core, so each round waits until both have finished attempting what the rounds
+ *    before stored (their CPU use has gone quiet).
  * 3. Vonage comes back: the scripts are cleared and every waiting job is made due at once (an UPDATE
  *    through a second connection to the file, as a retry time coming due would), and the bench waits
  *    until every job of both bridges has reached its fake Vonage: the drain rates.
@@ -22,7 +24,7 @@ import { readWeChatMessage } from '../src/wechat/message';
 import { startFakeVonage, type FakeVonage } from '../test/support/fake-vonage';
 import { testKeyPair } from '../test/support/keys';
 import { CONVERSATION_ID, DeliveryLog, msgIdOf, startBridge, VONAGE_APP_ID, type RunningBridge } from './bridge';
-import type { ChildProcesses } from './processes';
+import { waitUntilQuiet, type ChildProcesses } from './processes';
 import { closedLoopPushes } from './wrk';
 
 /** The backlog's senders: a backlog of one user would be one head, not a queue to search. */
@@ -168,6 +170,9 @@ export async function benchBacklog(options: BacklogOptions): Promise<BacklogResu
     for (const side of sides) vonageDown(side.vonage, 500_000);
     for (let round = 1; round <= rounds; round += 1) {
       for (const [index, side] of sides.entries()) {
+        // Both bridges share one core, and each goes on attempting its round's new jobs (once each)
+        // after the load ends: a round starts when neither is still busy with the previous one.
+        for (const each of sides) await waitUntilQuiet(each.bridge.server);
         const row = await closedLoopPushes(side.name, side.bridge.port, index * rounds + round, durationS, connections);
         side.bridge.server.assertAlive();
         side.rounds.push({ rps: row.rps, p99: row.p99, non2xx: row.non2xx, errors: row.errors });

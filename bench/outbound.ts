@@ -9,7 +9,9 @@
  * - `rps`: messages relayed end to end per second, from the first request until the fake WeChat
  *   has accepted every acknowledged event (the queue drained), not just acknowledged;
  * - `p50` / `p99`: acknowledgement latency of `POST /rtcEvent` in ms;
- * - `tokenFetchesPer10k`: `stable_token` calls per 10 000 sends (target: 1, the token is shared).
+ * - `tokenFetchesPer10k`: `stable_token` calls per 10 000 sends (target: 1, the token is shared);
+ * - `cpuMicrosPerMessage`: the bridge's CPU per relayed message, the steadier figure on a shared
+ *   machine (autocannon, the fake WeChat and the fake Vonage share the bench process).
  *
  * `npm run build` must have run (the bench script does it). `bench/run.ts` calls `benchOutbound()`.
  */
@@ -42,6 +44,8 @@ export interface OutboundBenchResult {
   drained: boolean;
   tokenFetches: number;
   tokenFetchesPer10k: number;
+  /** The bridge's CPU time (all threads) from the first request until drained, per relayed message, µs. */
+  cpuMicrosPerMessage: number | undefined;
   memory: ProcessMemory | undefined;
 }
 
@@ -87,6 +91,7 @@ export async function benchOutbound(options: OutboundBenchOptions = {}): Promise
     const bridge = await startBridge({ processes, name: 'bridge (outbound)', vonage, weChatBaseUrl: weChat.baseUrl, signed });
     try {
       let nextId = 1;
+      const cpuAtStart = bridge.server.cpuSeconds();
       const startedAt = Date.now();
       const result = await autocannon({
         url: `http://127.0.0.1:${bridge.port}`,
@@ -110,6 +115,7 @@ export async function benchOutbound(options: OutboundBenchOptions = {}): Promise
         await sleep(20);
       }
       const elapsedS = (Date.now() - startedAt) / 1000;
+      const cpuAtEnd = bridge.server.cpuSeconds();
       const sends = weChat.sent.length;
       const memory = bridge.server.memory();
       bridge.server.assertAlive();
@@ -125,6 +131,7 @@ export async function benchOutbound(options: OutboundBenchOptions = {}): Promise
         drained: sends >= acknowledged,
         tokenFetches: weChat.tokenFetches,
         tokenFetchesPer10k: sends === 0 ? Number.NaN : (weChat.tokenFetches / sends) * 10_000,
+        cpuMicrosPerMessage: cpuAtStart === undefined || cpuAtEnd === undefined || sends === 0 ? undefined : ((cpuAtEnd - cpuAtStart) * 1e6) / sends,
         memory,
       };
     } finally {

@@ -72,6 +72,25 @@ export function processCpuSeconds(pid: number): number | undefined {
   }
 }
 
+/**
+ * Resolves once `server` has used under `maxShare` of a core over `windowMs` (its background work,
+ * such as retries still being attempted, is done), or after `timeoutMs`; true if it went quiet.
+ */
+export async function waitUntilQuiet(server: Pick<ServerProcess, 'cpuSeconds'>, options: { windowMs?: number; maxShare?: number; timeoutMs?: number } = {}): Promise<boolean> {
+  const windowMs = options.windowMs ?? 500;
+  const maxShare = options.maxShare ?? 0.05;
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  let before = server.cpuSeconds();
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = server.cpuSeconds();
+    if (before === undefined || now === undefined) return false;
+    if (now - before <= (maxShare * windowMs) / 1000) return true;
+    before = now;
+  }
+  return false;
+}
+
 /** `BENCH_NODE_ARGS` (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"): extra Node arguments for the bridge. */
 export function bridgeNodeArgs(): string[] {
   return [...productionNodeArgs(), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];

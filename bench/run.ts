@@ -176,7 +176,7 @@ async function measureAll(processes: ChildProcesses, settings: Settings): Promis
   progress(`3/6 outbound relay: autocannon, ${settings.connections} connections, ${settings.durationS} s, then until the queue drains`);
   const outboundLoadAverage = os.loadavg()[0]!;
   const outbound = await benchOutbound({ processes, durationS: settings.durationS, connections: settings.connections });
-  progress(`  ${outbound.rps.toFixed(0)} relayed/s, ${outbound.tokenFetches} token fetch(es) for ${outbound.sends} sends`);
+  progress(`  ${outbound.rps.toFixed(0)} relayed/s, ${outbound.cpuMicrosPerMessage?.toFixed(0) ?? '?'} µs of CPU per message, ${outbound.tokenFetches} token fetch(es) for ${outbound.sends} sends`);
 
   let postgres: PostgresBenchRow[] | undefined;
   let postgresLoadAverage: number | undefined;
@@ -371,6 +371,15 @@ function report(r: Results): { markdown: string; latencySvg: string; memorySvg: 
       ratio(r.outbound.rps, express.rps),
       `≥ ${OUTBOUND_RATE_TARGET}× bare Express`,
       verdict(r.outbound.drained && r.outbound.rps >= OUTBOUND_RATE_TARGET * express.rps),
+    ],
+    [
+      'CPU per relayed message, µs (the bridge: acknowledged, stored, sent to WeChat, status to Vonage)',
+      fixed(r.outbound.cpuMicrosPerMessage),
+      'bare Express 5, CPU per request',
+      fixed(cpuMicrosPerRequest(express)),
+      ratio(r.outbound.cpuMicrosPerMessage, cpuMicrosPerRequest(express)),
+      '',
+      '',
     ],
     ['token fetches per 10,000 sends', fixed(r.outbound.tokenFetchesPer10k, 1), `${r.outbound.tokenFetches} fetch(es) for ${r.outbound.sends} sends`, '', '', '1 (≤ 1 per started 10,000)', verdict(r.outbound.tokenFetches <= tokenFetchesAllowed)],
   ];

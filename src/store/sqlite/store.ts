@@ -312,7 +312,8 @@ export class SqliteStore implements Store {
 
   async putToken(name: string, token: StoredToken): Promise<void> {
     this.assertOpen();
-    this.statements.putToken.run({ name, value: token.value, expires_at: Math.floor(token.expiresAt) });
+    const params = { name, value: token.value, expires_at: Math.floor(token.expiresAt) };
+    await this.inTurnTransaction(() => this.statements.putToken.run(params));
   }
 
   /** Taking a lock you already hold succeeds and extends it to `ttlMs` from now. */
@@ -436,12 +437,12 @@ export class SqliteStore implements Store {
 
   /**
    * `write` in this turn's shared transaction: the small writes of a turn of the event loop commit
-   * together (job outcomes, send allowances granted and taken, seen marks). Under load the worker
-   * finishes and starts dozens of jobs per turn, and one commit each was a tenth of the bridge's CPU
-   * time (with Vonage down every job fails once; every send to WeChat marks its attempt first).
-   * Resolves once committed, as a commit of its own would: durable against a crash of the process.
-   * The writes of a turn commit in the order they were made, and a caller that awaits one before
-   * its next write keeps its own order.
+   * together (job outcomes, send allowances granted and taken, seen marks, tokens and delivery
+   * marks). Under load the worker finishes and starts dozens of jobs per turn, and one commit each
+   * was a tenth of the bridge's CPU time (with Vonage down every job fails once and leaves a mark;
+   * every send to WeChat marks its attempt first). Resolves once committed, as a commit of its own
+   * would: durable against a crash of the process. The writes of a turn commit in the order they
+   * were made, and a caller that awaits one before its next write keeps its own order.
    */
   private inTurnTransaction<T>(write: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {

@@ -7,11 +7,14 @@
  * pino's asynchronous mode would buffer lines whenever the reader of stdout is slower than the
  * bridge. The cost is one write(2) per line, and a reader that stops reading blocks the bridge.
  *
- * Two layers, because one is not enough: `redact` removes secret-bearing *keys* wherever they
- * appear in a log object, and `scrubSecrets` rewrites secret-bearing *text* (an access token
- * inside a URL, a bearer token inside an error message) in every string that is logged.
+ * Two layers, because one is not enough: secret-bearing *keys* (`appSecret`, `authorization`…)
+ * have their value replaced wherever they appear in a logged object, and `scrubSecrets` rewrites
+ * secret-bearing *text* (an access token inside a URL, a bearer token inside an error message) in
+ * every string that is logged. Both in one walk over each log call's arguments (and a child
+ * logger's bindings): pino's own `redact` option did the keys again, at 5 µs a line, and the
+ * scrubbing of ids and words now costs one regular-expression test each.
  */
-import pino, { type DestinationStream, type Logger } from 'pino';
+import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
@@ -33,14 +36,15 @@ const SECRET_KEYS = [
   'password',
 ];
 
-const REDACT_PATHS = [
-  ...SECRET_KEYS,
-  ...SECRET_KEYS.map((key) => `*.${key}`),
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'headers.authorization',
-  'config.headers.Authorization',
-];
+/** Keys whose value is replaced wherever they appear in a logged object (up to `MAX_SCRUB_DEPTH` deep). */
+const REDACTED_KEYS = new Set([...SECRET_KEYS, 'cookie']);
+const MAX_SCRUB_DEPTH = 4;
+
+/**
+ * Text that every pattern of `scrubSecrets` needs somewhere in a match (a superset: case-insensitive
+ * where some patterns are not): without it, no pattern can match and the text is returned as it is.
+ */
+const MAYBE_SECRET_TEXT = /PRIVATE KEY|access_?token|secret=|Bearer\s|eyJ/i;
 
 /** Shortest literal secret value that is scrubbed: very short values would blank out ordinary words; real secrets are long. */
 const MIN_KNOWN_SECRET_CHARS = 6;
@@ -55,8 +59,10 @@ export function scrubSecrets(text: string, knownSecrets: readonly (string | unde
   let out = text;
   for (const secret of knownSecrets) {
     const value = secret?.trim();
-    if (value && value.length >= MIN_KNOWN_SECRET_CHARS) out = out.split(value).join('[REDACTED]');
+    if (value && value.length >= MIN_KNOWN_SECRET_CHARS && out.includes(value)) out = out.split(value).join('[REDACTED]');
   }
+  // Most logged strings are ids and words: one scan decides that none of the patterns below can match.
+  if (!MAYBE_SECRET_TEXT.test(out)) return out;
   return out
     .replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g, '[REDACTED PRIVATE KEY]')
     .replace(/(access_token=)[^&#\s"'<>]+/gi, '$1[REDACTED]')
@@ -75,15 +81,16 @@ export function createSecretScrubber(knownSecrets: readonly (string | undefined)
   return (text) => scrubSecrets(text, secrets);
 }
 
+/** A copy of `value` with secret-bearing keys redacted and every string scrubbed. */
 function scrubValue(value: unknown, depth: number, scrub: SecretScrubber): unknown {
   if (typeof value === 'string') return scrub(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (depth > MAX_SCRUB_DEPTH || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
     return { type: value.name, message: scrub(value.message), stack: value.stack ? scrub(value.stack) : undefined };
   }
   if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1, scrub));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = scrubValue(item, depth + 1, scrub);
+  for (const [key, item] of Object.entries(value)) out[key] = REDACTED_KEYS.has(key) ? '[REDACTED]' : scrubValue(item, depth + 1, scrub);
   return out;
 }
 
@@ -121,11 +128,10 @@ export function createLogger(options: {
           ...(options.destination ? { destination: options.destination } : {}),
         })
       : (options.destination ?? pino.destination({ dest: 1, sync: true }));
-  return pino(
+  const logger = pino(
     {
       level: options.level,
       name: options.name ?? 'wechat-conversation-bridge',
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       serializers: { err: (err: unknown) => scrubValue(err, 0, scrub) },
       hooks: {
         // Every argument of every log call passes through here: strings and nested objects alike.
@@ -137,4 +143,15 @@ export function createLogger(options: {
     },
     destination,
   );
+  // A child logger's bindings are written on every line of it, and pino's formatters never see
+  // them: scrubbed once, when the child is made. Children are made from their parent's prototype,
+  // so every descendant inherits this `child`.
+  type MakeChild = (this: Logger, bindings: Bindings, childOptions?: ChildLoggerOptions) => Logger;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with each parent as `this` below
+  const makeChild = logger.child as unknown as MakeChild;
+  const scrubbedChild: MakeChild = function (bindings, childOptions) {
+    return makeChild.call(this, scrubValue(bindings, 0, scrub) as Bindings, childOptions);
+  };
+  logger.child = scrubbedChild as unknown as Logger['child'];
+  return logger;
 }

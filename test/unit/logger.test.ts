@@ -34,6 +34,24 @@ describe('logs never carry secrets', () => {
     expect(scrubSecrets('abc def', ['abc'])).toBe('abc def');
   });
 
+  test('secret keys are redacted however deep (up to four levels), and in a child logger\'s bindings', () => {
+    const { lines, destination } = captureLogs();
+    const logger = createLogger({ level: 'info', destination });
+    logger.info(
+      { req: { headers: { authorization: 'Bearer-less-credential-1', cookie: 'session=cookie-value-2' } }, config: { headers: { Authorization: 'credential-3' } }, items: [{ privateKey: 'pem-4' }] },
+      'request',
+    );
+    logger.child({ component: 'wechat-api', secret: 'bound-secret-5' }).warn({ kind: 'deliver-to-vonage', attempts: 2 }, 'retrying');
+    logger.child({ account: 'shop' }).child({ component: 'media', token: 'grand-child-6' }).info('fetched');
+    const out = lines.join('');
+    for (const secret of ['Bearer-less-credential-1', 'cookie-value-2', 'credential-3', 'pem-4', 'bound-secret-5', 'grand-child-6']) expect(out).not.toContain(secret);
+    const [first, second, third] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(third).toMatchObject({ account: 'shop', component: 'media', token: '[REDACTED]', msg: 'fetched' });
+    expect(first).toMatchObject({ req: { headers: { authorization: '[REDACTED]', cookie: '[REDACTED]' } }, items: [{ privateKey: '[REDACTED]' }] });
+    // What is not a secret is written as it was.
+    expect(second).toMatchObject({ component: 'wechat-api', secret: '[REDACTED]', kind: 'deliver-to-vonage', attempts: 2, msg: 'retrying' });
+  });
+
   test('a logger given the secret values scrubs them from every line', () => {
     const { lines, destination } = captureLogs();
     const logger = createLogger({ level: 'info', destination, secrets: ['the-app-secret-value'] });

@@ -11,7 +11,7 @@
  * have their value replaced wherever they appear in a logged object, and `scrubSecrets` rewrites
  * secret-bearing *text* (an access token inside a URL, a bearer token inside an error message) in
  * every string that is logged. Both in one walk over each log call's arguments (and a child
- * logger's bindings): pino's own `redact` option did the keys again, at 5 µs a line, and the
+ * logger's bindings): pino's own `redact` option did the keys again, at about 25 µs a line, and the
  * scrubbing of ids and words now costs one regular-expression test each.
  */
 import pino, { type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino';

@@ -1,5 +1,6 @@
 /**
- * The oldest Node.js the bridge runs on, and the check that says so in one line.
+ * The oldest Node.js the bridge runs on, and the check that says so in one line; and what an older
+ * Node of those it runs on leaves out (the proxy variables, read by Node's agents from 24.5).
  *
  * 22.13 is the first release where `node:sqlite` (the default store) loads without a flag. This
  * module imports nothing, so an entry point can run the check before anything loads `node:sqlite`
@@ -33,4 +34,17 @@ export function unsupportedNodeMessage(program: string, version: string): string
     `${program}: needs Node.js ${MINIMUM_NODE_VERSION} or newer (node:sqlite), this is Node.js ${version.replace(/^v/, '')}; ` +
     'run it through npm (npm start, npm run sandbox, npm run cli) or with node_modules/.bin/node, which is Node 24'
   );
+}
+
+/** The first Node.js whose http/https agents take `proxyEnv` (outbound-http.ts); older ones ignore it. */
+const PROXY_ENV_SINCE = '24.5.0';
+const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'];
+
+/**
+ * The proxy variables set in `env` that this Node.js (`version`, as `process.versions.node`) would
+ * ignore, to be named in a warning at start; empty when it honours them or none is set.
+ */
+export function ignoredProxySettings(env: NodeJS.ProcessEnv, version: string): string[] {
+  if (isSupportedNodeVersion(version, PROXY_ENV_SINCE)) return [];
+  return PROXY_VARIABLES.filter((name) => (env[name] ?? '') !== '');
 }

@@ -14,7 +14,7 @@
  * - an answer larger than `maxResponseBytes` is cut off and fails;
  * - no redirects (a 3xx is an answer like any other), the body decoded as UTF-8;
  * - HTTP_PROXY, HTTPS_PROXY and NO_PROXY honoured, as axios did (the agents of Node 24.5 and newer
- *   read them; `ignoredProxySettings` names what an older Node would ignore);
+ *   read them; `ignoredProxySettings` in node-version.ts names what an older Node would ignore);
  * - a `User-Agent` naming the bridge (WeChat's and Vonage's logs then show who called), unless the
  *   caller sets one;
  * - a failure tells whether the whole request had been handed to the OS (the remote may have it)
@@ -66,20 +66,6 @@ export const DEFAULT_MAX_SOCKETS = 64;
 const DEFAULT_KEEP_ALIVE_MS = 5_000;
 export const USER_AGENT = 'wechat-conversation-bridge';
 
-/** The first Node.js whose http/https agents take `proxyEnv`; older ones ignore the option. */
-const PROXY_ENV_SINCE = [24, 5];
-const PROXY_VARIABLES = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy'];
-
-/**
- * The proxy variables set in `env` that this Node.js (`nodeVersion`, as `process.versions.node`)
- * would ignore, to be named in a warning at start; empty when it honours them or none is set.
- */
-export function ignoredProxySettings(env: NodeJS.ProcessEnv, nodeVersion: string): string[] {
-  const [major = 0, minor = 0] = nodeVersion.replace(/^v/, '').split('.').map((part) => Number.parseInt(part, 10) || 0);
-  const [needMajor = 0, needMinor = 0] = PROXY_ENV_SINCE;
-  const honoured = major > needMajor || (major === needMajor && minor >= needMinor);
-  return honoured ? [] : PROXY_VARIABLES.filter((name) => (env[name] ?? '') !== '');
-}
 
 /** The request got no answer. `message` holds codes and numbers only: never the URL or a header. */
 export class HttpRequestFailure extends Error {

@@ -6,7 +6,8 @@
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { inspect } from 'node:util';
-import { createHttpRequester, HttpRequestFailure, ignoredProxySettings, type HttpRequest, type HttpRequester } from '../../src/outbound-http';
+import { ignoredProxySettings } from '../../src/node-version';
+import { createHttpRequester, HttpRequestFailure, type HttpRequest, type HttpRequester } from '../../src/outbound-http';
 
 const SECRET = 'SECRET-token-4f7a';
 const HEADER_SECRET = 'HEADER-jwt-9c1e';

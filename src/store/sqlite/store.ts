@@ -32,7 +32,7 @@
 import { randomUUID } from 'node:crypto';
 import { fsync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { DEFAULT_DEDUP_RETENTION_MS, DEFAULT_PRUNE_INTERVAL_MS, type BackendOptions, type BatchCommit } from '../backend-options';
 import { GroupCommit, type PendingEnqueue } from '../group-commit';
 import { claimLimit, deadLetterListLimit, parseJobId, prepareJob, type PreparedJob } from '../jobs';
@@ -218,8 +218,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const seq = seqOf(lease.id);
     if (seq === undefined) return false;
-    const params = { seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error };
-    return this.inTurnTransaction(() => Number(this.statements.retry.run(params).changes) > 0);
+    return this.changesInTurn(this.statements.retry, { seq, lease_token: lease.leaseToken, run_at: Math.floor(runAt), error });
   }
 
   async deadLetter(lease: JobLease, reason: string): Promise<boolean> {
@@ -299,8 +298,7 @@ export class SqliteStore implements Store {
     // A key recorded until the past is forgotten at once: only whether it is remembered now counts,
     // and a read answers that without a write transaction (the replay guard asks it on every push).
     if (expiresAt <= now) return this.statements.isSeen.get({ key, now }) === undefined;
-    const params = { key, expires_at: Math.floor(expiresAt), now };
-    return this.inTurnTransaction(() => Number(this.statements.markSeen.run(params).changes) > 0);
+    return this.changesInTurn(this.statements.markSeen, { key, expires_at: Math.floor(expiresAt), now });
   }
 
   /** The stored token as it is, expired or not: the caller compares `expiresAt` with its clock. */
@@ -377,14 +375,12 @@ export class SqliteStore implements Store {
 
   async grantSendAllowance(allowance: SendAllowance): Promise<boolean> {
     this.assertOpen();
-    const row = toSendAllowanceRow(allowance);
-    return this.inTurnTransaction(() => Number(this.statements.grantAllowance.run({ ...row }).changes) > 0);
+    return this.changesInTurn(this.statements.grantAllowance, { ...toSendAllowanceRow(allowance) });
   }
 
   async takeSendAllowance(scope: string, now: number): Promise<boolean> {
     this.assertOpen();
-    const params = { scope, now: Math.floor(now) };
-    return this.inTurnTransaction(() => Number(this.statements.takeAllowance.run(params).changes) > 0);
+    return this.changesInTurn(this.statements.takeAllowance, { scope, now: Math.floor(now) });
   }
 
   async revokeSendAllowances(scope: string): Promise<void> {
@@ -449,6 +445,11 @@ export class SqliteStore implements Store {
       this.pendingWrites.push({ write, resolve: resolve as (result: unknown) => void, reject });
       this.smallWritesHandle ??= setImmediate(() => this.flushSmallWrites());
     });
+  }
+
+  /** `statement` run with `params` in this turn's shared transaction; true when it changed a row. */
+  private changesInTurn(statement: StatementSync, params: Record<string, SQLInputValue>): Promise<boolean> {
+    return this.inTurnTransaction(() => Number(statement.run(params).changes) > 0);
   }
 
   private flushSmallWrites(): void {
